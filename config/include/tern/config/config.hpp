@@ -1,0 +1,135 @@
+// The validated, immutable server configuration: one value built from YAML (or the embedded
+// default). Defaults live here and in config.cpp only; the server never invents its own.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tern/protocol/transport_address.hpp"
+
+namespace tern::config {
+
+using protocol::TransportAddress;
+
+enum class Transport : std::uint8_t { udp, tcp, tls };
+const char* to_string(Transport t) noexcept;  // "udp", "tcp", "tls"
+
+struct Listener {
+    Transport transport = Transport::udp;
+    TransportAddress address;  // port 0 = let the kernel pick (tests only)
+    std::string to_url() const;  // "udp://0.0.0.0:3478", "tls://[::1]:5349"
+    friend bool operator==(const Listener&, const Listener&) = default;
+};
+
+struct TlsFiles {
+    std::string certificate;  // PEM chain
+    std::string private_key;  // PEM key
+    friend bool operator==(const TlsFiles&, const TlsFiles&) = default;
+};
+
+struct StaticUser {
+    std::string name;
+    std::string password;                      // empty when `key` is given
+    std::optional<std::array<std::uint8_t, 16>> key;  // MD5(user:realm:password), from hex
+    friend bool operator==(const StaticUser&, const StaticUser&) = default;
+};
+
+// An address range such as 10.0.0.0/8 or fd00::/8.
+struct Cidr {
+    TransportAddress network;  // port unused, host bits zero
+    std::uint8_t prefix_length = 0;
+    static std::optional<Cidr> parse(std::string_view text) noexcept;  // a bare IP = /32 or /128
+    bool contains(const TransportAddress& address) const noexcept;     // ignores the port
+    std::string to_string() const;
+    friend bool operator==(const Cidr&, const Cidr&) = default;
+};
+
+struct PortRange {
+    std::uint16_t first = 49152;
+    std::uint16_t last = 65535;
+    friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+struct ExternalAddress {
+    TransportAddress internal;  // port unused
+    TransportAddress external;  // port unused
+    friend bool operator==(const ExternalAddress&, const ExternalAddress&) = default;
+};
+
+struct Auth {
+    std::vector<std::string> secrets;  // TURN REST API shared secrets, newest first
+    std::vector<StaticUser> users;
+    friend bool operator==(const Auth&, const Auth&) = default;
+};
+
+struct Relay {
+    std::vector<TransportAddress> addresses;  // empty = relay on the address the client reached
+    std::vector<ExternalAddress> external_addresses;
+    PortRange ports;
+    std::vector<Cidr> allow_peers;
+    std::vector<Cidr> deny_peers;
+    friend bool operator==(const Relay&, const Relay&) = default;
+};
+
+struct Limits {
+    std::uint32_t max_lifetime = 3600;  // seconds, upper bound on allocation lifetime
+    friend bool operator==(const Limits&, const Limits&) = default;
+};
+
+enum class LogLevel : std::uint8_t { trace, debug, info, warn, error, critical, off };
+enum class LogFormat : std::uint8_t { text, json };
+const char* to_string(LogLevel l) noexcept;
+const char* to_string(LogFormat f) noexcept;
+
+struct Log {
+    LogLevel level = LogLevel::info;
+    LogFormat format = LogFormat::text;
+    friend bool operator==(const Log&, const Log&) = default;
+};
+
+struct Metrics {
+    std::optional<TransportAddress> listen;  // absent = off
+    friend bool operator==(const Metrics&, const Metrics&) = default;
+};
+
+struct Config {
+    std::string realm = "tern";
+    std::vector<Listener> listen;
+    std::optional<TlsFiles> tls;
+    Auth auth;
+    Relay relay;
+    Limits limits;
+    unsigned threads = 0;  // 0 = auto: one worker per core
+    Log log;
+    Metrics metrics;
+    std::string software = "tern";  // SOFTWARE attribute value; empty = omit
+
+    friend bool operator==(const Config&, const Config&) = default;
+};
+
+// One problem found in a config file; `line` is 1-based, 0 when not tied to a line.
+struct ConfigError {
+    std::string source;  // file name or "<embedded default>"
+    int line = 0;
+    std::string key;     // dotted path: "relay.ports", "listen[2]", "auth.users.bob.key"
+    std::string message;
+    std::string to_string() const;  // "tern.yaml:12: relay.ports: first port 60000 > last 50000"
+};
+
+struct LoadResult {
+    std::optional<Config> config;     // set only when errors is empty
+    std::vector<ConfigError> errors;  // every problem found, in file order
+};
+
+// The YAML text of the built-in default: UDP and TCP on port 3478 on all IPv4 and IPv6
+// interfaces, no secrets (the server generates one at start and prints it).
+std::string_view embedded_default_yaml() noexcept;
+
+LoadResult load_config_text(std::string_view yaml, std::string_view source_name);
+LoadResult load_config_file(const std::string& path);
+LoadResult load_embedded_default();
+
+}  // namespace tern::config

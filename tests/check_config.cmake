@@ -1,0 +1,12 @@
+# Runs `ternd --check-config CONFIG` and requires exit code EXPECT_RC and EXPECT in its output.
+execute_process(COMMAND ${TERND} --check-config ${CONFIG}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 20)
+set(all "${out}${err}")
+message("${all}")
+if(NOT rc EQUAL EXPECT_RC)
+  message(FATAL_ERROR "exit code ${rc}, expected ${EXPECT_RC}")
+endif()
+string(FIND "${all}" "${EXPECT}" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "output lacks the expected text: ${EXPECT}")
+endif()
