@@ -1,0 +1,1 @@
+// placeholder, removed once allocation has sources

@@ -1,0 +1,1 @@
+// placeholder, removed once auth has sources

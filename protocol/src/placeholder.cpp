@@ -1,0 +1,1 @@
+// placeholder, removed once protocol has sources
