@@ -20,6 +20,8 @@ public:
 
     // Each add_* appends one attribute padded to 4 bytes. When the buffer cannot hold it, nothing
     // is written and the builder stays failed: ok() returns false and finish() an empty span.
+    // A value the parser would reject fails the builder the same way (an ERROR-CODE outside
+    // 300..699, an empty UNKNOWN-ATTRIBUTES list, a MI-SHA256 length other than 16..32 step 4).
     void add_bytes(std::uint16_t type, std::span<const std::uint8_t> value) noexcept;
     void add_text(std::uint16_t type, std::string_view value) noexcept;
     void add_u32(std::uint16_t type, std::uint32_t value) noexcept;
@@ -43,6 +45,10 @@ public:
     // CRC-32 of the message so far XOR 0x5354554E (RFC 8489 §14.7); must be added last.
     void add_fingerprint() noexcept;
 
+    // Byte written into the padding after values that are not a multiple of 4 (default 0x00;
+    // RFC 5769's vectors pad with 0x20). Receivers ignore padding (RFC 8489 §14).
+    void set_padding_byte(std::uint8_t byte) noexcept { padding_byte_ = byte; }
+
     bool ok() const noexcept { return ok_; }
     std::size_t size() const noexcept { return ok_ ? size_ : 0; }
     std::span<const std::uint8_t> finish() const noexcept {
@@ -54,6 +60,7 @@ private:
     std::span<std::uint8_t> buffer_;
     std::size_t size_ = 0;
     bool ok_ = true;
+    std::uint8_t padding_byte_ = 0;
 };
 
 }  // namespace tern::protocol

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora for the stun_message and stream_framer fuzz targets.
+
+Run from anywhere: python3 fuzz/make-seeds.py. Seeds are the RFC 5769 vectors plus one
+message of each TURN flavour tern handles, so the fuzzer starts from deep inside the parser.
+"""
+import binascii
+import hashlib
+import hmac
+import pathlib
+import struct
+
+HERE = pathlib.Path(__file__).resolve().parent
+COOKIE = 0x2112A442
+TXID = bytes(range(1, 13))
+
+
+def hexbytes(text):
+    return bytes.fromhex("".join(text.split()))
+
+
+RFC5769 = {
+    "rfc5769-2.1-request": hexbytes("""
+        00 01 00 58 21 12 a4 42 b7 e7 a7 01 bc 34 d6 86 fa 87 df ae
+        80 22 00 10 53 54 55 4e 20 74 65 73 74 20 63 6c 69 65 6e 74
+        00 24 00 04 6e 00 01 ff 80 29 00 08 93 2f f9 b1 51 26 3b 36
+        00 06 00 09 65 76 74 6a 3a 68 36 76 59 20 20 20
+        00 08 00 14 9a ea a7 0c bf d8 cb 56 78 1e f2 b5 b2 d3 f2 49 c1 b5 71 a2
+        80 28 00 04 e5 7a 3b cf"""),
+    "rfc5769-2.2-ipv4-response": hexbytes("""
+        01 01 00 3c 21 12 a4 42 b7 e7 a7 01 bc 34 d6 86 fa 87 df ae
+        80 22 00 0b 74 65 73 74 20 76 65 63 74 6f 72 20
+        00 20 00 08 00 01 a1 47 e1 12 a6 43
+        00 08 00 14 2b 91 f5 99 fd 9e 90 c3 8c 74 89 f9 2a f9 ba 53 f0 6b e7 d7
+        80 28 00 04 c0 7d 4c 96"""),
+    "rfc5769-2.3-ipv6-response": hexbytes("""
+        01 01 00 48 21 12 a4 42 b7 e7 a7 01 bc 34 d6 86 fa 87 df ae
+        80 22 00 0b 74 65 73 74 20 76 65 63 74 6f 72 20
+        00 20 00 14 00 02 a1 47 01 13 a9 fa a5 d3 f1 79 bc 25 f4 b5 be d2 b9 d9
+        00 08 00 14 a3 82 95 4e 4b e6 7b f1 17 84 c9 7c 82 92 c2 75 bf e3 ed 41
+        80 28 00 04 c8 fb 0b 4c"""),
+    "rfc5769-2.4-long-term-request": hexbytes("""
+        00 01 00 60 21 12 a4 42 78 ad 34 33 c6 ad 72 c0 29 da 41 2e
+        00 06 00 12 e3 83 9e e3 83 88 e3 83 aa e3 83 83 e3 82 af e3 82 b9 00 00
+        00 15 00 1c 66 2f 2f 34 39 39 6b 39 35 34 64 36 4f 4c 33 34 6f 4c 39 46 53 54 76 79 36 34 73 41
+        00 14 00 0b 65 78 61 6d 70 6c 65 2e 6f 72 67 00
+        00 08 00 14 f6 70 24 65 6d d6 4a 3e 02 b8 e0 71 2e 85 c9 a2 8c a8 96 66"""),
+}
+
+
+def message_type(method, cls):
+    return ((method & 0x000F) | ((cls & 1) << 4) | ((method & 0x0070) << 1) |
+            ((cls & 2) << 7) | ((method & 0x0F80) << 2))
+
+
+class Message:
+    def __init__(self, method, cls, txid=TXID):
+        self.type = message_type(method, cls)
+        self.txid = txid
+        self.body = b""
+
+    def header(self, length):
+        return struct.pack("!HHI", self.type, length, COOKIE) + self.txid
+
+    def add(self, attr_type, value):
+        self.body += struct.pack("!HH", attr_type, len(value)) + value
+        self.body += b"\0" * (-len(value) % 4)
+        return self
+
+    def xor_address(self, attr_type, ip, port):
+        mask = struct.pack("!I", COOKIE) + self.txid
+        raw = bytes(a ^ b for a, b in zip(ip, mask))
+        family = 1 if len(ip) == 4 else 2
+        return self.add(attr_type, struct.pack("!BBH", 0, family, port ^ (COOKIE >> 16)) + raw)
+
+    def integrity(self, key):
+        mac = hmac.new(key, self.header(len(self.body) + 24) + self.body, hashlib.sha1)
+        return self.add(0x0008, mac.digest())
+
+    def integrity_sha256(self, key):
+        mac = hmac.new(key, self.header(len(self.body) + 36) + self.body, hashlib.sha256)
+        return self.add(0x001C, mac.digest())
+
+    def fingerprint(self):
+        crc = binascii.crc32(self.header(len(self.body) + 8) + self.body) ^ 0x5354554E
+        return self.add(0x8028, struct.pack("!I", crc))
+
+    def bytes(self):
+        return self.header(len(self.body)) + self.body
+
+
+def channel_data(channel, payload, pad):
+    out = struct.pack("!HH", channel, len(payload)) + payload
+    return out + b"\0" * (-len(payload) % 4) if pad else out
+
+
+def messages():
+    key = hashlib.md5(b"alice:tern:secret").digest()
+    peer4 = bytes([198, 51, 100, 7])
+    peer6 = bytes.fromhex("20010db8000000000000000000000042")
+    yield "allocate-request", (Message(0x003, 0).add(0x0019, b"\x11\0\0\0")
+                               .add(0x001A, b"").add(0x0017, b"\x02\0\0\0")
+                               .add(0x0018, b"\x80").fingerprint().bytes())
+    yield "allocate-authenticated", (Message(0x003, 0).add(0x0019, b"\x11\0\0\0")
+                                     .add(0x0006, b"alice").add(0x0014, b"tern")
+                                     .add(0x0015, b"nonce-123").add(0x001D, b"\0\x02\0\0")
+                                     .integrity(key).integrity_sha256(key).fingerprint().bytes())
+    yield "allocate-success", (Message(0x003, 2).xor_address(0x0016, peer4, 50000)
+                               .xor_address(0x0016, peer6, 50002)
+                               .xor_address(0x0020, peer4, 40000).add(0x000D, b"\0\0\x02\x58")
+                               .add(0x0022, bytes(range(8))).integrity(key).bytes())
+    yield "allocate-401", (Message(0x003, 3).add(0x0009, b"\0\0\x04\x01Unauthorized")
+                           .add(0x0014, b"tern").add(0x0015, b"nonce")
+                           .add(0x8002, b"\0\x02\0\0\0\x01\0\0").add(0x8022, b"ternd")
+                           .fingerprint().bytes())
+    yield "allocate-420", (Message(0x003, 3).add(0x0009, b"\0\0\x04\x14Unknown Attribute")
+                           .add(0x000A, b"\0\x50\x7f\xff").bytes())
+    yield "address-error", (Message(0x003, 3).add(0x8001, b"\x02\0\x04\x28no v6").bytes())
+    yield "refresh-mobility", (Message(0x004, 0).add(0x000D, b"\0\0\0\0")
+                               .add(0x8030, b"").bytes())
+    yield "create-permission", (Message(0x008, 0).xor_address(0x0012, peer4, 0)
+                                .xor_address(0x0012, peer6, 0).integrity(key).bytes())
+    yield "channel-bind", (Message(0x009, 0).add(0x000C, b"\x40\x01\0\0")
+                           .xor_address(0x0012, peer4, 9999).integrity(key).fingerprint()
+                           .bytes())
+    yield "send-indication", (Message(0x006, 1).xor_address(0x0012, peer6, 7)
+                              .add(0x0013, b"hello, peer").add(0x001A, b"").bytes())
+    yield "data-indication", (Message(0x007, 1).xor_address(0x0012, peer4, 7)
+                              .add(0x8004, b"\0\0\x03\x01\0\0\x05\xdc")
+                              .add(0x0013, b"").bytes())
+    yield "connect-tcp", (Message(0x00A, 0).xor_address(0x0012, peer4, 80).bytes())
+    yield "connection-bind", (Message(0x00B, 0).add(0x002A, b"\xde\xad\xbe\xef").bytes())
+    yield "binding-ice", (Message(0x001, 0).add(0x0006, b"abcd:efgh")
+                          .add(0x0024, b"\x6e\0\x01\xff").add(0x0025, b"")
+                          .add(0x802A, bytes(range(8))).integrity(b"icepwd").fingerprint()
+                          .bytes())
+    yield "binding-5780", (Message(0x001, 0).add(0x0003, b"\0\0\0\x06").add(0x0027, b"\x0d\x96\0\0")
+                           .add(0x0026, b"\0" * 12).add(0x001E, bytes(32)).bytes())
+    yield "binding-5780-response", (Message(0x001, 2).add(0x0001, b"\0\x01\x0d\x96" + peer4)
+                                    .add(0x802B, b"\0\x02\x0d\x96" + peer6)
+                                    .add(0x802C, b"\0\x01\x0d\x97" + peer4)
+                                    .add(0x8023, b"\0\x01\x0d\x96" + peer4)
+                                    .add(0x8003, b"turn.example.org").bytes())
+    yield "ignored-after-integrity", (Message(0x003, 0).integrity(key)
+                                      .add(0x0006, b"after").fingerprint().bytes())
+    yield "unknown-required", (Message(0x001, 0).add(0x0050, b"x").add(0xC001, b"y").bytes())
+
+
+def main():
+    stun_dir = HERE / "corpus" / "stun_message"
+    framer_dir = HERE / "corpus" / "stream_framer"
+    stun_dir.mkdir(parents=True, exist_ok=True)
+    framer_dir.mkdir(parents=True, exist_ok=True)
+    all_messages = dict(RFC5769)
+    all_messages.update(messages())
+    for name, data in all_messages.items():
+        (stun_dir / name).write_bytes(data)
+    (stun_dir / "channel-data").write_bytes(channel_data(0x4001, b"payload", False))
+    (stun_dir / "channel-data-padded").write_bytes(channel_data(0x4FFF, b"abcde", True))
+
+    # stream_framer input: read-size seed, cap index, then the stream.
+    cd = [channel_data(0x4000 + i, bytes(range(i)), True) for i in range(6)]
+    streams = {
+        "mixed": all_messages["allocate-request"] + cd[5] + all_messages["channel-bind"] + cd[0],
+        "channel-data-only": b"".join(cd),
+        "stun-only": b"".join(list(all_messages.values())[:6]),
+        "partial-tail": cd[3] + all_messages["allocate-success"][:30],
+        "invalid-after-frame": cd[2] + b"\x80\x00\x00\x00",
+        "bad-cookie": all_messages["allocate-request"][:4] + b"\x21\x12\xa4\x43",
+        "oversized": b"\x00\x01\xff\xfc\x21\x12\xa4\x42" + TXID,
+    }
+    for index, (name, stream) in enumerate(streams.items()):
+        (framer_dir / name).write_bytes(bytes([index * 37 + 1, index]) + stream)
+
+
+if __name__ == "__main__":
+    main()
