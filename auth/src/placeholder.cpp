@@ -1,1 +1,0 @@
-// placeholder, removed once auth has sources

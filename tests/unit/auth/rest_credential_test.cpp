@@ -1,0 +1,39 @@
+#include "tern/auth/rest_credential.hpp"
+
+#include <gtest/gtest.h>
+
+namespace tern::auth {
+namespace {
+
+// Expected values computed independently with
+// `echo -n USERNAME | openssl dgst -sha1 -hmac SECRET -binary | base64`.
+TEST(RestCredential, PasswordMatchesOpensslCli) {
+    EXPECT_EQ(rest_password("north-wind-secret", "1700000000:alice"),
+              "r/l6ttQtMIfbS2lfULS0mDRRNUg=");
+    EXPECT_EQ(rest_password("k", ""), "OoSiGO5mZSCbtw6EUl3YN2RaGWU=");
+}
+
+TEST(RestCredential, MakeEncodesExpiryAndUser) {
+    const auto c = make_rest_credential("north-wind-secret", "alice", 1699996400, 3600);
+    EXPECT_EQ(c.username, "1700000000:alice");
+    EXPECT_EQ(c.password, "r/l6ttQtMIfbS2lfULS0mDRRNUg=");
+}
+
+TEST(RestCredential, DifferentSecretGivesDifferentPassword) {
+    EXPECT_NE(rest_password("secret-a", "1700000000:alice"),
+              rest_password("secret-b", "1700000000:alice"));
+}
+
+TEST(RestCredential, ExpiryParsing) {
+    EXPECT_EQ(rest_username_expiry("1700000000:alice"), 1700000000);
+    EXPECT_EQ(rest_username_expiry("1700000000"), 1700000000);
+    EXPECT_EQ(rest_username_expiry("1700000000:a:b"), 1700000000);
+    EXPECT_FALSE(rest_username_expiry("alice"));
+    EXPECT_FALSE(rest_username_expiry(":alice"));
+    EXPECT_FALSE(rest_username_expiry("17x:alice"));
+    EXPECT_FALSE(rest_username_expiry("-5:alice"));
+    EXPECT_FALSE(rest_username_expiry("99999999999999999999999:alice"));
+}
+
+}  // namespace
+}  // namespace tern::auth
