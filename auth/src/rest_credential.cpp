@@ -16,8 +16,7 @@ std::string rest_password(std::string_view secret, std::string_view username) {
          reinterpret_cast<const unsigned char*>(username.data()), username.size(), mac.data(),
          &mac_len);
     std::string out(sodium_base64_encoded_len(mac_len, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), mac.data(), mac_len,
-                      sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2base64(out.data(), out.size(), mac.data(), mac_len, sodium_base64_VARIANT_ORIGINAL);
     out.resize(out.size() - 1);  // drop the terminating NUL sodium writes
     return out;
 }
@@ -37,7 +36,8 @@ std::optional<std::int64_t> rest_username_expiry(std::string_view username) noex
     if (digits.empty()) return std::nullopt;
     std::int64_t expiry = 0;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), expiry);
-    if (ec != std::errc{} || end != digits.data() + digits.size() || expiry < 0) return std::nullopt;
+    if (ec != std::errc{} || end != digits.data() + digits.size() || expiry < 0)
+        return std::nullopt;
     return expiry;
 }
 

@@ -42,7 +42,7 @@ const char* to_string(ParseError e) noexcept {
 namespace {
 
 class ParseErrorCategory final : public std::error_category {
-  public:
+public:
     const char* name() const noexcept override { return "tern.protocol"; }
     std::string message(int value) const override {
         return to_string(static_cast<ParseError>(value));

@@ -20,7 +20,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 // Assembles messages without MessageBuilder, so malformed input can be written on purpose.
 class Raw {
-  public:
+public:
     explicit Raw(std::uint16_t type = 0x0001) {
         bytes_ = {static_cast<std::uint8_t>(type >> 8),
                   static_cast<std::uint8_t>(type),
@@ -68,7 +68,7 @@ class Raw {
         return out;
     }
 
-  private:
+private:
     void push16(std::uint16_t v) {
         bytes_.push_back(static_cast<std::uint8_t>(v >> 8));
         bytes_.push_back(static_cast<std::uint8_t>(v));

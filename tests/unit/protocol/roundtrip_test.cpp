@@ -22,7 +22,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 // mt19937's sequence is fixed by the standard; the distributions are not, so scale by hand.
 class Random {
-  public:
+public:
     explicit Random(std::uint32_t seed) : engine_(seed) {}
     std::uint32_t next() { return static_cast<std::uint32_t>(engine_()); }
     std::size_t below(std::size_t n) { return n == 0 ? 0 : next() % n; }
@@ -35,7 +35,7 @@ class Random {
         return out;
     }
 
-  private:
+private:
     std::mt19937 engine_;
 };
 

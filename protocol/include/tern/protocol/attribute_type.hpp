@@ -56,7 +56,9 @@ inline constexpr std::uint16_t ice_controlling = 0x802A;
 }  // namespace attr
 
 // RFC 8489 §14: 0x0000-0x7FFF must be understood or the request is rejected with 420.
-constexpr bool is_comprehension_required(std::uint16_t type) noexcept { return type < 0x8000; }
+constexpr bool is_comprehension_required(std::uint16_t type) noexcept {
+    return type < 0x8000;
+}
 
 // True for every type listed in namespace attr.
 bool is_known_attribute(std::uint16_t type) noexcept;

@@ -20,7 +20,7 @@ using ByteSpan = std::span<const std::uint8_t>;
 
 struct AttributeView {
     std::uint16_t type = 0;
-    ByteSpan value;      // unpadded value
+    ByteSpan value;          // unpadded value
     std::size_t offset = 0;  // offset of the attribute's TLV header from the start of the message
 };
 
@@ -103,7 +103,7 @@ public:
     std::optional<std::uint16_t> channel_number() const noexcept;
     std::optional<std::uint8_t> requested_transport() const noexcept;  // IANA protocol, 17 = UDP
     std::optional<std::uint8_t> requested_address_family() const noexcept;   // raw family byte
-    std::optional<std::uint8_t> additional_address_family() const noexcept; // raw family byte
+    std::optional<std::uint8_t> additional_address_family() const noexcept;  // raw family byte
     std::optional<bool> even_port() const noexcept;  // value = the R (reserve next) bit
     std::optional<std::uint64_t> reservation_token() const noexcept;
     bool has(std::uint16_t type) const noexcept { return find(type).has_value(); }
@@ -134,7 +134,9 @@ private:
 };
 
 // Demultiplexing by the first two bits (RFC 8656 §12): 00 STUN, 01 ChannelData.
-constexpr bool looks_like_stun(std::uint8_t first_byte) noexcept { return (first_byte & 0xC0) == 0; }
+constexpr bool looks_like_stun(std::uint8_t first_byte) noexcept {
+    return (first_byte & 0xC0) == 0;
+}
 constexpr bool looks_like_channel_data(std::uint8_t first_byte) noexcept {
     return (first_byte & 0xC0) == 0x40;
 }

@@ -52,7 +52,8 @@ public:
     bool ok() const noexcept { return ok_; }
     std::size_t size() const noexcept { return ok_ ? size_ : 0; }
     std::span<const std::uint8_t> finish() const noexcept {
-        return ok_ ? std::span<const std::uint8_t>(buffer_.data(), size_) : std::span<const std::uint8_t>{};
+        return ok_ ? std::span<const std::uint8_t>(buffer_.data(), size_)
+                   : std::span<const std::uint8_t>{};
     }
 
 private:

@@ -42,8 +42,8 @@ struct MessageType {
                                           ((c & 0b10) << 7) | ((m & 0x0F80) << 2));
     }
     static constexpr MessageType decode(std::uint16_t t) noexcept {
-        const auto m = static_cast<std::uint16_t>((t & 0x000F) | ((t >> 1) & 0x0070) |
-                                                  ((t >> 2) & 0x0F80));
+        const auto m =
+            static_cast<std::uint16_t>((t & 0x000F) | ((t >> 1) & 0x0070) | ((t >> 2) & 0x0F80));
         const auto c = static_cast<std::uint8_t>(((t >> 4) & 0b01) | ((t >> 7) & 0b10));
         return {static_cast<Method>(m), static_cast<MessageClass>(c)};
     }

@@ -28,7 +28,7 @@ struct TransportAddress {
     static std::optional<TransportAddress> parse_ip(std::string_view text) noexcept;
 
     std::size_t address_size() const noexcept { return family == AddressFamily::ipv4 ? 4 : 16; }
-    bool is_v4_mapped() const noexcept;  // ::ffff:a.b.c.d
+    bool is_v4_mapped() const noexcept;          // ::ffff:a.b.c.d
     TransportAddress unmapped() const noexcept;  // ::ffff:a.b.c.d -> a.b.c.d, else itself
 
     std::string ip_string() const;  // "192.0.2.1", "2001:db8::1"
