@@ -3,9 +3,11 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tern/protocol/transport_address.hpp"
@@ -19,7 +21,7 @@ const char* to_string(Transport t) noexcept;  // "udp", "tcp", "tls"
 
 struct Listener {
     Transport transport = Transport::udp;
-    TransportAddress address;  // port 0 = let the kernel pick (tests only)
+    TransportAddress address;    // port 0 = let the kernel pick (tests only)
     std::string to_url() const;  // "udp://0.0.0.0:3478", "tls://[::1]:5349"
     friend bool operator==(const Listener&, const Listener&) = default;
 };
@@ -32,7 +34,7 @@ struct TlsFiles {
 
 struct StaticUser {
     std::string name;
-    std::string password;                      // empty when `key` is given
+    std::string password;                             // empty when `key` is given
     std::optional<std::array<std::uint8_t, 16>> key;  // MD5(user:realm:password), from hex
     friend bool operator==(const StaticUser&, const StaticUser&) = default;
 };
@@ -97,7 +99,7 @@ struct Metrics {
 
 struct Config {
     std::string realm = "tern";
-    std::vector<Listener> listen;
+    std::vector<Listener> listen;  // a file without `listen` gets the embedded default's
     std::optional<TlsFiles> tls;
     Auth auth;
     Relay relay;
@@ -114,9 +116,11 @@ struct Config {
 struct ConfigError {
     std::string source;  // file name or "<embedded default>"
     int line = 0;
-    std::string key;     // dotted path: "relay.ports", "listen[2]", "auth.users.bob.key"
+    std::string key;  // dotted path: "relay.ports", "listen[2]", "auth.users.bob.key"
     std::string message;
-    std::string to_string() const;  // "tern.yaml:12: relay.ports: first port 60000 > last 50000"
+    // "tern.yaml:12: relay.ports: first port 60000 > last 50000"; ":12" is left out when line
+    // is 0 and "relay.ports: " when key is empty (errors about the file as a whole).
+    std::string to_string() const;
 };
 
 struct LoadResult {
@@ -128,8 +132,14 @@ struct LoadResult {
 // interfaces, no secrets (the server generates one at start and prints it).
 std::string_view embedded_default_yaml() noexcept;
 
+// Larger inputs are refused before parsing: a real config is a few kilobytes.
+inline constexpr std::size_t max_config_bytes = std::size_t{1} << 20;
+
+// Never throws; every problem comes back in LoadResult::errors. `source_name` names the text in
+// errors and is also where relative tls paths are anchored: they resolve against its directory
+// (the current directory when it has none) and are stored absolute.
 LoadResult load_config_text(std::string_view yaml, std::string_view source_name);
-LoadResult load_config_file(const std::string& path);
+LoadResult load_config_file(const std::string& path);  // = load_config_text(contents, path)
 LoadResult load_embedded_default();
 
 }  // namespace tern::config

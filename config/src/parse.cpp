@@ -1,0 +1,271 @@
+// Text forms of addresses, listeners, CIDRs and port ranges, with messages that say what is
+// wrong. Address bytes come from protocol::TransportAddress so that the config and the wire
+// agree on what an address is; this file adds the operator-facing diagnostics.
+#include <algorithm>
+#include <cstdio>
+
+#include "tern/config/config.hpp"
+#include "tern/config/parse.hpp"
+
+namespace tern::config {
+
+namespace {
+
+constexpr std::uint32_t max_port = 65535;
+
+bool is_decimal(std::string_view text) {
+    return !text.empty() &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Digits only; values beyond `limit` come back as limit + 1 so callers can say "too large"
+// without overflowing on a long digit string.
+std::uint32_t decimal_value(std::string_view digits, std::uint32_t limit) {
+    std::uint64_t value = 0;
+    for (char c : digits) {
+        value = value * 10 + static_cast<std::uint64_t>(c - '0');
+        if (value > limit) return limit + 1;
+    }
+    return static_cast<std::uint32_t>(value);
+}
+
+std::string_view trim(std::string_view text) {
+    const auto first = text.find_first_not_of(" \t");
+    if (first == std::string_view::npos) return {};
+    const auto last = text.find_last_not_of(" \t");
+    return text.substr(first, last - first + 1);
+}
+
+std::string port_range_text(std::uint32_t lowest) {
+    if (lowest == 0) return "1-65535 (or 0 to let the kernel choose)";
+    return std::to_string(lowest) + "-65535";
+}
+
+Parsed<std::uint16_t> parse_port(std::string_view text, std::uint32_t lowest) {
+    if (text.empty()) return Parsed<std::uint16_t>::fail("missing port number");
+    if (!is_decimal(text)) {
+        return Parsed<std::uint16_t>::fail(quote_for_message(text) + " is not a port number");
+    }
+    const std::uint32_t value = decimal_value(text, max_port);
+    if (value > max_port || value < lowest) {
+        return Parsed<std::uint16_t>::fail("port " + escape_for_message(text, 16) +
+                                           " is out of range " + port_range_text(lowest));
+    }
+    return Parsed<std::uint16_t>::ok(static_cast<std::uint16_t>(value));
+}
+
+std::size_t address_bits(const TransportAddress& address) {
+    return address.family == protocol::AddressFamily::ipv4 ? 32 : 128;
+}
+
+// Zeroes every bit after the first `prefix_length` bits.
+TransportAddress masked(TransportAddress address, std::size_t prefix_length) {
+    for (std::size_t byte = 0; byte < address.bytes.size(); ++byte) {
+        const std::size_t first_bit = byte * 8;
+        if (first_bit >= prefix_length) {
+            address.bytes[byte] = 0;
+        } else if (prefix_length - first_bit < 8) {
+            const auto keep = static_cast<unsigned>(prefix_length - first_bit);
+            address.bytes[byte] &= static_cast<std::uint8_t>(0xFFu << (8 - keep));
+        }
+    }
+    return address;
+}
+
+}  // namespace
+
+std::string escape_for_message(std::string_view text, std::size_t max_bytes) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size() && i < max_bytes; ++i) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte < 0x20 || byte == 0x7F) {
+            char escaped[5];
+            std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+            out += escaped;
+        } else {
+            out += static_cast<char>(byte);
+        }
+    }
+    if (text.size() > max_bytes) out += "...";
+    return out;
+}
+
+std::string quote_for_message(std::string_view text) {
+    // Appended piecewise: g++ 12 raises a false -Wrestrict on "'" + std::string&&.
+    std::string out(1, '\'');
+    out += escape_for_message(text);
+    out += '\'';
+    return out;
+}
+
+Parsed<TransportAddress> parse_ip_address(std::string_view text) {
+    using Result = Parsed<TransportAddress>;
+    if (text.empty()) return Result::fail("empty address");
+    if (auto address = TransportAddress::parse_ip(text)) {
+        address->port = 0;
+        return Result::ok(*address);
+    }
+    if (text.front() == '[') {
+        return Result::fail(quote_for_message(text) + " is not a bracketed IPv6 address");
+    }
+    // Say why the most common near-misses fail rather than just "not an address".
+    const auto colon = text.rfind(':');
+    if (colon != std::string_view::npos && text.find(':') == colon &&
+        TransportAddress::parse_ip(text.substr(0, colon))) {
+        return Result::fail(quote_for_message(text) + " has a port; expected an address alone");
+    }
+    return Result::fail(quote_for_message(text) +
+                        " is not an IPv4 or IPv6 address (host names are not accepted)");
+}
+
+Parsed<TransportAddress> parse_socket_address(std::string_view text, std::uint16_t lowest_port) {
+    using Result = Parsed<TransportAddress>;
+    std::string_view host;
+    std::string_view port_text;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) {
+            return Result::fail("missing ']' after the IPv6 address in " + quote_for_message(text));
+        }
+        host = text.substr(0, close + 1);
+        const auto rest = text.substr(close + 1);
+        if (rest.empty()) return Result::fail("missing port in " + quote_for_message(text));
+        if (rest.front() != ':') {
+            return Result::fail("unexpected " + quote_for_message(rest) + " after " +
+                                quote_for_message(host));
+        }
+        port_text = rest.substr(1);
+    } else {
+        const auto colon = text.find(':');
+        if (colon == std::string_view::npos) {
+            return Result::fail("missing port in " + quote_for_message(text) +
+                                " (expected ip:port)");
+        }
+        if (text.find(':', colon + 1) != std::string_view::npos) {
+            return Result::fail("IPv6 addresses need brackets, e.g. [2001:db8::1]:3478; got " +
+                                quote_for_message(text));
+        }
+        host = text.substr(0, colon);
+        port_text = text.substr(colon + 1);
+    }
+    auto address = parse_ip_address(host);
+    if (!address.value) return address;
+    const auto port = parse_port(port_text, lowest_port);
+    if (!port.value) return Result::fail(port.error);
+    address.value->port = *port.value;
+    return address;
+}
+
+Parsed<Listener> parse_listener_url(std::string_view text) {
+    using Result = Parsed<Listener>;
+    const auto separator = text.find("://");
+    if (separator == std::string_view::npos) {
+        return Result::fail("expected scheme://address:port such as udp://0.0.0.0:3478, got " +
+                            quote_for_message(text));
+    }
+    const auto scheme = text.substr(0, separator);
+    Listener listener;
+    if (scheme == "udp") {
+        listener.transport = Transport::udp;
+    } else if (scheme == "tcp") {
+        listener.transport = Transport::tcp;
+    } else if (scheme == "tls") {
+        listener.transport = Transport::tls;
+    } else {
+        return Result::fail("unknown scheme " + quote_for_message(scheme) +
+                            " (expected udp, tcp or tls)");
+    }
+    auto address = parse_socket_address(text.substr(separator + 3), 0);
+    if (!address.value) return Result::fail(address.error);
+    listener.address = *address.value;
+    return Result::ok(listener);
+}
+
+Parsed<Cidr> parse_cidr(std::string_view text) {
+    using Result = Parsed<Cidr>;
+    const auto slash = text.find('/');
+    auto address = parse_ip_address(text.substr(0, slash));
+    if (!address.value) return Result::fail(address.error);
+    const std::size_t bits = address_bits(*address.value);
+    std::size_t prefix_length = bits;
+    if (slash != std::string_view::npos) {
+        const auto prefix_text = text.substr(slash + 1);
+        if (!is_decimal(prefix_text)) {
+            return Result::fail(quote_for_message(prefix_text) + " is not a prefix length in " +
+                                quote_for_message(text));
+        }
+        prefix_length = decimal_value(prefix_text, 128);
+        if (prefix_length > bits) {
+            return Result::fail("prefix length " + escape_for_message(prefix_text, 16) +
+                                " is too long for " + (bits == 32 ? "IPv4" : "IPv6") +
+                                " (at most " + std::to_string(bits) + ") in " +
+                                quote_for_message(text));
+        }
+    }
+    Cidr cidr;
+    cidr.network = masked(*address.value, prefix_length);
+    cidr.prefix_length = static_cast<std::uint8_t>(prefix_length);
+    if (cidr.network != *address.value) {
+        return Result::fail(quote_for_message(text) + " has host bits set; did you mean " +
+                            cidr.to_string() + "?");
+    }
+    constexpr std::size_t mapped_prefix_bits = 96;
+    if (cidr.network.is_v4_mapped() && cidr.prefix_length >= mapped_prefix_bits) {
+        cidr.network = cidr.network.unmapped();
+        cidr.prefix_length = static_cast<std::uint8_t>(prefix_length - mapped_prefix_bits);
+    }
+    return Result::ok(cidr);
+}
+
+Parsed<PortRange> parse_relay_port_range(std::string_view text) {
+    using Result = Parsed<PortRange>;
+    const auto dash = text.find('-');
+    if (dash == std::string_view::npos) {
+        return Result::fail("expected a port range such as 49152-65535, got " +
+                            quote_for_message(text));
+    }
+    const auto first = parse_port(trim(text.substr(0, dash)), 1);
+    const auto last = parse_port(trim(text.substr(dash + 1)), 1);
+    // An inverted range is the likelier mistake when both ends are plain numbers, so name it
+    // before complaining that one end is too low.
+    if (first.value && last.value && *first.value > *last.value) {
+        return Result::fail("first port " + std::to_string(*first.value) + " > last " +
+                            std::to_string(*last.value));
+    }
+    if (!first.value) return Result::fail(first.error);
+    if (!last.value) return Result::fail(last.error);
+    if (*first.value < min_relay_port) {
+        return Result::fail("first port " + std::to_string(*first.value) + " is below " +
+                            std::to_string(min_relay_port) +
+                            "; relay ports must not be privileged ports");
+    }
+    const std::uint32_t count = std::uint32_t{*last.value} - *first.value + 1;
+    if (count < min_relay_port_count) {
+        return Result::fail("the range holds " + std::to_string(count) + " port; at least " +
+                            std::to_string(min_relay_port_count) + " are needed");
+    }
+    return Result::ok(PortRange{*first.value, *last.value});
+}
+
+std::optional<Cidr> Cidr::parse(std::string_view text) noexcept {
+    try {
+        return parse_cidr(text).value;
+    } catch (...) {  // only std::bad_alloc while building a message we then drop
+        return std::nullopt;
+    }
+}
+
+bool Cidr::contains(const TransportAddress& address) const noexcept {
+    // An IPv4 peer may also be written ::ffff:a.b.c.d; both forms must meet the same rule.
+    const TransportAddress candidate = address.unmapped();
+    if (candidate.family != network.family) return false;
+    const std::size_t length = std::min<std::size_t>(prefix_length, address_bits(network));
+    // Mask both sides: a hand-built Cidr may carry host bits that parse() would have refused.
+    return masked(candidate, length).bytes == masked(network, length).bytes;
+}
+
+std::string Cidr::to_string() const {
+    return network.ip_string() + "/" + std::to_string(prefix_length);
+}
+
+}  // namespace tern::config
