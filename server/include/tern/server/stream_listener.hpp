@@ -1,0 +1,48 @@
+// TCP and TLS listening sockets of one worker (SO_REUSEPORT, so the kernel spreads connections
+// over workers) and their connections: framing, bounded buffers, TLS handshake deadline.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <system_error>
+
+#include "tern/config/config.hpp"
+#include "tern/server/request_dispatcher.hpp"
+
+namespace tern::server {
+
+struct StreamLimits {
+    std::size_t max_frame_size = std::size_t{16} * 1024;  // bigger frames close the connection
+    std::size_t max_pending_output =
+        std::size_t{64} * 1024;  // a client that does not read is dropped
+    std::chrono::seconds tls_handshake_timeout{10};
+};
+
+class StreamListener {
+public:
+    StreamListener(boost::asio::io_context& io, RequestDispatcher& dispatcher,
+                   config::Transport transport, StreamLimits limits);
+
+    std::error_code open(const protocol::TransportAddress& address);
+    protocol::TransportAddress local_address() const;
+    void set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls) { tls_ = std::move(tls); }
+    void start();
+    void close();
+
+private:
+    void accept();
+
+    boost::asio::io_context& io_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer retry_timer_;
+    RequestDispatcher& dispatcher_;
+    config::Transport transport_;
+    StreamLimits limits_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
+};
+
+}  // namespace tern::server

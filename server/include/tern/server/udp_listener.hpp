@@ -1,0 +1,50 @@
+// A UDP listening socket owned by one worker: SO_REUSEPORT lets every worker bind the same
+// address; readable bursts are drained with recvmmsg and answered with one sendmmsg.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <cstdint>
+#include <system_error>
+#include <vector>
+
+#include "tern/server/packet_context.hpp"
+#include "tern/server/request_dispatcher.hpp"
+
+namespace tern::server {
+
+class UdpListener {
+public:
+    static constexpr std::size_t batch_size = 32;
+    static constexpr std::size_t receive_slot_size = 4096;  // larger datagrams are dropped
+    static constexpr std::size_t reply_slot_size = 1024;    // replies are small by design
+
+    UdpListener(boost::asio::io_context& io, RequestDispatcher& dispatcher);
+
+    // Opens and binds with SO_REUSEPORT (and IPV6_V6ONLY for IPv6).
+    std::error_code open(const protocol::TransportAddress& address);
+    protocol::TransportAddress local_address() const;
+    void start();
+    void close();
+
+private:
+    void wait_readable();
+    void drain();
+
+    boost::asio::ip::udp::socket socket_;
+    RequestDispatcher& dispatcher_;
+    PacketContext context_;
+    // Buffers are allocated once per listener; nothing is allocated per datagram.
+    std::vector<std::uint8_t> receive_buffer_;
+    std::vector<std::uint8_t> reply_buffer_;
+    std::array<mmsghdr, batch_size> receive_headers_{};
+    std::array<iovec, batch_size> receive_iov_{};
+    std::array<sockaddr_storage, batch_size> sources_{};
+    std::array<mmsghdr, batch_size> reply_headers_{};
+    std::array<iovec, batch_size> reply_iov_{};
+};
+
+}  // namespace tern::server

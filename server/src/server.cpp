@@ -1,0 +1,161 @@
+#include "tern/server/server.hpp"
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <functional>
+#include <thread>
+
+#include "tern/server/logging.hpp"
+#include "tern/server/tls_context.hpp"
+
+namespace tern::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+unsigned worker_count(const config::Config& c) {
+    if (c.threads != 0) return c.threads;
+    const unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : n;
+}
+
+bool has_tls_listener(const config::Config& c) {
+    for (const auto& l : c.listen) {
+        if (l.transport == config::Transport::tls) return true;
+    }
+    return false;
+}
+
+std::string random_secret() {
+    unsigned char raw[24];
+    randombytes_buf(raw, sizeof raw);
+    char hex[sizeof raw * 2 + 1];
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    return hex;
+}
+
+}  // namespace
+
+Server::Server(config::Config config, std::string config_path)
+    : config_path_(std::move(config_path)) {
+    config_ = std::make_shared<const config::Config>(with_runtime_secret(std::move(config)));
+}
+
+Server::~Server() {
+    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_) w->join();
+}
+
+config::Config Server::with_runtime_secret(config::Config c) {
+    // A TURN server must never run open: with no credentials configured, mint a random secret
+    // that lives as long as the process and is shown once on stdout.
+    if (c.auth.secrets.empty() && c.auth.users.empty()) {
+        if (generated_secret_.empty()) generated_secret_ = random_secret();
+        c.auth.secrets.push_back(generated_secret_);
+    }
+    return c;
+}
+
+bool Server::open() {
+    if (has_tls_listener(*config_)) {
+        if (!config_->tls) {
+            spdlog::error("tls: a tls:// listener needs the tls section");
+            return false;
+        }
+        auto tls = make_tls_context(*config_->tls);
+        if (!tls.context) {
+            spdlog::error("{}", tls.error);
+            return false;
+        }
+        tls_ = std::move(tls.context);
+    }
+    const unsigned n = worker_count(*config_);
+    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, config_));
+
+    for (const auto& listener : config_->listen) {
+        // The first worker's bind fixes the port (the kernel picks one for port 0); the other
+        // workers join it through SO_REUSEPORT.
+        protocol::TransportAddress address = listener.address;
+        for (auto& w : workers_) {
+            protocol::TransportAddress bound;
+            if (auto ec = w->add_listener(listener, address, tls_, bound)) {
+                spdlog::error("listen: cannot bind {}: {}", listener.to_url(), ec.message());
+                return false;
+            }
+            address = bound;
+        }
+        bound_.push_back({listener.transport, address});
+        spdlog::info("listening on {} ({} workers)", bound_.back().to_url(), n);
+    }
+    return true;
+}
+
+int Server::run() {
+    // Signals are caught before the first packet can be answered, so a test that sees a reply
+    // may send SIGTERM at once.
+    asio::io_context control(1);
+    asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& ec, int signo) {
+            if (ec) return;
+            if (signo == SIGHUP) {
+                reload();
+                signals.async_wait(on_signal);
+                return;
+            }
+            spdlog::info("received {}, stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            control.stop();
+        };
+    signals.async_wait(on_signal);
+    for (auto& w : workers_) w->start();
+    control.run();
+
+    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_) w->join();
+    spdlog::info("stopped");
+    return 0;
+}
+
+void Server::reload() {
+    if (config_path_.empty()) {
+        spdlog::info("SIGHUP: running on the embedded default config, nothing to reload");
+        return;
+    }
+    auto loaded = config::load_config_file(config_path_);
+    if (!loaded.config) {
+        spdlog::error("SIGHUP: {} is invalid, keeping the running configuration:", config_path_);
+        for (const auto& e : loaded.errors) spdlog::error("  {}", e.to_string());
+        return;
+    }
+    config::Config next = with_runtime_secret(std::move(*loaded.config));
+
+    // Sockets and threads are fixed at start; say so rather than pretend.
+    if (next.listen != config_->listen) {
+        spdlog::warn("SIGHUP: listen changed; restart ternd to apply it");
+        next.listen = config_->listen;
+    }
+    if (next.threads != config_->threads) {
+        spdlog::warn("SIGHUP: threads changed; restart ternd to apply it");
+        next.threads = config_->threads;
+    }
+    std::shared_ptr<asio::ssl::context> tls;
+    if (has_tls_listener(next) && next.tls) {
+        auto made = make_tls_context(*next.tls);
+        if (!made.context) {
+            spdlog::error("SIGHUP: {}; keeping the running configuration", made.error);
+            return;
+        }
+        tls = std::move(made.context);
+    }
+    configure_logging(next.log);
+    config_ = std::make_shared<const config::Config>(std::move(next));
+    if (tls) tls_ = tls;
+    for (auto& w : workers_) w->apply(config_, tls);
+    spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);
+}
+
+}  // namespace tern::server

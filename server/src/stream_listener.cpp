@@ -1,0 +1,232 @@
+#include "tern/server/stream_listener.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <type_traits>
+#include <vector>
+
+#include "tern/protocol/stream_framer.hpp"
+#include "tern/server/socket_address.hpp"
+
+namespace tern::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using TlsStream = asio::ssl::stream<tcp::socket>;
+
+namespace {
+
+// One client connection. Reads are framed in place; replies are appended to a bounded output
+// buffer and written one batch at a time, so a slow reader costs at most max_pending_output.
+template <class Stream>
+class StreamConnection : public std::enable_shared_from_this<StreamConnection<Stream>> {
+public:
+    static constexpr bool is_tls = std::is_same_v<Stream, TlsStream>;
+
+    template <class... Args>
+    StreamConnection(RequestDispatcher& dispatcher, const StreamLimits& limits,
+                     PacketContext context, std::shared_ptr<asio::ssl::context> tls,
+                     Args&&... stream_args)
+        : tls_(std::move(tls)),
+          stream_(std::forward<Args>(stream_args)...),
+          timer_(stream_.get_executor()),
+          dispatcher_(dispatcher),
+          limits_(limits),
+          context_(context),
+          framer_(limits.max_frame_size) {}
+
+    void start() {
+        if constexpr (is_tls) {
+            timer_.expires_after(limits_.tls_handshake_timeout);
+            timer_.async_wait(
+                [self = this->shared_from_this()](const boost::system::error_code& ec) {
+                    if (!ec) self->close();  // slow or stalled handshake
+                });
+            stream_.async_handshake(
+                asio::ssl::stream_base::server,
+                [self = this->shared_from_this()](const boost::system::error_code& ec) {
+                    self->timer_.cancel();
+                    if (ec) {
+                        spdlog::debug("tls handshake from {} failed: {}",
+                                      self->context_.source.to_string(), ec.message());
+                        self->close();
+                        return;
+                    }
+                    self->read();
+                });
+        } else {
+            read();
+        }
+    }
+
+private:
+    tcp::socket& socket() {
+        if constexpr (is_tls) {
+            return stream_.next_layer();
+        } else {
+            return stream_;
+        }
+    }
+
+    void read() {
+        if (closed_) return;
+        const auto area = framer_.write_area();
+        stream_.async_read_some(
+            asio::buffer(area.data(), area.size()),
+            [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                if (ec) {
+                    self->close();
+                    return;
+                }
+                self->framer_.commit(n);
+                if (self->process()) self->read();
+            });
+    }
+
+    // Returns false when the stream is broken and the connection was closed.
+    bool process() {
+        std::span<const std::uint8_t> frame;
+        protocol::FrameKind kind{};
+        for (;;) {
+            const auto status = framer_.next(frame, kind);
+            if (status == protocol::FrameStatus::need_more) {
+                flush();
+                return true;
+            }
+            if (status != protocol::FrameStatus::complete) {
+                spdlog::debug("closing {} stream from {}: unframeable input",
+                              config::to_string(context_.transport), context_.source.to_string());
+                close();
+                return false;
+            }
+            const auto reply = dispatcher_.handle(frame, context_, scratch_);
+            if (reply.empty()) continue;
+            if (pending_.size() + reply.size() > limits_.max_pending_output) {
+                close();  // the client sends but does not read: back-pressure by disconnect
+                return false;
+            }
+            pending_.insert(pending_.end(), reply.begin(), reply.end());
+        }
+    }
+
+    void flush() {
+        if (writing_ || pending_.empty() || closed_) return;
+        writing_ = true;
+        in_flight_.swap(pending_);
+        asio::async_write(
+            stream_, asio::buffer(in_flight_),
+            [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                self->writing_ = false;
+                self->in_flight_.clear();
+                if (ec) {
+                    self->close();
+                    return;
+                }
+                self->flush();
+            });
+    }
+
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        timer_.cancel();
+        boost::system::error_code ec;
+        socket().shutdown(tcp::socket::shutdown_both, ec);
+        socket().close(ec);
+    }
+
+    std::shared_ptr<asio::ssl::context> tls_;  // kept alive: a reload may swap the listener's
+    Stream stream_;
+    asio::steady_timer timer_;
+    RequestDispatcher& dispatcher_;
+    StreamLimits limits_;
+    PacketContext context_;
+    protocol::StreamFramer framer_;
+    std::array<std::uint8_t, 1024> scratch_{};
+    std::vector<std::uint8_t> pending_;
+    std::vector<std::uint8_t> in_flight_;
+    bool writing_ = false;
+    bool closed_ = false;
+};
+
+}  // namespace
+
+StreamListener::StreamListener(asio::io_context& io, RequestDispatcher& dispatcher,
+                               config::Transport transport, StreamLimits limits)
+    : io_(io),
+      acceptor_(io),
+      retry_timer_(io),
+      dispatcher_(dispatcher),
+      transport_(transport),
+      limits_(limits) {}
+
+std::error_code StreamListener::open(const protocol::TransportAddress& address) {
+    boost::system::error_code ec;
+    const tcp::endpoint endpoint = to_tcp_endpoint(address);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (ec) return ec;
+    if (endpoint.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true), ec);
+    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    const int one = 1;
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        return {errno, std::system_category()};
+    }
+    acceptor_.bind(endpoint, ec);
+    if (ec) return ec;
+    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    return ec;
+}
+
+protocol::TransportAddress StreamListener::local_address() const {
+    boost::system::error_code ec;
+    return from_endpoint(acceptor_.local_endpoint(ec));
+}
+
+void StreamListener::start() {
+    accept();
+}
+
+void StreamListener::close() {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    retry_timer_.cancel();
+}
+
+void StreamListener::accept() {
+    acceptor_.async_accept(io_, [this](const boost::system::error_code& ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted) return;  // listener closed
+        if (!ec) {
+            boost::system::error_code opt_ec;
+            socket.set_option(tcp::no_delay(true), opt_ec);
+            PacketContext context;
+            context.transport = transport_;
+            context.source = from_endpoint(socket.remote_endpoint(opt_ec));
+            context.local = from_endpoint(socket.local_endpoint(opt_ec));
+            if (transport_ == config::Transport::tls && tls_) {
+                std::make_shared<StreamConnection<TlsStream>>(dispatcher_, limits_, context, tls_,
+                                                              std::move(socket), *tls_)
+                    ->start();
+            } else if (transport_ == config::Transport::tcp) {
+                std::make_shared<StreamConnection<tcp::socket>>(dispatcher_, limits_, context,
+                                                                nullptr, std::move(socket))
+                    ->start();
+            }
+            accept();
+            return;
+        }
+        // EMFILE and friends persist for a while: retry later rather than spinning.
+        spdlog::warn("accept on {} failed: {}", local_address().to_string(), ec.message());
+        retry_timer_.expires_after(std::chrono::milliseconds(200));
+        retry_timer_.async_wait([this](const boost::system::error_code& wait_ec) {
+            if (!wait_ec) accept();
+        });
+    });
+}
+
+}  // namespace tern::server

@@ -1,0 +1,123 @@
+#include "tern/server/udp_listener.hpp"
+
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <cerrno>
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/socket_base.hpp>
+
+#include "tern/server/socket_address.hpp"
+
+namespace tern::server {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+
+UdpListener::UdpListener(asio::io_context& io, RequestDispatcher& dispatcher)
+    : socket_(io),
+      dispatcher_(dispatcher),
+      receive_buffer_(batch_size * receive_slot_size),
+      reply_buffer_(batch_size * reply_slot_size) {
+    context_.transport = config::Transport::udp;
+}
+
+std::error_code UdpListener::open(const protocol::TransportAddress& address) {
+    boost::system::error_code ec;
+    const udp::endpoint endpoint = to_udp_endpoint(address);
+    socket_.open(endpoint.protocol(), ec);
+    if (ec) return ec;
+    if (endpoint.address().is_v6()) socket_.set_option(asio::ip::v6_only(true), ec);
+    const int one = 1;
+    if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        return {errno, std::system_category()};
+    }
+    socket_.bind(endpoint, ec);
+    if (ec) return ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return ec;
+    context_.local = local_address();
+    return {};
+}
+
+protocol::TransportAddress UdpListener::local_address() const {
+    boost::system::error_code ec;
+    return from_endpoint(socket_.local_endpoint(ec));
+}
+
+void UdpListener::start() {
+    for (std::size_t i = 0; i < batch_size; ++i) {
+        receive_iov_[i] = {receive_buffer_.data() + i * receive_slot_size, receive_slot_size};
+    }
+    wait_readable();
+}
+
+void UdpListener::close() {
+    boost::system::error_code ec;
+    socket_.close(ec);
+}
+
+void UdpListener::wait_readable() {
+    socket_.async_wait(udp::socket::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec) return;  // closed
+        drain();
+        wait_readable();
+    });
+}
+
+void UdpListener::drain() {
+    const int fd = socket_.native_handle();
+    // Bounded: at most a few batches per wake-up so one busy socket cannot starve the worker.
+    for (int round = 0; round < 8; ++round) {
+        for (std::size_t i = 0; i < batch_size; ++i) {
+            auto& h = receive_headers_[i].msg_hdr;
+            h = {};
+            h.msg_name = &sources_[i];
+            h.msg_namelen = sizeof(sockaddr_storage);
+            h.msg_iov = &receive_iov_[i];
+            h.msg_iovlen = 1;
+            receive_headers_[i].msg_len = 0;
+        }
+        const int n = ::recvmmsg(fd, receive_headers_.data(), batch_size, MSG_DONTWAIT, nullptr);
+        if (n <= 0) return;  // EAGAIN or a transient error: wait for the next readiness
+
+        unsigned replies = 0;
+        for (int i = 0; i < n; ++i) {
+            const auto& h = receive_headers_[i].msg_hdr;
+            if ((h.msg_flags & MSG_TRUNC) != 0) continue;  // too big for us: not a valid request
+            context_.source = from_sockaddr(reinterpret_cast<const sockaddr*>(&sources_[i]));
+            const std::span<const std::uint8_t> packet(
+                receive_buffer_.data() + static_cast<std::size_t>(i) * receive_slot_size,
+                receive_headers_[i].msg_len);
+            const std::span<std::uint8_t> slot(reply_buffer_.data() + replies * reply_slot_size,
+                                               reply_slot_size);
+            const auto reply = dispatcher_.handle(packet, context_, slot);
+            if (reply.empty()) continue;
+            reply_iov_[replies] = {const_cast<std::uint8_t*>(reply.data()), reply.size()};
+            auto& rh = reply_headers_[replies].msg_hdr;
+            rh = {};
+            rh.msg_name = &sources_[i];
+            rh.msg_namelen = h.msg_namelen;
+            rh.msg_iov = &reply_iov_[replies];
+            rh.msg_iovlen = 1;
+            ++replies;
+        }
+        // Replies that the kernel refuses (full buffer) are lost like any UDP datagram; the
+        // client retransmits.
+        for (unsigned sent = 0; sent < replies;) {
+            const int m =
+                ::sendmmsg(fd, reply_headers_.data() + sent, replies - sent, MSG_DONTWAIT);
+            if (m > 0) {
+                sent += static_cast<unsigned>(m);
+            } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                break;
+            } else {
+                ++sent;  // this destination failed (e.g. unreachable); the rest may still go
+            }
+        }
+        if (static_cast<std::size_t>(n) < batch_size) return;
+    }
+}
+
+}  // namespace tern::server
