@@ -1,4 +1,9 @@
-# Runs `ternd --check-config CONFIG` and requires exit code EXPECT_RC and EXPECT in its output.
+# Runs `ternd --check-config CONFIG` and requires exit code EXPECT_RC and, in its output, EXPECT
+# or the first line of EXPECT_FILE (read here, not at configure time: ';' is no list separator).
+if(DEFINED EXPECT_FILE)
+  file(READ ${EXPECT_FILE} EXPECT)
+  string(REGEX REPLACE "\n.*" "" EXPECT "${EXPECT}")
+endif()
 execute_process(COMMAND ${TERND} --check-config ${CONFIG}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 20)
 set(all "${out}${err}")

@@ -1,0 +1,68 @@
+# tern: the two commands a newcomer needs on a fresh Debian 12 machine.
+#   make run    install what is missing, build, run ternd on its embedded default config
+#   make test   install what is missing, build, run every test suite (ctest)
+# Variables: BUILD (build dir), WERROR=ON (CI), FUZZ_SECONDS (per fuzz target in make test).
+
+BUILD        ?= build
+FUZZ_BUILD   ?= build-fuzz
+WERROR       ?= OFF
+FUZZ_SECONDS ?= 15
+JOBS         ?= $(shell nproc)
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Build and run-time packages; test-only ones (coturn's clients, strace, clang for fuzzing) next.
+BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
+              libyaml-cpp-dev libspdlog-dev libfmt-dev
+TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev
+
+.PHONY: all build run test unit-and-integration fuzz-smoke deps test-deps clean format
+
+all: build
+
+deps:
+	@$(call install_missing,$(BUILD_DEPS))
+
+test-deps:
+	@$(call install_missing,$(BUILD_DEPS) $(TEST_DEPS))
+
+# Installs only the packages dpkg does not already report as installed.
+define install_missing
+	missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DTERN_WERROR=$(WERROR)
+
+build: deps $(BUILD)/build.ninja
+	cmake -B $(BUILD) -DTERN_WERROR=$(WERROR) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/server/ternd
+
+# The fuzz smoke run goes first so ctest's own summary of the main suite closes the output.
+test: test-deps
+	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory unit-and-integration
+
+unit-and-integration: build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+fuzz-smoke:
+	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DTERN_BUILD_FUZZERS=ON \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_WERROR=$(WERROR) -DTERN_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cd $(FUZZ_BUILD) && ctest --output-on-failure
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD) $(FUZZ_BUILD)

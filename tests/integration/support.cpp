@@ -1,0 +1,361 @@
+#include "support.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "tern/protocol/message_builder.hpp"
+
+namespace tern::test {
+
+namespace {
+
+socklen_t to_sockaddr(const TransportAddress& a, sockaddr_storage& ss) {
+    std::memset(&ss, 0, sizeof ss);
+    if (a.family == protocol::AddressFamily::ipv4) {
+        auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+        in->sin_family = AF_INET;
+        in->sin_port = htons(a.port);
+        std::memcpy(&in->sin_addr, a.bytes.data(), 4);
+        return sizeof(sockaddr_in);
+    }
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(a.port);
+    std::memcpy(&in6->sin6_addr, a.bytes.data(), 16);
+    return sizeof(sockaddr_in6);
+}
+
+TransportAddress from_sockaddr(const sockaddr_storage& ss) {
+    if (ss.ss_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+        std::array<std::uint8_t, 4> b{};
+        std::memcpy(b.data(), &in->sin_addr, 4);
+        return TransportAddress::v4(b, ntohs(in->sin_port));
+    }
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    std::array<std::uint8_t, 16> b{};
+    std::memcpy(b.data(), &in6->sin6_addr, 16);
+    return TransportAddress::v6(b, ntohs(in6->sin6_port));
+}
+
+TransportAddress local_of(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    return from_sockaddr(ss);
+}
+
+int family_of(const TransportAddress& a) {
+    return a.family == protocol::AddressFamily::ipv4 ? AF_INET : AF_INET6;
+}
+
+bool can_bind(const TransportAddress& a, int type) {
+    const int fd = ::socket(family_of(a), type, 0);
+    if (fd < 0) return false;
+    sockaddr_storage ss{};
+    const socklen_t len = to_sockaddr(a, ss);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
+    ::close(fd);
+    return ok;
+}
+
+std::mt19937& rng() {
+    static std::mt19937 r{std::random_device{}()};
+    return r;
+}
+
+}  // namespace
+
+TransportAddress loopback4(std::uint16_t port) {
+    return TransportAddress::v4({127, 0, 0, 1}, port);
+}
+TransportAddress loopback6(std::uint16_t port) {
+    std::array<std::uint8_t, 16> b{};
+    b[15] = 1;
+    return TransportAddress::v6(b, port);
+}
+
+std::uint16_t free_port() {
+    std::uniform_int_distribution<int> dist(20000, 45000);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        const auto port = static_cast<std::uint16_t>(dist(rng()));
+        if (can_bind(loopback4(port), SOCK_DGRAM) && can_bind(loopback4(port), SOCK_STREAM) &&
+            can_bind(loopback6(port), SOCK_DGRAM) && can_bind(loopback6(port), SOCK_STREAM)) {
+            return port;
+        }
+    }
+    throw std::runtime_error("no free port found");
+}
+
+std::string data_dir() {
+    return TERN_TEST_DATA_DIR;
+}
+
+TerndProcess::TerndProcess(const std::string& yaml) {
+    char tmpl[] = "/tmp/tern-it-XXXXXX";
+    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    rewrite_config(yaml);
+    const std::string log = dir_ + "/ternd.log";
+    const std::string config = config_path();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::execl(TERND_PATH, TERND_PATH, "--config", config.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+}
+
+TerndProcess::~TerndProcess() {
+    stop(5s);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+}
+
+void TerndProcess::rewrite_config(const std::string& yaml) const {
+    std::ofstream(dir_ + "/tern.yaml") << yaml;
+}
+
+std::string TerndProcess::output() const {
+    std::ifstream in(dir_ + "/ternd.log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+bool TerndProcess::wait_for_output(const std::string& needle,
+                                   std::chrono::milliseconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (output().find(needle) != std::string::npos) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return output().find(needle) != std::string::npos;
+}
+
+void TerndProcess::send_signal(int signo) const {
+    if (pid_ > 0) ::kill(pid_, signo);
+}
+
+bool TerndProcess::running() {
+    if (reaped_ || pid_ <= 0) return false;
+    const pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+    if (r == pid_) reaped_ = true;
+    return !reaped_;
+}
+
+int TerndProcess::stop(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return -1;
+    if (running()) {
+        ::kill(pid_, SIGTERM);
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (running() && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(10ms);
+        }
+        if (running()) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status_, 0);
+            reaped_ = true;
+            return -1;
+        }
+    }
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+}
+
+Bytes binding_request(protocol::TransactionId* id_out, bool fingerprint) {
+    protocol::TransactionId id;
+    for (auto& b : id.bytes) b = static_cast<std::uint8_t>(rng()());
+    if (id_out) *id_out = id;
+    Bytes buf(128);
+    protocol::MessageBuilder b(buf, {protocol::Method::binding, protocol::MessageClass::request},
+                               id);
+    if (fingerprint) b.add_fingerprint();
+    const auto out = b.finish();
+    return Bytes(out.begin(), out.end());
+}
+
+std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& request,
+                                  const TransportAddress& local, TransportAddress& local_out,
+                                  std::chrono::milliseconds timeout) {
+    const int fd = ::socket(family_of(server), SOCK_DGRAM, 0);
+    if (fd < 0) return std::nullopt;
+    sockaddr_storage ss{};
+    socklen_t len = to_sockaddr(local, ss);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        ::close(fd);
+        return std::nullopt;
+    }
+    len = to_sockaddr(server, ss);
+    ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&ss), len);
+    local_out = local_of(fd);
+    pollfd p{fd, POLLIN, 0};
+    std::optional<Bytes> result;
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
+        Bytes buf(65536);
+        const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (n >= 0) {
+            buf.resize(static_cast<std::size_t>(n));
+            result = std::move(buf);
+        }
+    }
+    ::close(fd);
+    return result;
+}
+
+std::optional<StreamClient> StreamClient::connect_tcp(const TransportAddress& server) {
+    const int fd = ::socket(family_of(server), SOCK_STREAM, 0);
+    if (fd < 0) return std::nullopt;
+    sockaddr_storage ss{};
+    const socklen_t len = to_sockaddr(server, ss);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        ::close(fd);
+        return std::nullopt;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    StreamClient c;
+    c.fd_ = fd;
+    return c;
+}
+
+std::optional<StreamClient> StreamClient::connect_tls(const TransportAddress& server,
+                                                      const std::string& ca_file,
+                                                      const std::string& host) {
+    auto c = connect_tcp(server);
+    if (!c) return std::nullopt;
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+        SSL_CTX_free(ctx);
+        return std::nullopt;
+    }
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_tlsext_host_name(ssl, host.c_str());
+    SSL_set1_host(ssl, host.c_str());  // hostname checking stays on
+    SSL_set_fd(ssl, c->fd_);
+    c->ssl_ = ssl;
+    c->ctx_ = ctx;
+    timeval tv{5, 0};
+    ::setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (SSL_connect(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        return std::nullopt;
+    }
+    return c;
+}
+
+StreamClient::StreamClient(StreamClient&& o) noexcept : fd_(o.fd_), ssl_(o.ssl_), ctx_(o.ctx_) {
+    o.fd_ = -1;
+    o.ssl_ = nullptr;
+    o.ctx_ = nullptr;
+}
+
+StreamClient::~StreamClient() {
+    if (ssl_) SSL_free(static_cast<SSL*>(ssl_));
+    if (ctx_) SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+    if (fd_ >= 0) ::close(fd_);
+}
+
+TransportAddress StreamClient::local_address() const {
+    return local_of(fd_);
+}
+
+bool StreamClient::send(const Bytes& bytes) {
+    if (ssl_) {
+        return SSL_write(static_cast<SSL*>(ssl_), bytes.data(), static_cast<int>(bytes.size())) ==
+               static_cast<int>(bytes.size());
+    }
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+}
+
+std::optional<Bytes> StreamClient::read_exact(std::size_t n,
+                                              std::chrono::steady_clock::time_point deadline) {
+    Bytes out(n);
+    std::size_t got = 0;
+    while (got < n) {
+        const bool buffered = ssl_ && SSL_pending(static_cast<SSL*>(ssl_)) > 0;
+        if (!buffered) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return std::nullopt;
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) != 1) return std::nullopt;
+        }
+        int r = 0;
+        if (ssl_) {
+            r = SSL_read(static_cast<SSL*>(ssl_), out.data() + got, static_cast<int>(n - got));
+            if (r <= 0) {
+                const int err = SSL_get_error(static_cast<SSL*>(ssl_), r);
+                if (err == SSL_ERROR_WANT_READ) continue;
+                return std::nullopt;
+            }
+        } else {
+            r = static_cast<int>(::recv(fd_, out.data() + got, n - got, 0));
+            if (r <= 0) return std::nullopt;
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    return out;
+}
+
+std::optional<Bytes> StreamClient::receive_message(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto header = read_exact(20, deadline);
+    if (!header) return std::nullopt;
+    const std::size_t length = (static_cast<std::size_t>((*header)[2]) << 8) | (*header)[3];
+    auto body = read_exact(length, deadline);
+    if (!body) return std::nullopt;
+    header->insert(header->end(), body->begin(), body->end());
+    return header;
+}
+
+bool StreamClient::wait_closed(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) != 1) return false;
+        std::uint8_t buf[512];
+        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+        if (n < 0) return false;
+    }
+}
+
+int run_command(const std::string& command, std::string& output) {
+    output.clear();
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+    if (!p) return -1;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) output.append(buf, n);
+    const int status = ::pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace tern::test
