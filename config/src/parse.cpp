@@ -58,20 +58,6 @@ std::size_t address_bits(const TransportAddress& address) {
     return address.family == protocol::AddressFamily::ipv4 ? 32 : 128;
 }
 
-// Zeroes every bit after the first `prefix_length` bits.
-TransportAddress masked(TransportAddress address, std::size_t prefix_length) {
-    for (std::size_t byte = 0; byte < address.bytes.size(); ++byte) {
-        const std::size_t first_bit = byte * 8;
-        if (first_bit >= prefix_length) {
-            address.bytes[byte] = 0;
-        } else if (prefix_length - first_bit < 8) {
-            const auto keep = static_cast<unsigned>(prefix_length - first_bit);
-            address.bytes[byte] &= static_cast<std::uint8_t>(0xFFu << (8 - keep));
-        }
-    }
-    return address;
-}
-
 }  // namespace
 
 std::string escape_for_message(std::string_view text, std::size_t max_bytes) {
@@ -202,19 +188,14 @@ Parsed<Cidr> parse_cidr(std::string_view text) {
                                 quote_for_message(text));
         }
     }
-    Cidr cidr;
-    cidr.network = masked(*address.value, prefix_length);
-    cidr.prefix_length = static_cast<std::uint8_t>(prefix_length);
-    if (cidr.network != *address.value) {
+    if (protocol::mask_address(*address.value, prefix_length) != *address.value) {
         return Result::fail(quote_for_message(text) + " has host bits set; did you mean " +
-                            cidr.to_string() + "?");
+                            Cidr{protocol::mask_address(*address.value, prefix_length),
+                                 static_cast<std::uint8_t>(prefix_length)}
+                                .to_string() +
+                            "?");
     }
-    constexpr std::size_t mapped_prefix_bits = 96;
-    if (cidr.network.is_v4_mapped() && cidr.prefix_length >= mapped_prefix_bits) {
-        cidr.network = cidr.network.unmapped();
-        cidr.prefix_length = static_cast<std::uint8_t>(prefix_length - mapped_prefix_bits);
-    }
-    return Result::ok(cidr);
+    return Result::ok(Cidr::covering(*address.value, prefix_length));
 }
 
 Parsed<PortRange> parse_relay_port_range(std::string_view text) {
@@ -245,27 +226,6 @@ Parsed<PortRange> parse_relay_port_range(std::string_view text) {
                             std::to_string(min_relay_port_count) + " are needed");
     }
     return Result::ok(PortRange{*first.value, *last.value});
-}
-
-std::optional<Cidr> Cidr::parse(std::string_view text) noexcept {
-    try {
-        return parse_cidr(text).value;
-    } catch (...) {  // only std::bad_alloc while building a message we then drop
-        return std::nullopt;
-    }
-}
-
-bool Cidr::contains(const TransportAddress& address) const noexcept {
-    // An IPv4 peer may also be written ::ffff:a.b.c.d; both forms must meet the same rule.
-    const TransportAddress candidate = address.unmapped();
-    if (candidate.family != network.family) return false;
-    const std::size_t length = std::min<std::size_t>(prefix_length, address_bits(network));
-    // Mask both sides: a hand-built Cidr may carry host bits that parse() would have refused.
-    return masked(candidate, length).bytes == masked(network, length).bytes;
-}
-
-std::string Cidr::to_string() const {
-    return network.ip_string() + "/" + std::to_string(prefix_length);
 }
 
 }  // namespace tern::config

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tern/protocol/cidr.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::config {
@@ -39,15 +40,9 @@ struct StaticUser {
     friend bool operator==(const StaticUser&, const StaticUser&) = default;
 };
 
-// An address range such as 10.0.0.0/8 or fd00::/8.
-struct Cidr {
-    TransportAddress network;  // port unused, host bits zero
-    std::uint8_t prefix_length = 0;
-    static std::optional<Cidr> parse(std::string_view text) noexcept;  // a bare IP = /32 or /128
-    bool contains(const TransportAddress& address) const noexcept;     // ignores the port
-    std::string to_string() const;
-    friend bool operator==(const Cidr&, const Cidr&) = default;
-};
+// Address ranges live in protocol/ so the peer filter in allocation/ shares them; parsing them
+// from text (with reasons) is parse_cidr in tern/config/parse.hpp.
+using protocol::Cidr;
 
 struct PortRange {
     std::uint16_t first = 49152;
