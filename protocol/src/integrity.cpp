@@ -11,9 +11,12 @@
 #include <array>
 #include <memory>
 
+#include "byte_order.hpp"
 #include "tern/protocol/message_builder.hpp"
 
 namespace tern::protocol {
+
+using namespace wire;
 
 namespace {
 
@@ -32,18 +35,6 @@ constexpr std::array<std::uint32_t, 256> make_crc_table() noexcept {
     return table;
 }
 constexpr auto crc_table = make_crc_table();
-
-constexpr std::uint16_t load16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-void store16(std::uint8_t* p, std::uint16_t v) noexcept {
-    p[0] = static_cast<std::uint8_t>(v >> 8);
-    p[1] = static_cast<std::uint8_t>(v);
-}
-void store32(std::uint8_t* p, std::uint32_t v) noexcept {
-    store16(p, static_cast<std::uint16_t>(v >> 16));
-    store16(p + 2, static_cast<std::uint16_t>(v));
-}
 
 enum class Digest : std::uint8_t { sha1, sha256 };
 

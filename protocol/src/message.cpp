@@ -1,10 +1,13 @@
 // MessageView::parse and the typed accessors: every length and offset is checked before it is
 // read, because every byte comes from the network.
 #include "tern/protocol/message.hpp"
+#include "byte_order.hpp"
 
 #include <algorithm>
 
 namespace tern::protocol {
+
+using namespace wire;
 
 namespace {
 
@@ -16,17 +19,6 @@ constexpr std::size_t max_text_length = 763;
 constexpr std::size_t max_username_length = 512;
 // RFC 8489 §14.16: ALTERNATE-DOMAIN is a DNS name, at most 255 bytes.
 constexpr std::size_t max_alternate_domain_length = 255;
-
-constexpr std::uint16_t load16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-constexpr std::uint32_t load32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-           std::uint32_t{p[3]};
-}
-constexpr std::size_t padded(std::size_t n) noexcept {
-    return (n + 3) & ~std::size_t{3};
-}
 
 bool is_address_attribute(std::uint16_t type) noexcept {
     switch (type) {

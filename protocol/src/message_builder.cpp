@@ -5,27 +5,18 @@
 #include <algorithm>
 #include <cstring>
 
+#include "byte_order.hpp"
 #include "tern/protocol/attribute_type.hpp"
 
 namespace tern::protocol {
+
+using namespace wire;
 
 namespace {
 
 constexpr std::size_t attribute_header_size = 4;
 // The header's length field is 16 bits and counts whole 32-bit words.
 constexpr std::size_t max_body_size = 0xFFFC;
-
-void store16(std::uint8_t* p, std::uint16_t v) noexcept {
-    p[0] = static_cast<std::uint8_t>(v >> 8);
-    p[1] = static_cast<std::uint8_t>(v);
-}
-void store32(std::uint8_t* p, std::uint32_t v) noexcept {
-    store16(p, static_cast<std::uint16_t>(v >> 16));
-    store16(p + 2, static_cast<std::uint16_t>(v));
-}
-constexpr std::size_t padded(std::size_t n) noexcept {
-    return (n + 3) & ~std::size_t{3};
-}
 
 }  // namespace
 

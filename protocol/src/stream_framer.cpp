@@ -5,16 +5,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "byte_order.hpp"
 #include "tern/protocol/channel_data.hpp"
 #include "tern/protocol/message.hpp"
 
 namespace tern::protocol {
 
-namespace {
+using namespace wire;
 
-constexpr std::uint16_t load16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
+namespace {
 
 // Bytes after which the cookie can be checked.
 constexpr std::size_t stun_cookie_end = 8;
