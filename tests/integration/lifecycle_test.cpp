@@ -127,11 +127,7 @@ TEST(Lifecycle, PortTakenIsAClearErrorAndExitCodeOne) {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     TerndProcess p(udp_yaml(port));
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (p.running() && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(20ms);
-    }
-    EXPECT_FALSE(p.running());
+    EXPECT_TRUE(p.wait_exited(5s));
     EXPECT_EQ(p.stop(), 1);
     EXPECT_NE(p.output().find("listen: cannot bind udp://127.0.0.1:" + std::to_string(port)),
               std::string::npos)
@@ -141,10 +137,7 @@ TEST(Lifecycle, PortTakenIsAClearErrorAndExitCodeOne) {
 
 TEST(Lifecycle, BrokenConfigFileRefusesToStart) {
     TerndProcess p("listen: [ \"udp://127.0.0.1:99999\" ]\n");
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (p.running() && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(20ms);
-    }
+    EXPECT_TRUE(p.wait_exited(5s));
     EXPECT_EQ(p.stop(), 1);
     EXPECT_NE(p.output().find("listen[0]"), std::string::npos) << p.output();
 }

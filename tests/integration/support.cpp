@@ -166,15 +166,19 @@ bool TerndProcess::running() {
     return !reaped_;
 }
 
+bool TerndProcess::wait_exited(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    return !running();
+}
+
 int TerndProcess::stop(std::chrono::milliseconds timeout) {
     if (pid_ <= 0) return -1;
     if (running()) {
         ::kill(pid_, SIGTERM);
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (running() && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(10ms);
-        }
-        if (running()) {
+        if (!wait_exited(timeout)) {
             ::kill(pid_, SIGKILL);
             ::waitpid(pid_, &status_, 0);
             reaped_ = true;

@@ -44,6 +44,8 @@ public:
     bool wait_for_output(const std::string& needle, std::chrono::milliseconds timeout) const;
     void send_signal(int signo) const;
     bool running();
+    // Waits for ternd to exit on its own; false if it is still running after `timeout`.
+    bool wait_exited(std::chrono::milliseconds timeout);
     // SIGTERM, then waits; returns the exit status, or -1 if it had to be killed.
     int stop(std::chrono::milliseconds timeout = 10s);
 
