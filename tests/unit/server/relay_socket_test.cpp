@@ -34,7 +34,7 @@ struct Peer {
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
         int big = 1 << 20;
         ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
         ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
