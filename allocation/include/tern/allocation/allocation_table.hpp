@@ -1,0 +1,120 @@
+// TURN allocations (RFC 8656 §2.2, §7) as plain data with rules: one per client 5-tuple,
+// lifetimes, refresh and deletion, and the per-user and total quotas (486 vs 508).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tern/allocation/channel_table.hpp"
+#include "tern/allocation/clock.hpp"
+#include "tern/allocation/five_tuple.hpp"
+#include "tern/allocation/permission_table.hpp"
+#include "tern/protocol/transport_address.hpp"
+
+namespace tern::allocation {
+
+struct AllocationLimits {
+    Duration default_lifetime = std::chrono::seconds(600);  // RFC 8656 §2.2 / §7.2
+    Duration max_lifetime = std::chrono::seconds(3600);
+    std::size_t max_allocations = 10000;         // total, per table (508 beyond)
+    std::size_t max_allocations_per_user = 100;  // 486 beyond
+    std::size_t max_permissions_per_allocation = 64;
+    std::size_t max_channels_per_allocation = 64;
+};
+
+// RFC 8656 §7.2/§7.3: min(requested, max), but never below the default; no LIFETIME attribute
+// means the default. (A zero in Refresh means delete; that is handled by refresh().)
+Duration granted_lifetime(std::optional<Duration> requested,
+                          const AllocationLimits& limits) noexcept;
+
+struct Allocation {
+    FiveTuple tuple;
+    std::string username;  // the caller answers 441 when a request's username differs (§5)
+    std::vector<protocol::TransportAddress> relays;  // one, or two with ADDITIONAL-ADDRESS-FAMILY
+    TimePoint expires;
+    PermissionTable permissions;
+    ChannelTable channels;
+
+    bool live(TimePoint now) const noexcept { return now < expires; }
+};
+
+enum class CreateResult : std::uint8_t {
+    created,
+    mismatch,    // a live allocation already holds this 5-tuple (437)
+    user_quota,  // the user has max_allocations_per_user already (486)
+    capacity,    // the table holds max_allocations already (508)
+};
+
+struct CreateOutcome {
+    CreateResult result;
+    // The new one. Map nodes do not move, so it stays valid until this allocation is removed
+    // (refresh with LIFETIME 0, or expire()).
+    Allocation* allocation = nullptr;
+};
+
+enum class RefreshResult : std::uint8_t {
+    refreshed,
+    deleted,        // LIFETIME 0
+    no_allocation,  // none, or already lapsed, for this 5-tuple (437)
+};
+
+struct RefreshOutcome {
+    RefreshResult result;
+    Duration lifetime{};                // granted, for the LIFETIME attribute of the response
+    std::optional<Allocation> removed;  // on deleted: its relay ports are the caller's to free
+};
+
+class AllocationTable {
+public:
+    explicit AllocationTable(AllocationLimits limits, std::uint64_t hash_seed = 0);
+
+    // The allocation for this 5-tuple if it is live; nullptr otherwise. No allocation.
+    Allocation* find(const FiveTuple& tuple, TimePoint now) noexcept;
+    const Allocation* find(const FiveTuple& tuple, TimePoint now) const noexcept;
+
+    // Quotas are checked before the relay address is needed, so the caller may ask first
+    // (admission) and acquire relay ports only when it returns `created`.
+    CreateResult admit(const FiveTuple& tuple, std::string_view username, TimePoint now);
+    CreateOutcome create(const FiveTuple& tuple, std::string_view username,
+                         std::vector<protocol::TransportAddress> relays,
+                         std::optional<Duration> requested_lifetime, TimePoint now);
+
+    RefreshOutcome refresh(const FiveTuple& tuple, std::optional<Duration> requested_lifetime,
+                           TimePoint now);
+
+    // Removes every lapsed allocation and returns them (plus any that admit()/create() had to
+    // sweep to make room), so the caller can close relay sockets and free ports.
+    std::vector<Allocation> expire(TimePoint now);
+
+    std::size_t size() const noexcept { return table_.size(); }  // includes unswept lapsed ones
+    std::size_t count_for(std::string_view username) const noexcept;
+    const AllocationLimits& limits() const noexcept { return limits_; }
+
+private:
+    void sweep(TimePoint now);  // moves lapsed allocations to reaped_
+    void forget_user(const std::string& username) noexcept;
+
+    // Lets count_for() look a username up without building a std::string.
+    struct UserHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+
+    AllocationLimits limits_;
+    std::unordered_map<FiveTuple, Allocation, FiveTupleHash> table_;
+    std::unordered_map<std::string, std::size_t, UserHash, std::equal_to<>> per_user_;
+    std::vector<Allocation> reaped_;
+    // No allocation lapses before this (a lower bound, exact after each full sweep): lets a
+    // flood of Allocate requests at quota skip the O(n) sweep when nothing can have lapsed.
+    TimePoint earliest_expiry_ = TimePoint::max();
+};
+
+}  // namespace tern::allocation

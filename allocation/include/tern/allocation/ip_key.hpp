@@ -1,0 +1,52 @@
+// One 128-bit key for an IPv4 or IPv6 address, with IPv4 placed in ::ffff:0:0/96, so a peer
+// written a.b.c.d and one written ::ffff:a.b.c.d land on the same permission, channel and rule.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+
+#include "tern/protocol/transport_address.hpp"
+
+namespace tern::allocation {
+
+struct IpKey {
+    std::array<std::uint8_t, 16> bytes{};
+
+    // IPv4 and IPv4-mapped IPv6 both become ::ffff:a.b.c.d; every other IPv6 address is kept
+    // as it is (the IPv4-compatible ::a.b.c.d form is deliberately not folded: it is deprecated
+    // and refused as special-purpose instead). The port is ignored.
+    static IpKey of(const protocol::TransportAddress& address) noexcept {
+        IpKey key;
+        if (address.family == protocol::AddressFamily::ipv4) {
+            key.bytes[10] = 0xFF;
+            key.bytes[11] = 0xFF;
+            for (std::size_t i = 0; i < 4; ++i) key.bytes[12 + i] = address.bytes[i];
+        } else {
+            key.bytes = address.bytes;
+        }
+        return key;
+    }
+
+    // Bit `index` counted from the most significant bit of the first byte.
+    bool bit(std::size_t index) const noexcept {
+        return ((bytes[index / 8] >> (7 - index % 8)) & 1u) != 0;
+    }
+
+    friend bool operator==(const IpKey&, const IpKey&) noexcept = default;
+    friend auto operator<=>(const IpKey&, const IpKey&) noexcept = default;
+};
+
+// An IP key plus a port: a peer transport address in canonical form.
+struct PeerKey {
+    IpKey ip;
+    std::uint16_t port = 0;
+
+    static PeerKey of(const protocol::TransportAddress& address) noexcept {
+        return PeerKey{IpKey::of(address), address.port};
+    }
+    friend bool operator==(const PeerKey&, const PeerKey&) noexcept = default;
+    friend auto operator<=>(const PeerKey&, const PeerKey&) noexcept = default;
+};
+
+}  // namespace tern::allocation

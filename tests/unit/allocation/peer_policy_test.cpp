@@ -1,0 +1,246 @@
+#include "tern/allocation/peer_policy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tern::allocation {
+namespace {
+
+using protocol::Cidr;
+using protocol::TransportAddress;
+
+TransportAddress ip(const char* text) {
+    auto a = TransportAddress::parse_ip(text);
+    EXPECT_TRUE(a.has_value()) << text;
+    return a.value_or(TransportAddress{});
+}
+
+Cidr cidr(const char* address, std::uint8_t prefix) {
+    return Cidr::covering(ip(address), prefix);
+}
+
+// Adds `delta` (+1 or -1) to the address as a big-endian integer of its family's width.
+TransportAddress step(TransportAddress a, int delta) {
+    const std::size_t n = a.address_size();
+    for (std::size_t i = n; i-- > 0;) {
+        if (delta > 0) {
+            if (++a.bytes[i] != 0) break;
+        } else {
+            if (a.bytes[i]-- != 0) break;
+        }
+    }
+    return a;
+}
+
+TransportAddress last_of(const Cidr& c) {
+    TransportAddress a = c.network;
+    const std::size_t bits = a.address_size() * 8;
+    for (std::size_t b = c.prefix_length; b < bits; ++b) {
+        a.bytes[b / 8] |= static_cast<std::uint8_t>(0x80u >> (b % 8));
+    }
+    return a;
+}
+
+TransportAddress mapped(const TransportAddress& v4) {
+    std::array<std::uint8_t, 16> b{};
+    b[10] = b[11] = 0xFF;
+    std::copy_n(v4.bytes.begin(), 4, b.begin() + 12);
+    return TransportAddress::v6(b, v4.port);
+}
+
+const PeerPolicy& default_policy() {
+    static const PeerPolicy policy({}, {}, {});
+    return policy;
+}
+
+TEST(PeerPolicy, DefaultRangeTableIsExactlyTheDocumentedList) {
+    std::set<std::string> got;
+    for (const auto& c : PeerPolicy::default_refused_ranges()) got.insert(c.to_string());
+    const std::set<std::string> want = {
+        "0.0.0.0/8",     "10.0.0.0/8",      "100.64.0.0/10",  "127.0.0.0/8",    "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24",    "192.0.2.0/24",   "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",    "240.0.0.0/4",
+        "::/128",        "::1/128",         "::/96",          "64:ff9b::/96",   "100::/64",
+        "fc00::/7",      "fe80::/10",       "ff00::/8"};
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(PeerPolicy::default_refused_ranges().size(), want.size());
+}
+
+// Every default range is refused at its first and last address (and in mapped form for IPv4);
+// the addresses just outside are judged by an independent oracle (Cidr::contains over the
+// whole list), because some ranges touch each other.
+TEST(PeerPolicy, EveryDefaultRangeRefusedAtBothEdges) {
+    const auto ranges = PeerPolicy::default_refused_ranges();
+    auto covered = [&](const TransportAddress& a) {
+        return std::any_of(ranges.begin(), ranges.end(),
+                           [&](const Cidr& c) { return c.contains(a); });
+    };
+    int outside_allowed = 0;
+    for (const auto& range : ranges) {
+        SCOPED_TRACE(range.to_string());
+        const TransportAddress first = range.network;
+        const TransportAddress last = last_of(range);
+        for (const auto& inside : {first, last}) {
+            SCOPED_TRACE(inside.ip_string());
+            EXPECT_EQ(default_policy().check(inside), PeerVerdict::special_purpose);
+            if (inside.family == protocol::AddressFamily::ipv4) {
+                EXPECT_EQ(default_policy().check(mapped(inside)), PeerVerdict::special_purpose);
+            }
+        }
+        const bool at_bottom = std::all_of(first.bytes.begin(), first.bytes.end(),
+                                           [](std::uint8_t b) { return b == 0; });
+        if (!at_bottom) {
+            const auto below = step(first, -1);
+            SCOPED_TRACE("below " + below.ip_string());
+            const auto want = covered(below) ? PeerVerdict::special_purpose : PeerVerdict::allowed;
+            EXPECT_EQ(default_policy().check(below), want);
+            if (want == PeerVerdict::allowed) ++outside_allowed;
+        }
+        const auto above = step(last, +1);
+        const bool wrapped = above.bytes == TransportAddress{}.bytes;
+        if (!wrapped) {
+            SCOPED_TRACE("above " + above.ip_string());
+            const auto want = covered(above) ? PeerVerdict::special_purpose : PeerVerdict::allowed;
+            EXPECT_EQ(default_policy().check(above), want);
+            if (want == PeerVerdict::allowed) ++outside_allowed;
+        }
+    }
+    // Guards the oracle itself: most neighbours are ordinary public addresses.
+    EXPECT_GT(outside_allowed, 20);
+}
+
+TEST(PeerPolicy, NamedDangerousAddresses) {
+    for (const char* text : {"127.0.0.1",
+                             "169.254.169.254",
+                             "10.1.2.3",
+                             "192.168.1.1",
+                             "172.31.255.255",
+                             "100.127.255.255",
+                             "0.0.0.0",
+                             "255.255.255.255",
+                             "224.0.0.251",
+                             "::1",
+                             "::",
+                             "fe80::1",
+                             "fd00::1",
+                             "ff02::1",
+                             "::ffff:127.0.0.1",
+                             "::ffff:169.254.169.254",
+                             "::127.0.0.1",
+                             "::8.8.8.8",
+                             "64:ff9b::10.0.0.1",
+                             "64:ff9b::8.8.8.8"}) {
+        EXPECT_EQ(default_policy().check(ip(text)), PeerVerdict::special_purpose) << text;
+    }
+}
+
+TEST(PeerPolicy, PublicAddressesAllowedInBothForms) {
+    for (const char* text :
+         {"8.8.8.8", "1.1.1.1", "172.32.0.0", "172.15.255.255", "100.63.255.255", "100.128.0.0",
+          "11.0.0.0", "223.255.255.255", "::ffff:8.8.8.8", "2001:4860:4860::8888", "2a00:1450::1",
+          "fbff:ffff::1", "fec0::1", "::1:0:0:1", "64:ff9a:ffff::1"}) {
+        EXPECT_EQ(default_policy().check(ip(text)), PeerVerdict::allowed) << text;
+    }
+}
+
+TEST(PeerPolicy, PortIsIgnored) {
+    auto a = ip("127.0.0.1");
+    a.port = 3478;
+    EXPECT_EQ(default_policy().check(a), PeerVerdict::special_purpose);
+    auto b = ip("8.8.8.8");
+    b.port = 53;
+    EXPECT_TRUE(default_policy().permits(b));
+}
+
+TEST(PeerPolicy, AllowOverridesSpecialRangeOnlyWhereItCovers) {
+    const std::vector<Cidr> allow = {cidr("10.1.0.0", 16), cidr("fd00:1::", 32)};
+    const PeerPolicy p(allow, {}, {});
+    EXPECT_EQ(p.check(ip("10.1.0.0")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("10.1.255.255")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("::ffff:10.1.2.3")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("10.0.255.255")), PeerVerdict::special_purpose);
+    EXPECT_EQ(p.check(ip("10.2.0.0")), PeerVerdict::special_purpose);
+    EXPECT_EQ(p.check(ip("fd00:1::5")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("fd00:2::5")), PeerVerdict::special_purpose);
+    EXPECT_EQ(p.check(ip("127.0.0.1")), PeerVerdict::special_purpose);
+}
+
+TEST(PeerPolicy, AllowWrittenInMappedFormCoversIpv4) {
+    Cidr c;
+    c.network = ip("::ffff:192.168.0.0");
+    c.prefix_length = 112;  // hand-built, not canonicalised: 192.168.0.0/16
+    const std::vector<Cidr> allow = {c};
+    const PeerPolicy p(allow, {}, {});
+    EXPECT_EQ(p.check(ip("192.168.7.7")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("192.169.0.1")), PeerVerdict::allowed);  // public anyway
+    EXPECT_EQ(p.check(ip("192.167.255.255")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("10.0.0.1")), PeerVerdict::special_purpose);
+}
+
+TEST(PeerPolicy, DenyBeatsAllowAndDefaults) {
+    const std::vector<Cidr> allow = {cidr("10.0.0.0", 8), cidr("0.0.0.0", 0)};
+    const std::vector<Cidr> deny = {cidr("10.9.0.0", 16), cidr("8.8.8.8", 32),
+                                    cidr("2001:db8::", 32)};
+    const PeerPolicy p(allow, deny, {});
+    EXPECT_EQ(p.check(ip("10.8.255.255")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("10.9.0.0")), PeerVerdict::denied_by_config);
+    EXPECT_EQ(p.check(ip("10.9.255.255")), PeerVerdict::denied_by_config);
+    EXPECT_EQ(p.check(ip("::ffff:10.9.1.1")), PeerVerdict::denied_by_config);
+    EXPECT_EQ(p.check(ip("10.10.0.0")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("8.8.8.8")), PeerVerdict::denied_by_config);
+    EXPECT_EQ(p.check(ip("8.8.8.9")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("2001:db8:ffff::1")), PeerVerdict::denied_by_config);
+    EXPECT_EQ(p.check(ip("2001:db9::1")), PeerVerdict::allowed);
+    // 0.0.0.0/0 is the IPv4 world only; it must not open IPv6 special ranges.
+    EXPECT_EQ(p.check(ip("fe80::1")), PeerVerdict::special_purpose);
+}
+
+TEST(PeerPolicy, DenyPublicRangeWithoutAllow) {
+    const std::vector<Cidr> deny = {cidr("::", 0)};
+    const PeerPolicy p({}, deny, {});
+    EXPECT_EQ(p.check(ip("2001:4860::1")), PeerVerdict::denied_by_config);
+    EXPECT_EQ(p.check(ip("8.8.8.8")),
+              PeerVerdict::denied_by_config);  // ::/0 spans the mapped space
+}
+
+TEST(PeerPolicy, OwnAddressesRefusedOnAnyPort) {
+    auto listen = ip("198.51.99.10");
+    listen.port = 3478;
+    auto relay = ip("2001:4860:1::7");
+    relay.port = 50000;
+    const std::vector<TransportAddress> own = {listen, relay};
+    const PeerPolicy p({}, {}, own);
+    auto probe = ip("198.51.99.10");
+    probe.port = 9090;
+    EXPECT_EQ(p.check(probe), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(ip("::ffff:198.51.99.10")), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(ip("198.51.99.11")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("198.51.99.9")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("2001:4860:1::7")), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(ip("2001:4860:1::8")), PeerVerdict::allowed);
+}
+
+TEST(PeerPolicy, OwnAddressCanBeAllowListedAndDenied) {
+    const std::vector<TransportAddress> own = {ip("198.51.99.10"), ip("127.0.0.1")};
+    const std::vector<Cidr> allow = {cidr("198.51.99.10", 32)};
+    const PeerPolicy p(allow, {}, own);
+    EXPECT_EQ(p.check(ip("198.51.99.10")), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(ip("127.0.0.1")), PeerVerdict::own_address);  // own reported over special
+    const std::vector<Cidr> deny = {cidr("198.51.99.0", 24)};
+    const PeerPolicy q(allow, deny, own);
+    EXPECT_EQ(q.check(ip("198.51.99.10")), PeerVerdict::denied_by_config);
+}
+
+TEST(PeerPolicy, VerdictNames) {
+    EXPECT_STREQ(to_string(PeerVerdict::allowed), "allowed");
+    EXPECT_STREQ(to_string(PeerVerdict::denied_by_config), "denied_by_config");
+    EXPECT_STREQ(to_string(PeerVerdict::special_purpose), "special_purpose");
+    EXPECT_STREQ(to_string(PeerVerdict::own_address), "own_address");
+}
+
+}  // namespace
+}  // namespace tern::allocation
