@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <cerrno>
+#include <cstring>
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -14,6 +15,64 @@ namespace tern::server {
 
 namespace asio = boost::asio;
 using asio::ip::udp;
+
+namespace {
+
+// The destination address of a received datagram and the interface it came in on, from its
+// IP_PKTINFO / IPV6_PKTINFO control message; false when there is none.
+bool read_packet_info(msghdr& h, protocol::TransportAddress& local, int& ifindex) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            in_pktinfo info{};
+            std::memcpy(&info, CMSG_DATA(c), sizeof info);
+            std::array<std::uint8_t, 4> b{};
+            std::memcpy(b.data(), &info.ipi_addr, 4);
+            local = protocol::TransportAddress::v4(b, local.port);
+            ifindex = info.ipi_ifindex;
+            return true;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            in6_pktinfo info{};
+            std::memcpy(&info, CMSG_DATA(c), sizeof info);
+            std::array<std::uint8_t, 16> b{};
+            std::memcpy(b.data(), &info.ipi6_addr, 16);
+            local = protocol::TransportAddress::v6(b, local.port);
+            ifindex = static_cast<int>(info.ipi6_ifindex);
+            return true;
+        }
+    }
+    return false;
+}
+
+// Asks the kernel to send from `local` (same interface as the request), so the client sees its
+// answer come from the address it asked.
+socklen_t write_packet_info(std::uint8_t* buffer, std::size_t size,
+                            const protocol::TransportAddress& local, int ifindex) {
+    msghdr h{};
+    h.msg_control = buffer;
+    h.msg_controllen = size;
+    cmsghdr* c = CMSG_FIRSTHDR(&h);
+    if (local.family == protocol::AddressFamily::ipv4) {
+        in_pktinfo info{};
+        std::memcpy(&info.ipi_spec_dst, local.bytes.data(), 4);
+        info.ipi_ifindex = ifindex;
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof info);
+        std::memcpy(CMSG_DATA(c), &info, sizeof info);
+        return CMSG_SPACE(sizeof info);
+    }
+    in6_pktinfo info{};
+    std::memcpy(&info.ipi6_addr, local.bytes.data(), 16);
+    info.ipi6_ifindex = static_cast<unsigned>(ifindex);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof info);
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    return CMSG_SPACE(sizeof info);
+}
+
+}  // namespace
 
 UdpListener::UdpListener(asio::io_context& io, RequestDispatcher& dispatcher)
     : socket_(io),
@@ -32,6 +91,14 @@ std::error_code UdpListener::open(const protocol::TransportAddress& address) {
     const int one = 1;
     if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         return {errno, std::system_category()};
+    }
+    wildcard_ = endpoint.address().is_unspecified();
+    if (wildcard_) {
+        const bool v6 = endpoint.address().is_v6();
+        if (::setsockopt(socket_.native_handle(), v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                         v6 ? IPV6_RECVPKTINFO : IP_PKTINFO, &one, sizeof one) != 0) {
+            return {errno, std::system_category()};
+        }
     }
     socket_.bind(endpoint, ec);
     if (ec) return ec;
@@ -77,16 +144,24 @@ void UdpListener::drain() {
             h.msg_namelen = sizeof(sockaddr_storage);
             h.msg_iov = &receive_iov_[i];
             h.msg_iovlen = 1;
+            if (wildcard_) {
+                h.msg_control = receive_control_[i].bytes.data();
+                h.msg_controllen = control_size;
+            }
             receive_headers_[i].msg_len = 0;
         }
         const int n = ::recvmmsg(fd, receive_headers_.data(), batch_size, MSG_DONTWAIT, nullptr);
         if (n <= 0) return;  // EAGAIN or a transient error: wait for the next readiness
 
         unsigned replies = 0;
+        const protocol::TransportAddress bound = context_.local;
         for (int i = 0; i < n; ++i) {
-            const auto& h = receive_headers_[i].msg_hdr;
+            auto& h = receive_headers_[i].msg_hdr;
             if ((h.msg_flags & MSG_TRUNC) != 0) continue;  // too big for us: not a valid request
             context_.source = from_sockaddr(reinterpret_cast<const sockaddr*>(&sources_[i]));
+            context_.local = bound;
+            int ifindex = 0;
+            const bool have_info = wildcard_ && read_packet_info(h, context_.local, ifindex);
             const std::span<const std::uint8_t> packet(
                 receive_buffer_.data() + static_cast<std::size_t>(i) * receive_slot_size,
                 receive_headers_[i].msg_len);
@@ -101,6 +176,11 @@ void UdpListener::drain() {
             rh.msg_namelen = h.msg_namelen;
             rh.msg_iov = &reply_iov_[replies];
             rh.msg_iovlen = 1;
+            if (have_info) {
+                rh.msg_control = reply_control_[replies].bytes.data();
+                rh.msg_controllen = write_packet_info(reply_control_[replies].bytes.data(),
+                                                      control_size, context_.local, ifindex);
+            }
             ++replies;
         }
         // Replies that the kernel refuses (full buffer) are lost like any UDP datagram; the
@@ -116,6 +196,7 @@ void UdpListener::drain() {
                 ++sent;  // this destination failed (e.g. unreachable); the rest may still go
             }
         }
+        context_.local = bound;
         if (static_cast<std::size_t>(n) < batch_size) return;
     }
 }

@@ -367,3 +367,36 @@ TEST_F(BindingTest, CoturnStunclientSeesItsRealSourceAddress) {
 
 }  // namespace
 }  // namespace tern::test
+
+namespace tern::test {
+namespace {
+
+TEST(WildcardListener, RepliesComeFromTheAddressTheClientAsked) {
+    // On a wildcard socket the kernel would answer from its preferred source (127.0.0.1 on lo);
+    // packet info makes the answer leave from the address the request was sent to.
+    const auto port = free_port();
+    const std::string p = std::to_string(port);
+    TerndProcess server("listen: [ \"udp://0.0.0.0:" + p + "\", \"udp://[::]:" + p +
+                        "\" ]\nauth: { secrets: [ \"wildcard-secret\" ] }\n");
+    const auto asked = TransportAddress::v4({127, 0, 0, 5}, port);
+    std::optional<Bytes> reply;
+    TransportAddress local, from;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    protocol::TransactionId id;
+    while (!reply && std::chrono::steady_clock::now() < deadline) {
+        reply = udp_exchange(asked, binding_request(&id), loopback4(0), local, 200ms, &from);
+    }
+    ASSERT_TRUE(reply) << server.output();
+    EXPECT_EQ(from, asked);
+    expect_binding_success(*reply, id, local);
+
+    const auto reply6 =
+        udp_exchange(loopback6(port), binding_request(&id), loopback6(0), local, 2s, &from);
+    ASSERT_TRUE(reply6);
+    EXPECT_EQ(from, loopback6(port));
+    expect_binding_success(*reply6, id, local);
+    EXPECT_EQ(server.stop(), 0);
+}
+
+}  // namespace
+}  // namespace tern::test

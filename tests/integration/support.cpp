@@ -202,7 +202,7 @@ Bytes binding_request(protocol::TransactionId* id_out, bool fingerprint) {
 
 std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& request,
                                   const TransportAddress& local, TransportAddress& local_out,
-                                  std::chrono::milliseconds timeout) {
+                                  std::chrono::milliseconds timeout, TransportAddress* reply_from) {
     const int fd = ::socket(family_of(server), SOCK_DGRAM, 0);
     if (fd < 0) return std::nullopt;
     sockaddr_storage ss{};
@@ -218,10 +218,14 @@ std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& r
     std::optional<Bytes> result;
     if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
         Bytes buf(65536);
-        const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        sockaddr_storage from{};
+        socklen_t from_len = sizeof from;
+        const ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), 0,
+                                     reinterpret_cast<sockaddr*>(&from), &from_len);
         if (n >= 0) {
             buf.resize(static_cast<std::size_t>(n));
             result = std::move(buf);
+            if (reply_from) *reply_from = from_sockaddr(from);
         }
     }
     ::close(fd);

@@ -60,10 +60,11 @@ private:
 Bytes binding_request(protocol::TransactionId* id_out = nullptr, bool fingerprint = true);
 
 // One datagram out, one back (or nullopt on timeout). `local` is bound first (port 0 = any);
-// `local_out` receives the kernel's choice.
+// `local_out` receives the kernel's choice, `reply_from` (if given) the reply's source.
 std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& request,
                                   const TransportAddress& local, TransportAddress& local_out,
-                                  std::chrono::milliseconds timeout = 2s);
+                                  std::chrono::milliseconds timeout = 2s,
+                                  TransportAddress* reply_from = nullptr);
 
 // A connected stream client (TCP, or TLS verifying the server certificate against `ca_file`
 // with host name `host`).

@@ -24,7 +24,8 @@ public:
 
     UdpListener(boost::asio::io_context& io, RequestDispatcher& dispatcher);
 
-    // Opens and binds with SO_REUSEPORT (and IPV6_V6ONLY for IPv6).
+    // Opens and binds with SO_REUSEPORT (and IPV6_V6ONLY for IPv6); a wildcard address also
+    // turns on packet info so replies leave from the address each request was sent to.
     std::error_code open(const protocol::TransportAddress& address);
     protocol::TransportAddress local_address() const;
     void start();
@@ -45,6 +46,15 @@ private:
     std::array<sockaddr_storage, batch_size> sources_{};
     std::array<mmsghdr, batch_size> reply_headers_{};
     std::array<iovec, batch_size> reply_iov_{};
+    // Packet-info control messages: the destination each datagram was sent to comes in, and the
+    // reply leaves from that same address, which a wildcard-bound socket would not guarantee.
+    static constexpr std::size_t control_size = 64;
+    struct alignas(cmsghdr) Control {
+        std::array<std::uint8_t, control_size> bytes;
+    };
+    std::array<Control, batch_size> receive_control_{};
+    std::array<Control, batch_size> reply_control_{};
+    bool wildcard_ = false;
 };
 
 }  // namespace tern::server
