@@ -68,6 +68,28 @@ const char* to_string(LogFormat f) noexcept {
     return "unknown";
 }
 
+const char* to_string(CredentialExpiry e) noexcept {
+    switch (e) {
+        case CredentialExpiry::allocate:
+            return "allocate";
+        case CredentialExpiry::request:
+            return "request";
+        case CredentialExpiry::strict:
+            return "strict";
+    }
+    return "unknown";
+}
+
+const char* to_string(RelayFamily f) noexcept {
+    switch (f) {
+        case RelayFamily::ipv4:
+            return "ipv4";
+        case RelayFamily::client:
+            return "client";
+    }
+    return "unknown";
+}
+
 std::string Listener::to_url() const {
     return std::string(to_string(transport)) + "://" + address.to_string();
 }

@@ -35,15 +35,24 @@ constexpr std::size_t max_errors = 200;
 constexpr unsigned max_threads = 256;
 constexpr std::uint32_t min_max_lifetime = 600;  // RFC 8656 default lifetime must fit
 constexpr std::uint32_t max_max_lifetime = 86400;
+constexpr std::uint32_t min_nonce_lifetime = 30;
+constexpr std::uint32_t max_nonce_lifetime = 3600;
+constexpr std::size_t min_nonce_secret_bytes = 16;
+constexpr std::uint32_t max_allocation_limit = 0xFFFFFFFFu;
 
 constexpr std::array<std::string_view, 10> top_level_keys = {
     "realm", "listen", "tls", "auth", "relay", "limits", "threads", "log", "metrics", "software"};
 constexpr std::array<std::string_view, 2> tls_keys = {"certificate", "private_key"};
-constexpr std::array<std::string_view, 2> auth_keys = {"secrets", "users"};
+constexpr std::array<std::string_view, 5> auth_keys = {"secrets", "users", "expiry", "nonce_secret",
+                                                       "nonce_lifetime"};
 constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
-constexpr std::array<std::string_view, 5> relay_keys = {"addresses", "external_addresses", "ports",
-                                                        "allow_peers", "deny_peers"};
-constexpr std::array<std::string_view, 1> limits_keys = {"max_lifetime"};
+constexpr std::array<std::string_view, 6> relay_keys = {
+    "addresses", "external_addresses", "ports", "allow_peers", "deny_peers", "default_family"};
+constexpr std::array<std::string_view, 3> limits_keys = {"max_lifetime", "max_allocations",
+                                                         "max_allocations_per_user"};
+constexpr std::array<CredentialExpiry, 3> credential_expiries = {
+    CredentialExpiry::allocate, CredentialExpiry::request, CredentialExpiry::strict};
+constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
 constexpr std::array<std::string_view, 2> log_keys = {"level", "format"};
 constexpr std::array<std::string_view, 1> metrics_keys = {"listen"};
 
@@ -700,6 +709,53 @@ void Loader::load_auth(const Entry& entry) {
             load_users(field);
             continue;
         }
+        if (field.name == "expiry") {
+            const auto text = scalar_of(field);
+            if (!text) continue;
+            const auto policy =
+                std::find_if(credential_expiries.begin(), credential_expiries.end(),
+                             [&](CredentialExpiry e) { return *text == to_string(e); });
+            if (policy == credential_expiries.end()) {
+                report(field.line, field.path,
+                       "unknown policy " + quote_for_message(*text) +
+                           " (expected allocate, request or strict)");
+                continue;
+            }
+            config_.auth.expiry = *policy;
+            continue;
+        }
+        if (field.name == "nonce_secret") {
+            // The value is secret: errors give its length, never its text.
+            if (!field.value.IsScalar()) {
+                report(field.line, field.path,
+                       std::string("expected a string, got ") + kind_of(field.value));
+                continue;
+            }
+            const std::string& secret = field.value.Scalar();
+            if (secret.size() < min_nonce_secret_bytes) {
+                report(field.line, field.path,
+                       "too short: " + std::to_string(secret.size()) + " bytes, at least " +
+                           std::to_string(min_nonce_secret_bytes) + " are needed");
+                continue;
+            }
+            config_.auth.nonce_secret = secret;
+            continue;
+        }
+        if (field.name == "nonce_lifetime") {
+            const auto text = scalar_of(field, "a number of seconds");
+            if (!text) continue;
+            const auto seconds = parse_unsigned(*text, max_nonce_lifetime);
+            if (!seconds || *seconds < min_nonce_lifetime) {
+                report(field.line, field.path,
+                       "expected a whole number of seconds from " +
+                           std::to_string(min_nonce_lifetime) + " to " +
+                           std::to_string(max_nonce_lifetime) + ", got " +
+                           quote_for_message(*text));
+                continue;
+            }
+            config_.auth.nonce_lifetime = *seconds;
+            continue;
+        }
         const auto secrets = string_list_of(field);
         if (!secrets) continue;
         for (const auto& secret : *secrets) {
@@ -782,6 +838,17 @@ void Loader::load_relay(const Entry& entry) {
             load_cidrs(field, config_.relay.allow_peers);
         } else if (field.name == "deny_peers") {
             load_cidrs(field, config_.relay.deny_peers);
+        } else if (field.name == "default_family") {
+            const auto text = scalar_of(field);
+            if (!text) continue;
+            const auto family = std::find_if(relay_families.begin(), relay_families.end(),
+                                             [&](RelayFamily f) { return *text == to_string(f); });
+            if (family == relay_families.end()) {
+                report(field.line, field.path,
+                       "unknown family " + quote_for_message(*text) + " (expected ipv4 or client)");
+                continue;
+            }
+            config_.relay.default_family = *family;
         }
     }
 }
@@ -837,6 +904,20 @@ void Loader::load_cidrs(const Entry& entry, std::vector<Cidr>& out) {
 void Loader::load_limits(const Entry& entry) {
     if (!is_section(entry)) return;
     for (const auto& field : entries_of(entry.value, entry.path, limits_keys)) {
+        if (field.name != "max_lifetime") {
+            const auto text = scalar_of(field, "a number");
+            if (!text) continue;
+            const auto count = parse_unsigned(*text, max_allocation_limit);
+            if (!count || *count == 0) {
+                report(field.line, field.path,
+                       "expected a whole number from 1 to " + std::to_string(max_allocation_limit) +
+                           ", got " + quote_for_message(*text));
+                continue;
+            }
+            (field.name == "max_allocations" ? config_.limits.max_allocations
+                                             : config_.limits.max_allocations_per_user) = *count;
+            continue;
+        }
         const auto text = scalar_of(field, "a number of seconds");
         if (!text) continue;
         const auto seconds = parse_unsigned(*text, max_max_lifetime);

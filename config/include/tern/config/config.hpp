@@ -56,11 +56,30 @@ struct ExternalAddress {
     friend bool operator==(const ExternalAddress&, const ExternalAddress&) = default;
 };
 
+// When an expired TURN REST credential is refused (auth.expiry).
+enum class CredentialExpiry : std::uint8_t {
+    allocate,  // only a new Allocate is refused after expiry; running allocations live on
+    request,   // every authenticated request is refused after expiry
+    strict,    // as `request`, and the allocation is torn down at expiry
+};
+const char* to_string(CredentialExpiry e) noexcept;  // "allocate", "request", "strict"
+
 struct Auth {
     std::vector<std::string> secrets;  // TURN REST API shared secrets, newest first
     std::vector<StaticUser> users;
+    CredentialExpiry expiry = CredentialExpiry::allocate;
+    // Key material for NONCE MACs (at least 16 bytes); absent = a random key at start.
+    std::optional<std::string> nonce_secret;
+    std::uint32_t nonce_lifetime = 600;  // seconds a nonce stays fresh (30..3600)
     friend bool operator==(const Auth&, const Auth&) = default;
 };
+
+// Relay address family when an Allocate has no REQUESTED-ADDRESS-FAMILY (relay.default_family).
+enum class RelayFamily : std::uint8_t {
+    ipv4,    // RFC 8656 §7.2: IPv4
+    client,  // the family of the address the client reached tern on
+};
+const char* to_string(RelayFamily f) noexcept;  // "ipv4", "client"
 
 struct Relay {
     std::vector<TransportAddress> addresses;  // empty = relay on the address the client reached
@@ -68,11 +87,14 @@ struct Relay {
     PortRange ports;
     std::vector<Cidr> allow_peers;
     std::vector<Cidr> deny_peers;
+    RelayFamily default_family = RelayFamily::ipv4;
     friend bool operator==(const Relay&, const Relay&) = default;
 };
 
 struct Limits {
-    std::uint32_t max_lifetime = 3600;  // seconds, upper bound on allocation lifetime
+    std::uint32_t max_lifetime = 3600;             // seconds, upper bound on allocation lifetime
+    std::uint32_t max_allocations = 100000;        // in total, at least 1
+    std::uint32_t max_allocations_per_user = 100;  // per user name, at least 1
     friend bool operator==(const Limits&, const Limits&) = default;
 };
 

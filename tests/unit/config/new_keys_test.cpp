@@ -1,0 +1,119 @@
+// auth.expiry, auth.nonce_secret, auth.nonce_lifetime, relay.default_family,
+// limits.max_allocations and limits.max_allocations_per_user: defaults, accepted values, and
+// errors naming key and line.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tern/config/config.hpp"
+
+namespace tern::config {
+namespace {
+
+LoadResult load(const std::string& yaml) {
+    return load_config_text(yaml, "test.yaml");
+}
+
+Config load_ok(const std::string& yaml) {
+    const auto result = load(yaml);
+    for (const auto& error : result.errors) ADD_FAILURE() << error.to_string();
+    EXPECT_TRUE(result.config) << yaml;
+    return result.config.value_or(Config{});
+}
+
+void expect_one_error(const std::string& yaml, const std::string& key, int line,
+                      const std::string& message) {
+    const auto result = load(yaml);
+    EXPECT_FALSE(result.config) << yaml;
+    ASSERT_EQ(result.errors.size(), 1u) << yaml;
+    const auto& error = result.errors.front();
+    EXPECT_EQ(error.key, key) << error.to_string();
+    EXPECT_EQ(error.line, line) << error.to_string();
+    EXPECT_EQ(error.message, message) << error.to_string();
+}
+
+TEST(NewKeys, Defaults) {
+    const Config c = load_ok("");
+    EXPECT_EQ(c.auth.expiry, CredentialExpiry::allocate);
+    EXPECT_FALSE(c.auth.nonce_secret);
+    EXPECT_EQ(c.auth.nonce_lifetime, 600u);
+    EXPECT_EQ(c.relay.default_family, RelayFamily::ipv4);
+    EXPECT_EQ(c.limits.max_allocations, 100000u);
+    EXPECT_EQ(c.limits.max_allocations_per_user, 100u);
+    // The struct initialisers are the only place defaults live.
+    EXPECT_EQ(c.auth, Auth{});
+    EXPECT_EQ(c.limits, Limits{});
+}
+
+TEST(NewKeys, ExpiryPolicies) {
+    EXPECT_EQ(load_ok("auth: { expiry: allocate }").auth.expiry, CredentialExpiry::allocate);
+    EXPECT_EQ(load_ok("auth: { expiry: request }").auth.expiry, CredentialExpiry::request);
+    EXPECT_EQ(load_ok("auth: { expiry: strict }").auth.expiry, CredentialExpiry::strict);
+    EXPECT_STREQ(to_string(CredentialExpiry::strict), "strict");
+    expect_one_error("auth:\n  expiry: never\n", "auth.expiry", 2,
+                     "unknown policy 'never' (expected allocate, request or strict)");
+    expect_one_error("auth: { expiry: [ strict ] }", "auth.expiry", 1,
+                     "expected a string, got a list");
+}
+
+TEST(NewKeys, NonceSecret) {
+    const std::string secret = "0123456789abcdef";  // exactly 16 bytes
+    EXPECT_EQ(load_ok("auth: { nonce_secret: " + secret + " }").auth.nonce_secret, secret);
+    expect_one_error("auth:\n  nonce_secret: hunter2-short\n", "auth.nonce_secret", 2,
+                     "too short: 13 bytes, at least 16 are needed");
+    expect_one_error("auth: { nonce_secret: { a: b } }", "auth.nonce_secret", 1,
+                     "expected a string, got a map");
+}
+
+TEST(NewKeys, NonceSecretIsNeverEchoed) {
+    const std::string secret = "Sup3rS3cr3t!";
+    const auto result = load("auth: { nonce_secret: \"" + secret + "\" }");
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors.front().to_string().find(secret), std::string::npos)
+        << result.errors.front().to_string();
+}
+
+TEST(NewKeys, NonceLifetimeRange) {
+    EXPECT_EQ(load_ok("auth: { nonce_lifetime: 30 }").auth.nonce_lifetime, 30u);
+    EXPECT_EQ(load_ok("auth: { nonce_lifetime: 3600 }").auth.nonce_lifetime, 3600u);
+    const std::string expected = "expected a whole number of seconds from 30 to 3600, got ";
+    expect_one_error("auth: { nonce_lifetime: 29 }", "auth.nonce_lifetime", 1, expected + "'29'");
+    expect_one_error("auth: { nonce_lifetime: 3601 }", "auth.nonce_lifetime", 1,
+                     expected + "'3601'");
+    expect_one_error("auth: { nonce_lifetime: 10m }", "auth.nonce_lifetime", 1, expected + "'10m'");
+}
+
+TEST(NewKeys, RelayDefaultFamily) {
+    EXPECT_EQ(load_ok("relay: { default_family: ipv4 }").relay.default_family, RelayFamily::ipv4);
+    EXPECT_EQ(load_ok("relay: { default_family: client }").relay.default_family,
+              RelayFamily::client);
+    EXPECT_STREQ(to_string(RelayFamily::client), "client");
+    expect_one_error("relay:\n\n  default_family: ipv6\n", "relay.default_family", 3,
+                     "unknown family 'ipv6' (expected ipv4 or client)");
+}
+
+TEST(NewKeys, AllocationLimits) {
+    const Config c =
+        load_ok("limits: { max_allocations: 1, max_allocations_per_user: 4294967295 }");
+    EXPECT_EQ(c.limits.max_allocations, 1u);
+    EXPECT_EQ(c.limits.max_allocations_per_user, 4294967295u);
+    const std::string expected = "expected a whole number from 1 to 4294967295, got ";
+    expect_one_error("limits: { max_allocations: 0 }", "limits.max_allocations", 1,
+                     expected + "'0'");
+    expect_one_error("limits:\n  max_allocations_per_user: 4294967296\n",
+                     "limits.max_allocations_per_user", 2, expected + "'4294967296'");
+    expect_one_error("limits: { max_allocations_per_user: -1 }", "limits.max_allocations_per_user",
+                     1, expected + "'-1'");
+    expect_one_error("limits: { max_allocations: [1] }", "limits.max_allocations", 1,
+                     "expected a number, got a list");
+}
+
+TEST(NewKeys, MisspeltNewKeysGetSuggestions) {
+    expect_one_error("auth: { expiri: strict }", "auth.expiri", 1,
+                     "unknown key, did you mean expiry?");
+    expect_one_error("limits: { max_allocation: 5 }", "limits.max_allocation", 1,
+                     "unknown key, did you mean max_allocations?");
+}
+
+}  // namespace
+}  // namespace tern::config
