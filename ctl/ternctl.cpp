@@ -14,11 +14,14 @@
 namespace {
 
 constexpr std::string_view usage_text =
-    "usage: ternctl credential --secret SECRET --user NAME [--ttl SECONDS] [--now UNIX] [--json]\n"
+    "usage: ternctl credential --secret SECRET --user NAME [--ttl SECONDS] [--now UNIX]\n"
+    "                          [--uri URI]... [--json]\n"
     "       ternctl --version\n"
     "\n"
     "credential  print a TURN REST API username and password valid for --ttl seconds\n"
-    "            (default 86400); --secret - reads the secret from standard input.\n";
+    "            (default 86400); --secret - reads the secret from standard input.\n"
+    "            Each --uri (turn:host:3478?transport=udp, turns:host:5349, stun:host) also\n"
+    "            prints a ready RTCIceServer object for a browser's iceServers list.\n";
 
 int usage(int rc) {
     (rc == 0 ? std::cout : std::cerr) << usage_text;
@@ -36,9 +39,46 @@ std::optional<long long> parse_int(const std::string& s) {
 std::string json_escape(std::string_view s) {
     std::string out;
     for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            constexpr std::string_view hex = "0123456789abcdef";
+            out += "\\u00";
+            out += hex[static_cast<unsigned char>(c) >> 4];
+            out += hex[static_cast<unsigned char>(c) & 0xF];
+        } else {
+            out += c;
+        }
     }
+    return out;
+}
+
+// RFC 7064 / RFC 7065 schemes a browser accepts in RTCIceServer.urls.
+bool is_ice_uri(std::string_view uri) {
+    for (const std::string_view scheme : {"turn:", "turns:", "stun:", "stuns:"}) {
+        if (uri.size() > scheme.size() && uri.substr(0, scheme.size()) == scheme) return true;
+    }
+    return false;
+}
+
+// {"urls": [...], "username": "...", "credential": "..."}: one entry of
+// RTCConfiguration.iceServers.
+std::string ice_server_json(const std::vector<std::string>& uris,
+                            const tern::auth::RestCredential& c) {
+    // Appended piecewise: g++ 12 raises a false -Wrestrict on chained std::string operator+.
+    std::string out = "{\"urls\": [";
+    for (std::size_t i = 0; i < uris.size(); ++i) {
+        if (i != 0) out += ", ";
+        out += '"';
+        out += json_escape(uris[i]);
+        out += '"';
+    }
+    out += "], \"username\": \"";
+    out += json_escape(c.username);
+    out += "\", \"credential\": \"";
+    out += json_escape(c.password);
+    out += "\"}";
     return out;
 }
 
@@ -47,6 +87,7 @@ int credential(const std::vector<std::string>& args) {
     long long ttl = 86400;
     std::optional<long long> now;
     bool json = false;
+    std::vector<std::string> uris;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&]() -> std::optional<std::string> {
@@ -72,6 +113,13 @@ int credential(const std::vector<std::string>& args) {
                 std::cerr << "ternctl: --now needs a unix timestamp\n";
                 return 2;
             }
+        } else if (a == "--uri") {
+            const auto v = value();
+            if (!v || !is_ice_uri(*v)) {
+                std::cerr << "ternctl: --uri needs a turn:, turns:, stun: or stuns: URI\n";
+                return 2;
+            }
+            uris.push_back(*v);
         } else if (a == "--json") {
             json = true;
         } else {
@@ -97,10 +145,19 @@ int credential(const std::vector<std::string>& args) {
                                   .count();
     const auto c = tern::auth::make_rest_credential(*secret, *user, t, ttl);
     if (json) {
-        std::cout << "{\"username\": \"" << json_escape(c.username) << "\", \"credential\": \""
-                  << json_escape(c.password) << "\", \"ttl\": " << ttl << "}\n";
+        // With --uri the object is itself a valid RTCIceServer (browsers ignore "ttl").
+        std::cout << "{";
+        if (!uris.empty()) {
+            const std::string server = ice_server_json(uris, c);
+            std::cout << server.substr(1, server.size() - 2) << ", ";
+        } else {
+            std::cout << "\"username\": \"" << json_escape(c.username) << "\", \"credential\": \""
+                      << json_escape(c.password) << "\", ";
+        }
+        std::cout << "\"ttl\": " << ttl << "}\n";
     } else {
         std::cout << "username: " << c.username << "\npassword: " << c.password << "\n";
+        if (!uris.empty()) std::cout << "iceServers entry:\n" << ice_server_json(uris, c) << "\n";
     }
     return 0;
 }
