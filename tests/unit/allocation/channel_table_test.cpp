@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_addresses.hpp"
+
 namespace tern::allocation {
 namespace {
 
@@ -9,13 +11,8 @@ using namespace std::chrono_literals;
 using protocol::TransportAddress;
 using R = ChannelBindResult;
 
-const TimePoint t0 = TimePoint{} + 1000s;
-
-TransportAddress addr(const char* text) {
-    auto a = TransportAddress::parse(text);
-    EXPECT_TRUE(a.has_value()) << text;
-    return a.value_or(TransportAddress{});
-}
+using testing::addr;
+using testing::t0;
 
 const TransportAddress peer_a = addr("192.0.2.1:5000");
 const TransportAddress peer_b = addr("192.0.2.1:5001");  // same IP, other port: other peer

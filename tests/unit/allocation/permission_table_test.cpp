@@ -4,19 +4,16 @@
 
 #include <vector>
 
+#include "test_addresses.hpp"
+
 namespace tern::allocation {
 namespace {
 
 using namespace std::chrono_literals;
 using protocol::TransportAddress;
 
-const TimePoint t0 = TimePoint{} + 1000s;
-
-TransportAddress addr(const char* text) {
-    auto a = TransportAddress::parse(text);
-    EXPECT_TRUE(a.has_value()) << text;
-    return a.value_or(TransportAddress{});
-}
+using testing::addr;
+using testing::t0;
 
 TEST(PermissionTable, InstallAllowsEveryPortOfThatIpOnly) {
     PermissionTable t(10);

@@ -7,19 +7,16 @@
 
 #include "test_random.hpp"
 
+#include "test_addresses.hpp"
+
 namespace tern::allocation {
 namespace {
 
 using namespace std::chrono_literals;
 using protocol::TransportAddress;
 
-const TimePoint t0 = TimePoint{} + 1000s;
-
-TransportAddress addr(const char* text) {
-    auto a = TransportAddress::parse(text);
-    EXPECT_TRUE(a.has_value()) << text;
-    return a.value_or(TransportAddress{});
-}
+using testing::addr;
+using testing::t0;
 
 FiveTuple tuple(const char* client = "192.0.2.10:40000", Transport t = Transport::udp) {
     return FiveTuple{addr(client), addr("198.51.100.1:3478"), t};

@@ -10,17 +10,12 @@
 
 #include "tern/auth/rest_credential.hpp"
 
+#include "../hex.hpp"
+
 namespace tern::auth {
 namespace {
 
-std::vector<std::uint8_t> from_hex(std::string_view text) {
-    std::vector<std::uint8_t> out;
-    for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
-        out.push_back(
-            static_cast<std::uint8_t>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
-    }
-    return out;
-}
+using test::from_hex;
 
 std::vector<std::uint8_t> bytes(const LongTermKey& key) {
     return {key.bytes().begin(), key.bytes().end()};

@@ -14,6 +14,8 @@
 #include "tern/protocol/attribute_type.hpp"
 #include "tern/protocol/integrity.hpp"
 
+#include "../hex.hpp"
+
 namespace tern::auth {
 namespace {
 
@@ -30,23 +32,7 @@ constexpr std::string_view realm = "example.org";
 const TransportAddress client = TransportAddress::v4({198, 51, 100, 7}, 50000);
 const std::string nonce_secret = "a nonce secret of more than 16 bytes";
 
-std::vector<std::uint8_t> from_hex(std::string_view text) {
-    std::vector<std::uint8_t> out;
-    int high = -1;
-    for (const char c : text) {
-        int nibble = -1;
-        if (c >= '0' && c <= '9') nibble = c - '0';
-        if (c >= 'a' && c <= 'f') nibble = c - 'a' + 10;
-        if (nibble < 0) continue;
-        if (high < 0) {
-            high = nibble;
-        } else {
-            out.push_back(static_cast<std::uint8_t>(high << 4 | nibble));
-            high = -1;
-        }
-    }
-    return out;
-}
+using test::from_hex;
 
 enum class Mac { none, sha1, sha256 };
 

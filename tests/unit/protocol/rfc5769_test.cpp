@@ -13,26 +13,12 @@
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
 
+#include "../hex.hpp"
+
 namespace tern::protocol {
 namespace {
 
-std::vector<std::uint8_t> from_hex(std::string_view text) {
-    std::vector<std::uint8_t> out;
-    int high = -1;
-    for (const char c : text) {
-        int nibble = -1;
-        if (c >= '0' && c <= '9') nibble = c - '0';
-        if (c >= 'a' && c <= 'f') nibble = c - 'a' + 10;
-        if (nibble < 0) continue;
-        if (high < 0) {
-            high = nibble;
-        } else {
-            out.push_back(static_cast<std::uint8_t>(high << 4 | nibble));
-            high = -1;
-        }
-    }
-    return out;
-}
+using test::from_hex;
 
 std::span<const std::uint8_t> as_bytes(std::string_view text) {
     return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
