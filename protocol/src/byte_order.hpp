@@ -21,6 +21,8 @@ constexpr void store32(std::uint8_t* p, std::uint32_t v) noexcept {
     store16(p, static_cast<std::uint16_t>(v >> 16));
     store16(p + 2, static_cast<std::uint16_t>(v));
 }
+// Type and length in front of every attribute value (RFC 8489 §14).
+inline constexpr std::size_t attribute_header_size = 4;
 // Attribute values are padded to a multiple of 4 bytes (RFC 8489 §14).
 constexpr std::size_t padded(std::size_t n) noexcept {
     return (n + 3) & ~std::size_t{3};

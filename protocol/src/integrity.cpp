@@ -20,7 +20,6 @@ using namespace wire;
 
 namespace {
 
-constexpr std::size_t attribute_header_size = 4;
 constexpr std::size_t sha1_size = 20;
 constexpr std::size_t sha256_size = 32;
 constexpr std::uint32_t fingerprint_xor = 0x5354554E;  // "STUN", RFC 8489 §14.7

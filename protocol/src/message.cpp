@@ -11,8 +11,6 @@ using namespace wire;
 
 namespace {
 
-constexpr std::size_t attribute_header_size = 4;
-
 // Longest reason phrase / realm / nonce / software: 127 characters of UTF-8 (RFC 8489 §14).
 constexpr std::size_t max_text_length = 763;
 // RFC 8489 §14.3 lowered USERNAME to 508 bytes; RFC 5389 clients may still send up to 512.

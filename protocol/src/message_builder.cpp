@@ -14,7 +14,6 @@ using namespace wire;
 
 namespace {
 
-constexpr std::size_t attribute_header_size = 4;
 // The header's length field is 16 bits and counts whole 32-bit words.
 constexpr std::size_t max_body_size = 0xFFFC;
 

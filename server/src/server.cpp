@@ -61,11 +61,8 @@ config::Config Server::with_runtime_secret(config::Config c) {
 }
 
 bool Server::open() {
-    if (has_tls_listener(*config_)) {
-        if (!config_->tls) {
-            spdlog::error("tls: a tls:// listener needs the tls section");
-            return false;
-        }
+    // The config layer guarantees a tls section wherever a tls:// listener exists.
+    if (has_tls_listener(*config_) && config_->tls) {
         auto tls = make_tls_context(*config_->tls);
         if (!tls.context) {
             spdlog::error("{}", tls.error);
