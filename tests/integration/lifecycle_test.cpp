@@ -98,23 +98,32 @@ TEST(Lifecycle, SighupReportsSettingsThatNeedARestart) {
     EXPECT_EQ(p.stop(), 0);
 }
 
-TEST(Lifecycle, JsonLogLinesAreJsonObjects) {
+TEST(Lifecycle, JsonLogLinesAreJsonObjectsEvenForHostileText) {
     const auto port = free_port();
     TerndProcess p(udp_yaml(port, "log: { level: info, format: json }\n"));
     Bytes storage;
     ASSERT_TRUE(ask(port, storage)) << p.output();
+    // A refused reload logs the offending value, which here carries a quote and a backslash.
+    p.rewrite_config(udp_yaml(port, "log: { level: 'lo\"ud\\', format: json }\n"));
+    p.send_signal(SIGHUP);
+    ASSERT_TRUE(p.wait_for_output("keeping the running configuration", 5s)) << p.output();
     ASSERT_EQ(p.stop(), 0);
+
     std::istringstream lines(p.output());
     std::string line;
     int json_lines = 0;
+    bool saw_escaped_value = false;
+    // A JSON string: no raw quote, backslash or control byte except as an escape sequence.
     const std::regex shape(
-        R"(^\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","level":"[a-z]+","msg":".*"\}$)");
+        R"(^\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","level":"[a-z]+","msg":"(?:[^"\\\x00-\x1f]|\\["\\n]|\\u00[0-9a-f]{2})*"\}$)");
     while (std::getline(lines, line)) {
         if (line.empty() || line[0] != '{') continue;  // the stdout banner is not a log line
         EXPECT_TRUE(std::regex_match(line, shape)) << line;
+        if (line.find(R"(unknown level 'lo\"ud\\')") != std::string::npos) saw_escaped_value = true;
         ++json_lines;
     }
-    EXPECT_GE(json_lines, 2) << p.output();  // "listening on" and "stopping" at least
+    EXPECT_GE(json_lines, 3) << p.output();  // listening, the refused reload, stopping
+    EXPECT_TRUE(saw_escaped_value) << p.output();
 }
 
 TEST(Lifecycle, PortTakenIsAClearErrorAndExitCodeOne) {
