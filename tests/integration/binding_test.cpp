@@ -52,6 +52,15 @@ void expect_binding_success(const Bytes& bytes, const protocol::TransactionId& i
     EXPECT_EQ(protocol::verify_fingerprint(msg), protocol::IntegrityResult::ok);
 }
 
+// One Binding over an open stream; the mapped address must be the client's own end.
+void expect_stream_binding(StreamClient& c, const TransportAddress& server) {
+    protocol::TransactionId id;
+    ASSERT_TRUE(c.send(binding_request(&id))) << server.to_string();
+    const auto reply = c.receive_message();
+    ASSERT_TRUE(reply) << server.to_string();
+    expect_binding_success(*reply, id, c.local_address());
+}
+
 std::optional<Bytes> wait_udp_answer(const TransportAddress& server, const Bytes& request,
                                      std::chrono::milliseconds total) {
     const auto deadline = std::chrono::steady_clock::now() + total;
@@ -121,11 +130,7 @@ TEST_F(BindingTest, TcpIpv4AndIpv6) {
     for (const auto& server : {loopback4(port_), loopback6(port_)}) {
         auto c = StreamClient::connect_tcp(server);
         ASSERT_TRUE(c) << server.to_string();
-        protocol::TransactionId id;
-        ASSERT_TRUE(c->send(binding_request(&id)));
-        const auto reply = c->receive_message();
-        ASSERT_TRUE(reply) << server.to_string();
-        expect_binding_success(*reply, id, c->local_address());
+        expect_stream_binding(*c, server);
     }
 }
 
@@ -133,11 +138,7 @@ TEST_F(BindingTest, TlsIpv4AndIpv6WithCertificateVerification) {
     for (const auto& server : {loopback4(tls_port_), loopback6(tls_port_)}) {
         auto c = StreamClient::connect_tls(server, data_dir() + "/tls/cert.pem", "localhost");
         ASSERT_TRUE(c) << "TLS handshake to " << server.to_string() << " failed";
-        protocol::TransactionId id;
-        ASSERT_TRUE(c->send(binding_request(&id)));
-        const auto reply = c->receive_message();
-        ASSERT_TRUE(reply) << server.to_string();
-        expect_binding_success(*reply, id, c->local_address());
+        expect_stream_binding(*c, server);
     }
 }
 

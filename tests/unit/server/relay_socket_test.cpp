@@ -61,12 +61,20 @@ Bytes pattern(std::size_t n, std::uint8_t seed) {
     return b;
 }
 
-TEST(RelaySocket, DeliversPeerDatagramsIntactWithTheirSource) {
+// Every test owns a worker-like setup: one io_context, one sink, one shared buffer set.
+class RelaySocketTest : public ::testing::Test {
+protected:
+    static protocol::TransportAddress any_loopback_port() {
+        return protocol::TransportAddress::v4({127, 0, 0, 1}, 0);
+    }
     boost::asio::io_context io;
     RecordingSink sink;
     RelayReceiveBuffers buffers;
+};
+
+TEST_F(RelaySocketTest, DeliversPeerDatagramsIntactWithTheirSource) {
     RelaySocket relay(io, sink, buffers);
-    ASSERT_FALSE(relay.open(protocol::TransportAddress::v4({127, 0, 0, 1}, 0), false));
+    ASSERT_FALSE(relay.open(any_loopback_port(), false));
     ASSERT_NE(relay.local_address().port, 0);
     relay.start();
 
@@ -86,12 +94,9 @@ TEST(RelaySocket, DeliversPeerDatagramsIntactWithTheirSource) {
     }
 }
 
-TEST(RelaySocket, SendsToAPeer) {
-    boost::asio::io_context io;
-    RecordingSink sink;
-    RelayReceiveBuffers buffers;
+TEST_F(RelaySocketTest, SendsToAPeer) {
     RelaySocket relay(io, sink, buffers);
-    ASSERT_FALSE(relay.open(protocol::TransportAddress::v4({127, 0, 0, 1}, 0), false));
+    ASSERT_FALSE(relay.open(any_loopback_port(), false));
     Peer peer;
     const Bytes payload = pattern(1000, 3);
     ASSERT_TRUE(relay.send_to(peer.address(), payload));
@@ -107,13 +112,10 @@ TEST(RelaySocket, SendsToAPeer) {
     EXPECT_EQ(from_sockaddr(reinterpret_cast<sockaddr*>(&from)), relay.local_address());
 }
 
-TEST(RelaySocket, DontFragmentSetsDfOnIpv4) {
-    boost::asio::io_context io;
-    RecordingSink sink;
-    RelayReceiveBuffers buffers;
+TEST_F(RelaySocketTest, DontFragmentSetsDfOnIpv4) {
     for (const bool df : {false, true}) {
         RelaySocket relay(io, sink, buffers);
-        ASSERT_FALSE(relay.open(protocol::TransportAddress::v4({127, 0, 0, 1}, 0), df));
+        ASSERT_FALSE(relay.open(any_loopback_port(), df));
         int value = -1;
         socklen_t len = sizeof value;
         ASSERT_EQ(::getsockopt(relay.native_handle(), IPPROTO_IP, IP_MTU_DISCOVER, &value, &len),
@@ -126,12 +128,9 @@ TEST(RelaySocket, DontFragmentSetsDfOnIpv4) {
     }
 }
 
-TEST(RelaySocket, BindingATakenPortFails) {
-    boost::asio::io_context io;
-    RecordingSink sink;
-    RelayReceiveBuffers buffers;
+TEST_F(RelaySocketTest, BindingATakenPortFails) {
     RelaySocket first(io, sink, buffers);
-    ASSERT_FALSE(first.open(protocol::TransportAddress::v4({127, 0, 0, 1}, 0), false));
+    ASSERT_FALSE(first.open(any_loopback_port(), false));
     RelaySocket second(io, sink, buffers);
     EXPECT_TRUE(second.open(first.local_address(), false));  // no SO_REUSEPORT on relay ports
 }
