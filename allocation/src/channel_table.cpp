@@ -45,7 +45,7 @@ std::size_t ChannelTable::live_count(TimePoint now) const noexcept {
 
 ChannelBindResult ChannelTable::bind(std::uint16_t channel, const protocol::TransportAddress& peer,
                                      TimePoint now) {
-    if (channel < first_channel || channel > last_channel) {
+    if (channel < first_channel || channel > last_rfc5766_channel) {
         return ChannelBindResult::invalid_channel;
     }
     const PeerKey key = PeerKey::of(peer);

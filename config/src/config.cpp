@@ -80,6 +80,10 @@ const char* to_string(CredentialExpiry e) noexcept {
     return "unknown";
 }
 
+const char* to_string(ChannelNumbers c) noexcept {
+    return c == ChannelNumbers::rfc5766 ? "rfc5766" : "rfc8656";
+}
+
 const char* to_string(RelayFamily f) noexcept {
     switch (f) {
         case RelayFamily::ipv4:

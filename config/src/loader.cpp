@@ -46,8 +46,9 @@ constexpr std::array<std::string_view, 2> tls_keys = {"certificate", "private_ke
 constexpr std::array<std::string_view, 5> auth_keys = {"secrets", "users", "expiry", "nonce_secret",
                                                        "nonce_lifetime"};
 constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
-constexpr std::array<std::string_view, 6> relay_keys = {
-    "addresses", "external_addresses", "ports", "allow_peers", "deny_peers", "default_family"};
+constexpr std::array<std::string_view, 7> relay_keys = {
+    "addresses", "external_addresses", "ports", "allow_peers", "deny_peers", "default_family",
+    "channel_numbers"};
 constexpr std::array<std::string_view, 3> limits_keys = {"max_lifetime", "max_allocations",
                                                          "max_allocations_per_user"};
 constexpr std::array<CredentialExpiry, 3> credential_expiries = {
@@ -849,6 +850,18 @@ void Loader::load_relay(const Entry& entry) {
                 continue;
             }
             config_.relay.default_family = *family;
+        } else if (field.name == "channel_numbers") {
+            const auto text = scalar_of(field);
+            if (!text) continue;
+            if (*text == to_string(ChannelNumbers::rfc8656)) {
+                config_.relay.channel_numbers = ChannelNumbers::rfc8656;
+            } else if (*text == to_string(ChannelNumbers::rfc5766)) {
+                config_.relay.channel_numbers = ChannelNumbers::rfc5766;
+            } else {
+                report(field.line, field.path,
+                       "unknown range " + quote_for_message(*text) +
+                           " (expected rfc8656 or rfc5766)");
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ namespace tern::protocol {
 ParseError parse_channel_data(std::span<const std::uint8_t> bytes, ChannelDataView& out) noexcept {
     if (bytes.size() < channel_data_header_size) return ParseError::truncated_header;
     const auto channel = static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]);
-    if (!is_valid_channel_number(channel)) return ParseError::bad_channel_number;
+    if (!is_channel_data_number(channel)) return ParseError::bad_channel_number;
     const std::size_t length = static_cast<std::size_t>((bytes[2] << 8) | bytes[3]);
     if (length > bytes.size() - channel_data_header_size) {
         return ParseError::truncated_channel_data;

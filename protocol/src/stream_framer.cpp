@@ -38,7 +38,7 @@ FrameStatus peek_frame(std::span<const std::uint8_t> buffered, std::size_t max_f
         frame.consumed = frame.size;
     } else {
         // 0x5000-0x7FFF start with 01 but are not channels (RFC 8656 §12): not ChannelData.
-        if (!is_valid_channel_number(load16(buffered.data()))) return FrameStatus::invalid;
+        if (!is_channel_data_number(load16(buffered.data()))) return FrameStatus::invalid;
         frame.kind = FrameKind::channel_data;
         frame.size = channel_data_header_size + length;
         frame.consumed = channel_data_stream_size(length);  // padding is on the stream too

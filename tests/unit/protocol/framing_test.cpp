@@ -83,9 +83,15 @@ TEST(ChannelData, Errors) {
     ChannelDataView view;
     EXPECT_EQ(parse_channel_data(Bytes{0x40, 0x00, 0x00}, view), ParseError::truncated_header);
     EXPECT_EQ(parse_channel_data(Bytes{}, view), ParseError::truncated_header);
-    for (const std::uint16_t channel : {0x0000, 0x3FFF, 0x5000, 0x7FFF, 0x8000, 0xFFFF}) {
+    for (const std::uint16_t channel : {0x0000, 0x3FFF, 0x8000, 0xFFFF}) {
         const auto bytes = channel_data(channel, {1}, false);
         EXPECT_EQ(parse_channel_data(bytes, view), ParseError::bad_channel_number) << channel;
+    }
+    // RFC 5766's range still parses: whether it may be bound is the server's policy.
+    for (const std::uint16_t channel : {0x5000, 0x7FFF}) {
+        const auto bytes = channel_data(channel, {1}, false);
+        EXPECT_EQ(parse_channel_data(bytes, view), ParseError::ok) << channel;
+        EXPECT_EQ(view.channel, channel);
     }
     auto truncated = channel_data(0x4000, {1, 2, 3, 4, 5}, false);
     truncated.pop_back();
@@ -147,9 +153,9 @@ TEST(PeekFrame, Invalid) {
     EXPECT_EQ(peek_frame(std::span(bad_cookie).first(7), max_stream_frame_size, frame),
               FrameStatus::need_more);
     EXPECT_EQ(peek_frame(bad_cookie, max_stream_frame_size, frame), FrameStatus::invalid);
-    // 01 leading bits but outside the channel range.
+    // Leading bits 01 are always ChannelData: RFC 5766 numbers (0x5000-0x7FFF) frame too.
     EXPECT_EQ(peek_frame(Bytes{0x50, 0x00, 0x00, 0x00}, max_stream_frame_size, frame),
-              FrameStatus::invalid);
+              FrameStatus::complete);
 }
 
 TEST(PeekFrame, TooLarge) {

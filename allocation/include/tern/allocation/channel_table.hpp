@@ -17,7 +17,7 @@ namespace tern::allocation {
 enum class ChannelBindResult : std::uint8_t {
     bound,            // a new binding (also: the same pair re-bound during its quarantine)
     refreshed,        // the same pair, still live: lifetime restarted
-    invalid_channel,  // outside 0x4000-0x4FFF (400 Bad Request)
+    invalid_channel,  // outside 0x4000-0x7FFF (400 Bad Request)
     channel_in_use,   // channel bound, or quarantined, to another peer (400)
     peer_in_use,      // peer bound, or quarantined, on another channel (400)
     quota_exceeded,   // `max` live bindings already (caller chooses 508)
@@ -28,6 +28,9 @@ class ChannelTable {
 public:
     static constexpr std::uint16_t first_channel = 0x4000;
     static constexpr std::uint16_t last_channel = 0x4FFF;
+    // The table stores RFC 5766's wider range too; which numbers a client may bind is decided
+    // by the caller (relay.channel_numbers).
+    static constexpr std::uint16_t last_rfc5766_channel = 0x7FFF;
     static constexpr std::size_t channel_count = last_channel - first_channel + 1;
     // RFC 8656 §12: a binding lasts 10 minutes unless refreshed ...
     static constexpr Duration lifetime = std::chrono::seconds(600);

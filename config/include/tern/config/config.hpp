@@ -81,6 +81,13 @@ enum class RelayFamily : std::uint8_t {
 };
 const char* to_string(RelayFamily f) noexcept;  // "ipv4", "client"
 
+// Which ChannelBind numbers are accepted (relay.channel_numbers).
+enum class ChannelNumbers : std::uint8_t {
+    rfc8656,  // 0x4000-0x4FFF (RFC 8656 §12)
+    rfc5766,  // 0x4000-0x7FFF, as RFC 5766 allowed; older clients pick from the whole range
+};
+const char* to_string(ChannelNumbers c) noexcept;  // "rfc8656", "rfc5766"
+
 struct Relay {
     std::vector<TransportAddress> addresses;  // empty = relay on the address the client reached
     std::vector<ExternalAddress> external_addresses;
@@ -88,6 +95,7 @@ struct Relay {
     std::vector<Cidr> allow_peers;
     std::vector<Cidr> deny_peers;
     RelayFamily default_family = RelayFamily::ipv4;
+    ChannelNumbers channel_numbers = ChannelNumbers::rfc8656;
     friend bool operator==(const Relay&, const Relay&) = default;
 };
 

@@ -18,6 +18,13 @@ constexpr bool is_valid_channel_number(std::uint16_t n) noexcept {
     return n >= min_channel_number && n <= max_channel_number;
 }
 
+// RFC 5766 allowed 0x4000-0x7FFF and older clients still bind there, so framing and parsing
+// accept the wider range; whether such a channel may be bound is the server's policy.
+inline constexpr std::uint16_t max_rfc5766_channel_number = 0x7FFF;
+constexpr bool is_channel_data_number(std::uint16_t n) noexcept {
+    return n >= min_channel_number && n <= max_rfc5766_channel_number;
+}
+
 struct ChannelDataView {
     std::uint16_t channel = 0;
     std::span<const std::uint8_t> payload;
