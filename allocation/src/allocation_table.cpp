@@ -84,7 +84,9 @@ CreateOutcome AllocationTable::create(const FiveTuple& tuple, std::string_view u
                  std::move(relays),
                  now + granted_lifetime(requested_lifetime, limits_),
                  PermissionTable(limits_.max_permissions_per_allocation),
-                 ChannelTable(limits_.max_channels_per_allocation)};
+                 ChannelTable(limits_.max_channels_per_allocation),
+                 ClientId{0},
+                 {}};
     auto [it, inserted] = table_.emplace(tuple, std::move(a));
     (void)inserted;  // admit() guaranteed the key was free
     ++per_user_[it->second.username];
@@ -108,6 +110,11 @@ RefreshOutcome AllocationTable::refresh(const FiveTuple& tuple,
     it->second.expires = now + lifetime;
     earliest_expiry_ = std::min(earliest_expiry_, it->second.expires);  // it may have shortened
     return RefreshOutcome{RefreshResult::refreshed, lifetime, std::nullopt};
+}
+
+void AllocationTable::cap_expiry(Allocation& allocation, TimePoint at) noexcept {
+    allocation.expires = std::min(allocation.expires, at);
+    earliest_expiry_ = std::min(earliest_expiry_, allocation.expires);
 }
 
 std::vector<Allocation> AllocationTable::expire(TimePoint now) {

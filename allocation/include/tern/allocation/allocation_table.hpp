@@ -2,6 +2,7 @@
 // lifetimes, refresh and deletion, and the per-user and total quotas (486 vs 508).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -15,6 +16,7 @@
 #include "tern/allocation/clock.hpp"
 #include "tern/allocation/five_tuple.hpp"
 #include "tern/allocation/permission_table.hpp"
+#include "tern/allocation/relay_egress.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation {
@@ -40,6 +42,8 @@ struct Allocation {
     TimePoint expires;
     PermissionTable permissions;
     ChannelTable channels;
+    ClientId client = 0;                 // the I/O layer's name for the control channel
+    std::array<RelayId, 2> relay_ids{};  // parallel to relays
 
     bool live(TimePoint now) const noexcept { return now < expires; }
 };
@@ -88,9 +92,21 @@ public:
     RefreshOutcome refresh(const FiveTuple& tuple, std::optional<Duration> requested_lifetime,
                            TimePoint now);
 
+    // Ends `allocation` no later than `at` (a credential that expires under auth.expiry strict).
+    void cap_expiry(Allocation& allocation, TimePoint at) noexcept;
+
+    // New limits apply to later admissions; allocations over a lowered quota stay until they end.
+    void set_limits(const AllocationLimits& limits) noexcept { limits_ = limits; }
+
     // Removes every lapsed allocation and returns them (plus any that admit()/create() had to
     // sweep to make room), so the caller can close relay sockets and free ports.
     std::vector<Allocation> expire(TimePoint now);
+
+    // Calls f(Allocation&) for every allocation, lapsed ones included; f must not add or remove.
+    template <class F>
+    void for_each(F&& f) {
+        for (auto& [tuple, allocation] : table_) f(allocation);
+    }
 
     std::size_t size() const noexcept { return table_.size(); }  // includes unswept lapsed ones
     std::size_t count_for(std::string_view username) const noexcept;

@@ -1,0 +1,173 @@
+// The TURN server state machine (RFC 8656) for one worker: Allocate, Refresh, CreatePermission
+// and ChannelBind answered in full, Send/Data indications and ChannelData relayed both ways.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tern/allocation/allocation_table.hpp"
+#include "tern/allocation/clock.hpp"
+#include "tern/allocation/five_tuple.hpp"
+#include "tern/allocation/peer_policy.hpp"
+#include "tern/allocation/relay_egress.hpp"
+#include "tern/allocation/relay_ports.hpp"
+#include "tern/allocation/transaction_cache.hpp"
+#include "tern/protocol/message.hpp"
+#include "tern/protocol/message_builder.hpp"
+#include "tern/protocol/transport_address.hpp"
+
+namespace tern::allocation {
+
+// Which family an Allocate without REQUESTED-ADDRESS-FAMILY gets.
+enum class DefaultFamily : std::uint8_t {
+    ipv4,    // RFC 8656 §7.2
+    client,  // the family of the server address the client reached
+};
+
+struct ExternalMapping {
+    protocol::TransportAddress internal;  // the address relay sockets bind (port ignored)
+    protocol::TransportAddress external;  // what XOR-RELAYED-ADDRESS advertises (port ignored)
+};
+
+struct ManagerSettings {
+    AllocationLimits limits;
+    // At most one per family is used. A family without one relays on the server address the
+    // client reached, when that is of the family.
+    std::vector<protocol::TransportAddress> relay_addresses;
+    std::vector<ExternalMapping> external_addresses;
+    DefaultFamily default_family = DefaultFamily::ipv4;
+    // Also bind 0x5000-0x7FFF, which RFC 5766 allowed (RFC 8656 §12 reserves them).
+    bool rfc5766_channels = false;
+    std::string software;  // SOFTWARE in responses; empty = none
+};
+
+// Who sent a request, as the caller's authentication established it.
+struct Requester {
+    std::string_view username;
+    std::span<const std::uint8_t> key;  // the long-term key that verified the request
+    bool sha256 = false;  // sign responses with MESSAGE-INTEGRITY-SHA256 instead of -INTEGRITY
+    std::optional<TimePoint> teardown_at;  // auth.expiry strict: the allocation ends then
+};
+
+// Per-worker tallies; plain integers because one thread owns them.
+struct RelayCounters {
+    std::uint64_t allocations_created = 0;
+    std::uint64_t allocations_removed = 0;
+    std::uint64_t packets_to_peer = 0;
+    std::uint64_t bytes_to_peer = 0;
+    std::uint64_t packets_to_client = 0;
+    std::uint64_t bytes_to_client = 0;
+    std::uint64_t dropped_no_allocation = 0;  // ChannelData / Send from an unknown 5-tuple
+    std::uint64_t dropped_no_permission = 0;  // either direction
+    std::uint64_t dropped_no_channel = 0;     // ChannelData on an unbound channel
+    std::uint64_t dropped_send_failed = 0;
+};
+
+class AllocationManager {
+public:
+    // `ports` and `egress` must outlive the manager. `hash_seed` should be random per process.
+    AllocationManager(ManagerSettings settings, std::shared_ptr<const PeerPolicy> peers,
+                      RelayPorts& ports, RelayEgress& egress, std::uint64_t hash_seed);
+    ~AllocationManager();
+    AllocationManager(const AllocationManager&) = delete;
+    AllocationManager& operator=(const AllocationManager&) = delete;
+
+    // A reload: new requests see the new limits, addresses and peer policy; live allocations,
+    // permissions and channels keep relaying.
+    void reconfigure(ManagerSettings settings, std::shared_ptr<const PeerPolicy> peers);
+
+    // Allocate, Refresh, CreatePermission or ChannelBind from an authenticated requester: writes
+    // the full response (MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT included) into `out` and
+    // returns it; empty for other methods. A retransmission (same 5-tuple and transaction ID
+    // within 40 s) gets the same bytes again without being processed twice.
+    std::span<const std::uint8_t> handle_request(const protocol::MessageView& request,
+                                                 const FiveTuple& tuple, ClientId client,
+                                                 const Requester& requester, TimePoint now,
+                                                 std::span<std::uint8_t> out);
+
+    // Send indication from the client (RFC 8656 §11.2): relayed or silently dropped.
+    void on_send_indication(const protocol::MessageView& indication, const FiveTuple& tuple,
+                            TimePoint now) noexcept;
+    // ChannelData from the client (RFC 8656 §12.5): relayed or silently dropped.
+    void on_channel_data(std::span<const std::uint8_t> message, const FiveTuple& tuple,
+                         TimePoint now) noexcept;
+    // A datagram a peer sent to relay socket `relay` (RFC 8656 §11.3, §12.6): to the client as
+    // ChannelData when a channel is bound to the peer, else as a Data indication; dropped
+    // without a permission.
+    void on_peer_datagram(RelayId relay, const protocol::TransportAddress& peer,
+                          std::span<const std::uint8_t> payload, TimePoint now) noexcept;
+
+    // A TCP/TLS control connection closed: its allocation goes with it (RFC 8656 §3.1).
+    void on_client_closed(const FiveTuple& tuple);
+
+    // The coarse timer: removes lapsed allocations (and strict-expiry ones), frees their relay
+    // sockets and ports, and sweeps lapsed permissions and channels.
+    void expire(TimePoint now);
+
+    // Removes every allocation (shutdown).
+    void clear();
+
+    std::size_t allocation_count() const noexcept { return table_.size(); }
+    const Allocation* find(const FiveTuple& tuple, TimePoint now) const noexcept {
+        return table_.find(tuple, now);
+    }
+    const RelayCounters& counters() const noexcept { return counters_; }
+    const ManagerSettings& settings() const noexcept { return settings_; }
+
+    // Largest Data indication or ChannelData the manager sends to a client.
+    static constexpr std::size_t max_client_message = 20 + 24 + 4 + 65536;
+
+private:
+    struct Reply;
+    std::span<const std::uint8_t> allocate(const protocol::MessageView& request,
+                                           const FiveTuple& tuple, ClientId client,
+                                           const Requester& requester, TimePoint now, Reply& r);
+    std::span<const std::uint8_t> refresh(const protocol::MessageView& request,
+                                          const FiveTuple& tuple, const Requester& requester,
+                                          TimePoint now, Reply& r);
+    std::span<const std::uint8_t> create_permission(const protocol::MessageView& request,
+                                                    const FiveTuple& tuple,
+                                                    const Requester& requester, TimePoint now,
+                                                    Reply& r);
+    std::span<const std::uint8_t> channel_bind(const protocol::MessageView& request,
+                                               const FiveTuple& tuple, const Requester& requester,
+                                               TimePoint now, Reply& r);
+
+    // The relay IP for `family` for a client that reached `server`; nullopt = 440.
+    std::optional<protocol::TransportAddress> relay_ip(protocol::AddressFamily family,
+                                                       const protocol::TransportAddress& server)
+        const noexcept;
+    protocol::TransportAddress advertised(const protocol::TransportAddress& bound) const noexcept;
+    // Opens a relay socket on `ip` at a port from the pool (or `fixed`); 0 ports = failure.
+    struct OpenedRelay {
+        protocol::TransportAddress address;
+        RelayId id = 0;
+    };
+    std::optional<OpenedRelay> open_relay(const protocol::TransportAddress& ip, bool dont_fragment,
+                                          std::optional<std::uint16_t> fixed_port, TimePoint now);
+    void release(Allocation& allocation) noexcept;
+    // The allocation's relay address of `family`, if it has one.
+    static const protocol::TransportAddress* relay_of(const Allocation& a,
+                                                      protocol::AddressFamily family) noexcept;
+
+    ManagerSettings settings_;
+    std::shared_ptr<const PeerPolicy> peers_;
+    RelayPorts& ports_;
+    RelayEgress& egress_;
+    AllocationTable table_;
+    TransactionCache transactions_;
+    std::unordered_map<RelayId, Allocation*> by_relay_;  // map nodes do not move
+    // Where Data indications and ChannelData for clients are assembled; one thread uses it.
+    std::vector<std::uint8_t> client_buffer_;
+    RelayCounters counters_;
+    std::uint64_t data_indications_ = 0;  // transaction IDs of Data indications
+};
+
+}  // namespace tern::allocation

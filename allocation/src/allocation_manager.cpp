@@ -1,0 +1,565 @@
+// The TURN methods of RFC 8656 over the allocation table: request rules in the order of §7.2,
+// §7.3, §9.2 and §12.2, and the relay in both directions (§11, §12).
+#include "tern/allocation/allocation_manager.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "tern/protocol/attribute_type.hpp"
+#include "tern/protocol/channel_data.hpp"
+#include "tern/protocol/message_type.hpp"
+
+namespace tern::allocation {
+
+using protocol::AddressFamily;
+using protocol::MessageBuilder;
+using protocol::MessageClass;
+using protocol::MessageType;
+using protocol::MessageView;
+using protocol::Method;
+using protocol::TransportAddress;
+
+namespace {
+
+constexpr std::uint8_t udp_protocol = 17;  // REQUESTED-TRANSPORT value for UDP (IANA)
+// Bounds memory per worker: 4096 remembered responses of at most 512 bytes.
+constexpr std::size_t transaction_slots = 4096;
+constexpr std::size_t transaction_slot_size = 512;
+// How often a busy port is skipped before the Allocate fails with 508.
+constexpr int max_bind_attempts = 16;
+
+std::optional<AddressFamily> family_of(std::uint8_t raw) noexcept {
+    if (raw == 0x01) return AddressFamily::ipv4;
+    if (raw == 0x02) return AddressFamily::ipv6;
+    return std::nullopt;
+}
+
+bool same_ip(const TransportAddress& a, const TransportAddress& b) noexcept {
+    if (a.family != b.family) return false;
+    return std::memcmp(a.bytes.data(), b.bytes.data(), a.address_size()) == 0;
+}
+
+bool is_unspecified(const TransportAddress& a) noexcept {
+    for (std::size_t i = 0; i < a.address_size(); ++i) {
+        if (a.bytes[i] != 0) return false;
+    }
+    return true;
+}
+
+TransportAddress with_port(TransportAddress a, std::uint16_t port) noexcept {
+    a.port = port;
+    return a;
+}
+
+std::uint32_t seconds_of(Duration d) noexcept {
+    const auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+    return s <= 0 ? 0 : static_cast<std::uint32_t>(s);
+}
+
+}  // namespace
+
+// Builds the one response to a request: success or error, always signed with the requester's key
+// (RFC 8489 §9.2.4: responses to authenticated requests carry MESSAGE-INTEGRITY, errors too).
+struct AllocationManager::Reply {
+    const MessageView& request;
+    const Requester& requester;
+    const std::string& software;
+    std::span<std::uint8_t> out;
+
+    MessageBuilder success() const noexcept {
+        return MessageBuilder(out, MessageType{request.method(), MessageClass::success_response},
+                              request.transaction_id());
+    }
+    std::span<const std::uint8_t> finish(MessageBuilder& b) const noexcept {
+        if (!software.empty()) b.add_text(protocol::attr::software, software);
+        if (requester.sha256) {
+            b.add_message_integrity_sha256(requester.key);
+        } else {
+            b.add_message_integrity(requester.key);
+        }
+        b.add_fingerprint();
+        return b.finish();
+    }
+    std::span<const std::uint8_t> error(std::uint16_t code, std::string_view reason) const noexcept {
+        MessageBuilder b(out, MessageType{request.method(), MessageClass::error_response},
+                         request.transaction_id());
+        b.add_error_code(code, reason);
+        return finish(b);
+    }
+    std::span<const std::uint8_t> bad_request() const noexcept { return error(400, "Bad Request"); }
+    std::span<const std::uint8_t> forbidden() const noexcept { return error(403, "Forbidden"); }
+    std::span<const std::uint8_t> mismatch() const noexcept {
+        return error(437, "Allocation Mismatch");
+    }
+    std::span<const std::uint8_t> family_unsupported() const noexcept {
+        return error(440, "Address Family not Supported");
+    }
+    std::span<const std::uint8_t> wrong_credentials() const noexcept {
+        return error(441, "Wrong Credentials");
+    }
+    std::span<const std::uint8_t> peer_family_mismatch() const noexcept {
+        return error(443, "Peer Address Family Mismatch");
+    }
+    std::span<const std::uint8_t> insufficient_capacity() const noexcept {
+        return error(508, "Insufficient Capacity");
+    }
+};
+
+AllocationManager::AllocationManager(ManagerSettings settings,
+                                     std::shared_ptr<const PeerPolicy> peers, RelayPorts& ports,
+                                     RelayEgress& egress, std::uint64_t hash_seed)
+    : settings_(std::move(settings)),
+      peers_(std::move(peers)),
+      ports_(ports),
+      egress_(egress),
+      table_(settings_.limits, hash_seed),
+      transactions_(transaction_slots, transaction_slot_size, hash_seed ^ 0x5bd1e995u),
+      client_buffer_(max_client_message) {}
+
+AllocationManager::~AllocationManager() {
+    clear();
+}
+
+void AllocationManager::reconfigure(ManagerSettings settings,
+                                    std::shared_ptr<const PeerPolicy> peers) {
+    settings_ = std::move(settings);
+    peers_ = std::move(peers);
+    table_.set_limits(settings_.limits);
+}
+
+std::span<const std::uint8_t> AllocationManager::handle_request(const MessageView& request,
+                                                                const FiveTuple& tuple,
+                                                                ClientId client,
+                                                                const Requester& requester,
+                                                                TimePoint now,
+                                                                std::span<std::uint8_t> out) {
+    const Method method = request.method();
+    if (method != Method::allocate && method != Method::refresh &&
+        method != Method::create_permission && method != Method::channel_bind) {
+        return {};
+    }
+    const TransactionKey key{tuple, request.transaction_id().bytes};
+    if (auto cached = transactions_.find(key, now)) {
+        if (cached->size() > out.size()) return {};
+        std::copy(cached->begin(), cached->end(), out.begin());
+        return out.first(cached->size());
+    }
+    Reply r{request, requester, settings_.software, out};
+    std::span<const std::uint8_t> response;
+    switch (method) {
+        case Method::allocate:
+            response = allocate(request, tuple, client, requester, now, r);
+            break;
+        case Method::refresh:
+            response = refresh(request, tuple, requester, now, r);
+            break;
+        case Method::create_permission:
+            response = create_permission(request, tuple, requester, now, r);
+            break;
+        default:
+            response = channel_bind(request, tuple, requester, now, r);
+            break;
+    }
+    if (!response.empty()) transactions_.store(key, response, now);
+    return response;
+}
+
+std::optional<TransportAddress> AllocationManager::relay_ip(AddressFamily family,
+                                                            const TransportAddress& server) const
+    noexcept {
+    for (const auto& a : settings_.relay_addresses) {
+        if (a.family == family) return with_port(a, 0);
+    }
+    if (server.family == family && !is_unspecified(server)) return with_port(server, 0);
+    return std::nullopt;
+}
+
+TransportAddress AllocationManager::advertised(const TransportAddress& bound) const noexcept {
+    for (const auto& m : settings_.external_addresses) {
+        if (same_ip(m.internal, bound)) return with_port(m.external, bound.port);
+    }
+    return bound;
+}
+
+std::optional<AllocationManager::OpenedRelay> AllocationManager::open_relay(
+    const TransportAddress& ip, bool dont_fragment, std::optional<std::uint16_t> fixed_port,
+    TimePoint now) {
+    for (int attempt = 0; attempt < max_bind_attempts; ++attempt) {
+        std::optional<std::uint16_t> port = fixed_port;
+        if (!port) port = ports_.acquire(ip.family);
+        if (!port) return std::nullopt;  // the range is exhausted
+        const TransportAddress address = with_port(ip, *port);
+        const OpenRelayResult opened = egress_.open_relay(address, dont_fragment);
+        if (opened.status == OpenRelayStatus::opened) return OpenedRelay{address, opened.id};
+        if (opened.status == OpenRelayStatus::address_in_use) {
+            ports_.mark_unusable(ip.family, *port, now);  // another process holds it
+        } else {
+            ports_.release(ip.family, *port);
+        }
+        if (fixed_port || opened.status == OpenRelayStatus::failed) return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+void AllocationManager::release(Allocation& allocation) noexcept {
+    for (std::size_t i = 0; i < allocation.relays.size() && i < allocation.relay_ids.size(); ++i) {
+        by_relay_.erase(allocation.relay_ids[i]);
+        egress_.close_relay(allocation.relay_ids[i]);
+        ports_.release(allocation.relays[i].family, allocation.relays[i].port);
+    }
+    ++counters_.allocations_removed;
+}
+
+const TransportAddress* AllocationManager::relay_of(const Allocation& a,
+                                                    AddressFamily family) noexcept {
+    for (const auto& r : a.relays) {
+        if (r.family == family) return &r;
+    }
+    return nullptr;
+}
+
+std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& request,
+                                                          const FiveTuple& tuple, ClientId client,
+                                                          const Requester& requester,
+                                                          TimePoint now, Reply& r) {
+    // Lapsed allocations go first, so this 5-tuple and the quotas are judged on live ones and
+    // the table never sweeps an allocation whose relay sockets are still registered.
+    for (auto& lapsed : table_.expire(now)) release(lapsed);
+
+    if (table_.find(tuple, now) != nullptr) return r.mismatch();  // §7.2 step 2
+
+    const auto transport = request.requested_transport();
+    if (!transport) return r.bad_request();
+    if (*transport != udp_protocol) {
+        return r.error(442, "Unsupported Transport Protocol");
+    }
+
+    const auto requested_family = request.requested_address_family();
+    const auto additional_family = request.additional_address_family();
+    const auto token = request.reservation_token();
+    const auto even_port = request.even_port();
+    // §7.2: REQUESTED- and ADDITIONAL-ADDRESS-FAMILY exclude each other; a token names one
+    // reserved address, so it goes with neither EVEN-PORT nor a family choice; only IPv6 may be
+    // the additional family. A reserved pair for two families is not defined: refused too.
+    if (requested_family && additional_family) return r.bad_request();
+    if (token && (even_port || requested_family || additional_family)) return r.bad_request();
+    if (additional_family && *additional_family != 0x02) return r.bad_request();
+    if (additional_family && even_port && *even_port) return r.bad_request();
+
+    AddressFamily family = AddressFamily::ipv4;
+    if (requested_family) {
+        const auto f = family_of(*requested_family);
+        if (!f) return r.family_unsupported();
+        family = *f;
+    } else if (!additional_family && settings_.default_family == DefaultFamily::client) {
+        family = tuple.server.family;
+    }
+
+    std::optional<ClaimedPort> claimed;
+    if (token) {
+        claimed = ports_.claim(*token, now);
+        if (!claimed) return r.insufficient_capacity();  // unknown or lapsed token (§7.2)
+        family = claimed->family;
+    }
+    const auto ip = relay_ip(family, tuple.server);
+    if (!ip) {
+        if (claimed) ports_.release(claimed->family, claimed->port);
+        return r.family_unsupported();
+    }
+
+    switch (table_.admit(tuple, requester.username, now)) {
+        case CreateResult::created:
+            break;
+        case CreateResult::user_quota:
+            if (claimed) ports_.release(claimed->family, claimed->port);
+            return r.error(486, "Allocation Quota Reached");
+        case CreateResult::mismatch:
+            if (claimed) ports_.release(claimed->family, claimed->port);
+            return r.mismatch();
+        case CreateResult::capacity:
+            if (claimed) ports_.release(claimed->family, claimed->port);
+            return r.insufficient_capacity();
+    }
+
+    const bool dont_fragment = request.has(protocol::attr::dont_fragment);
+    std::optional<std::uint64_t> granted_token;
+    std::optional<OpenedRelay> primary;
+    if (claimed) {
+        primary = open_relay(*ip, dont_fragment, claimed->port, now);
+    } else if (even_port) {
+        const auto grant = ports_.acquire_even(family, *even_port, now);
+        if (!grant) return r.insufficient_capacity();
+        primary = open_relay(*ip, dont_fragment, grant->port, now);
+        if (primary) granted_token = grant->reservation_token;
+    } else {
+        primary = open_relay(*ip, dont_fragment, std::nullopt, now);
+    }
+    if (!primary) return r.insufficient_capacity();
+
+    // §7.1: the second (IPv6) address of a dual allocation is best effort; its failure is
+    // reported in ADDRESS-ERROR-CODE next to a successful IPv4 allocation.
+    std::optional<OpenedRelay> secondary;
+    std::uint16_t additional_error = 0;
+    if (additional_family) {
+        if (const auto ip6 = relay_ip(AddressFamily::ipv6, tuple.server)) {
+            secondary = open_relay(*ip6, dont_fragment, std::nullopt, now);
+            if (!secondary) additional_error = 508;
+        } else {
+            additional_error = 440;
+        }
+    }
+
+    std::vector<TransportAddress> relays{primary->address};
+    if (secondary) relays.push_back(secondary->address);
+    std::optional<Duration> requested_lifetime;
+    if (const auto l = request.lifetime()) requested_lifetime = std::chrono::seconds(*l);
+    const CreateOutcome created =
+        table_.create(tuple, requester.username, std::move(relays), requested_lifetime, now);
+    if (created.result != CreateResult::created) {  // admit() said yes a moment ago
+        egress_.close_relay(primary->id);
+        ports_.release(primary->address.family, primary->address.port);
+        if (secondary) {
+            egress_.close_relay(secondary->id);
+            ports_.release(secondary->address.family, secondary->address.port);
+        }
+        return r.insufficient_capacity();
+    }
+    Allocation& a = *created.allocation;
+    a.client = client;
+    a.relay_ids[0] = primary->id;
+    by_relay_[primary->id] = &a;
+    if (secondary) {
+        a.relay_ids[1] = secondary->id;
+        by_relay_[secondary->id] = &a;
+    }
+    if (requester.teardown_at) table_.cap_expiry(a, *requester.teardown_at);
+    ++counters_.allocations_created;
+
+    MessageBuilder b = r.success();
+    b.add_xor_address(protocol::attr::xor_relayed_address, advertised(primary->address));
+    if (secondary) {
+        b.add_xor_address(protocol::attr::xor_relayed_address, advertised(secondary->address));
+    }
+    if (additional_error != 0) {
+        // ADDRESS-ERROR-CODE (RFC 8656 §18.12): family, reserved, class, number, reason.
+        const std::string_view reason =
+            additional_error == 440 ? "Address Family not Supported" : "Insufficient Capacity";
+        std::array<std::uint8_t, 4 + 32> value{};
+        value[0] = 0x02;
+        value[2] = static_cast<std::uint8_t>(additional_error / 100);
+        value[3] = static_cast<std::uint8_t>(additional_error % 100);
+        std::copy(reason.begin(), reason.end(), value.begin() + 4);
+        b.add_bytes(protocol::attr::address_error_code,
+                    std::span<const std::uint8_t>(value.data(), 4 + reason.size()));
+    }
+    b.add_lifetime(seconds_of(a.expires - now));
+    if (granted_token) b.add_reservation_token(*granted_token);
+    b.add_xor_address(protocol::attr::xor_mapped_address, tuple.client);
+    return r.finish(b);
+}
+
+std::span<const std::uint8_t> AllocationManager::refresh(const MessageView& request,
+                                                         const FiveTuple& tuple,
+                                                         const Requester& requester,
+                                                         TimePoint now, Reply& r) {
+    Allocation* a = table_.find(tuple, now);
+    if (a == nullptr) return r.mismatch();
+    if (a->username != requester.username) return r.wrong_credentials();  // §5
+    if (const auto raw = request.requested_address_family()) {
+        const auto f = family_of(*raw);
+        if (!f || relay_of(*a, *f) == nullptr) return r.peer_family_mismatch();  // §7.3
+    }
+    std::optional<Duration> requested_lifetime;
+    if (const auto l = request.lifetime()) requested_lifetime = std::chrono::seconds(*l);
+    RefreshOutcome outcome = table_.refresh(tuple, requested_lifetime, now);
+    if (outcome.result == RefreshResult::no_allocation) return r.mismatch();
+    std::uint32_t lifetime = 0;
+    if (outcome.result == RefreshResult::deleted) {
+        if (outcome.removed) release(*outcome.removed);
+    } else {
+        if (requester.teardown_at) table_.cap_expiry(*a, *requester.teardown_at);
+        lifetime = seconds_of(a->expires - now);
+    }
+    MessageBuilder b = r.success();
+    b.add_lifetime(lifetime);
+    return r.finish(b);
+}
+
+std::span<const std::uint8_t> AllocationManager::create_permission(const MessageView& request,
+                                                                   const FiveTuple& tuple,
+                                                                   const Requester& requester,
+                                                                   TimePoint now, Reply& r) {
+    Allocation* a = table_.find(tuple, now);
+    if (a == nullptr) return r.mismatch();
+    if (a->username != requester.username) return r.wrong_credentials();
+    std::array<TransportAddress, protocol::max_attributes> peers{};
+    const std::size_t n = request.xor_addresses(protocol::attr::xor_peer_address, peers);
+    if (n == 0) return r.bad_request();
+    const std::size_t count = std::min(n, peers.size());
+    for (std::size_t i = 0; i < count; ++i) {
+        peers[i] = peers[i].unmapped();
+        if (relay_of(*a, peers[i].family) == nullptr) return r.peer_family_mismatch();
+        if (!peers_->permits(peers[i])) return r.forbidden();
+    }
+    // §9.2: all or nothing; no room for every peer means none is installed.
+    const auto result = a->permissions.install_all(
+        std::span<const TransportAddress>(peers.data(), count), now);
+    if (result == PermissionResult::quota_exceeded) return r.insufficient_capacity();
+    MessageBuilder b = r.success();
+    return r.finish(b);
+}
+
+std::span<const std::uint8_t> AllocationManager::channel_bind(const MessageView& request,
+                                                              const FiveTuple& tuple,
+                                                              const Requester& requester,
+                                                              TimePoint now, Reply& r) {
+    Allocation* a = table_.find(tuple, now);
+    if (a == nullptr) return r.mismatch();
+    if (a->username != requester.username) return r.wrong_credentials();
+    const auto channel = request.channel_number();
+    auto peer = request.xor_peer_address();  // the first one wins (§12.2)
+    const bool channel_ok =
+        channel && (protocol::is_valid_channel_number(*channel) ||
+                    (settings_.rfc5766_channels && protocol::is_channel_data_number(*channel)));
+    if (!channel_ok || !peer) return r.bad_request();
+    *peer = peer->unmapped();
+    if (relay_of(*a, peer->family) == nullptr) return r.peer_family_mismatch();
+    if (!peers_->permits(*peer)) return r.forbidden();
+    switch (bind_channel_with_permission(a->channels, a->permissions, *channel, *peer, now)) {
+        case ChannelBindResult::bound:
+        case ChannelBindResult::refreshed:
+            break;
+        case ChannelBindResult::quota_exceeded:
+        case ChannelBindResult::permission_quota_exceeded:
+            return r.insufficient_capacity();
+        default:
+            return r.bad_request();  // invalid channel, or channel/peer bound elsewhere
+    }
+    MessageBuilder b = r.success();
+    return r.finish(b);
+}
+
+void AllocationManager::on_send_indication(const MessageView& indication, const FiveTuple& tuple,
+                                           TimePoint now) noexcept {
+    Allocation* a = table_.find(tuple, now);
+    if (a == nullptr) {
+        ++counters_.dropped_no_allocation;
+        return;
+    }
+    auto peer = indication.xor_peer_address();
+    const auto data = indication.data();
+    if (!peer || !data) return;  // §11.2: silently discarded
+    *peer = peer->unmapped();
+    if (!a->permissions.allowed(*peer, now)) {
+        ++counters_.dropped_no_permission;
+        return;
+    }
+    for (std::size_t i = 0; i < a->relays.size(); ++i) {
+        if (a->relays[i].family != peer->family) continue;
+        if (egress_.send_to_peer(a->relay_ids[i], *peer, *data)) {
+            ++counters_.packets_to_peer;
+            counters_.bytes_to_peer += data->size();
+        } else {
+            ++counters_.dropped_send_failed;
+        }
+        return;
+    }
+}
+
+void AllocationManager::on_channel_data(std::span<const std::uint8_t> message,
+                                        const FiveTuple& tuple, TimePoint now) noexcept {
+    protocol::ChannelDataView view;
+    if (protocol::parse_channel_data(message, view) != protocol::ParseError::ok) return;
+    Allocation* a = table_.find(tuple, now);
+    if (a == nullptr) {
+        ++counters_.dropped_no_allocation;
+        return;
+    }
+    const auto peer = a->channels.peer_for(view.channel, now);
+    if (!peer) {
+        ++counters_.dropped_no_channel;
+        return;
+    }
+    if (!a->permissions.allowed(*peer, now)) {
+        ++counters_.dropped_no_permission;
+        return;
+    }
+    for (std::size_t i = 0; i < a->relays.size(); ++i) {
+        if (a->relays[i].family != peer->family) continue;
+        if (egress_.send_to_peer(a->relay_ids[i], *peer, view.payload)) {
+            ++counters_.packets_to_peer;
+            counters_.bytes_to_peer += view.payload.size();
+        } else {
+            ++counters_.dropped_send_failed;
+        }
+        return;
+    }
+}
+
+void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& peer,
+                                         std::span<const std::uint8_t> payload,
+                                         TimePoint now) noexcept {
+    const auto it = by_relay_.find(relay);
+    if (it == by_relay_.end() || !it->second->live(now)) return;
+    Allocation& a = *it->second;
+    if (!a.permissions.allowed(peer, now)) {
+        ++counters_.dropped_no_permission;  // §11.3 / §12.6: no permission, no delivery
+        return;
+    }
+    std::span<const std::uint8_t> message;
+    if (const auto channel = a.channels.channel_for(peer, now);
+        channel && payload.size() <= 0xFFFF) {
+        const std::size_t size = a.tuple.transport == Transport::udp
+                                     ? protocol::channel_data_header_size + payload.size()
+                                     : protocol::channel_data_stream_size(payload.size());
+        if (size > client_buffer_.size()) return;
+        protocol::write_channel_data_header(
+            std::span<std::uint8_t, protocol::channel_data_header_size>(client_buffer_.data(),
+                                                                        4),
+            *channel, static_cast<std::uint16_t>(payload.size()));
+        std::memcpy(client_buffer_.data() + 4, payload.data(), payload.size());
+        // Stream transports pad ChannelData to 4 bytes (§12.5); the padding is zeroed.
+        std::memset(client_buffer_.data() + 4 + payload.size(), 0,
+                    size - 4 - payload.size());
+        message = std::span<const std::uint8_t>(client_buffer_.data(), size);
+    } else {
+        // An indication's transaction ID only has to be unique-ish (RFC 8489 §6): a counter.
+        protocol::TransactionId id{};
+        ++data_indications_;
+        std::memcpy(id.bytes.data(), &data_indications_, sizeof data_indications_);
+        MessageBuilder b(client_buffer_, MessageType{Method::data, MessageClass::indication}, id);
+        b.add_xor_address(protocol::attr::xor_peer_address, peer);
+        b.add_bytes(protocol::attr::data, payload);
+        message = b.finish();
+        if (message.empty()) return;  // too large to carry in one STUN message
+    }
+    if (egress_.send_to_client(a.tuple, a.client, message)) {
+        ++counters_.packets_to_client;
+        counters_.bytes_to_client += payload.size();
+    } else {
+        ++counters_.dropped_send_failed;
+    }
+}
+
+void AllocationManager::on_client_closed(const FiveTuple& tuple) {
+    // A zero-lifetime refresh is the table's delete; a lapsed allocation is left to expire().
+    const TimePoint never_lapsed = TimePoint::min();
+    RefreshOutcome outcome = table_.refresh(tuple, Duration::zero(), never_lapsed);
+    if (outcome.removed) release(*outcome.removed);
+}
+
+void AllocationManager::expire(TimePoint now) {
+    for (auto& lapsed : table_.expire(now)) release(lapsed);
+    table_.for_each([now](Allocation& a) {
+        a.permissions.expire(now);
+        a.channels.expire(now);
+    });
+    ports_.expire(now);
+}
+
+void AllocationManager::clear() {
+    for (auto& lapsed : table_.expire(TimePoint::max())) release(lapsed);
+}
+
+}  // namespace tern::allocation
