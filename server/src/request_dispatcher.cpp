@@ -2,9 +2,15 @@
 
 #include <array>
 
+#include "tern/auth/credential_store.hpp"
+#include "tern/auth/expiry_policy.hpp"
+#include "tern/auth/long_term_authenticator.hpp"
+#include "tern/auth/nonce_authority.hpp"
 #include "tern/protocol/integrity.hpp"
 #include "tern/protocol/message.hpp"
+#include "tern/protocol/message_builder.hpp"
 #include "tern/server/binding_responder.hpp"
+#include "tern/server/relay_settings.hpp"
 #include "tern/server/stun_responses.hpp"
 
 namespace tern::server {
@@ -13,23 +19,117 @@ using protocol::MessageClass;
 using protocol::MessageView;
 
 namespace {
+
 // UNKNOWN-ATTRIBUTES lists at most this many types; enough to tell the client what to drop
 // while keeping the error small for an unauthenticated sender.
 constexpr std::size_t max_unknown_listed = 8;
+
+bool is_turn_method(protocol::Method m) noexcept {
+    return m == protocol::Method::allocate || m == protocol::Method::refresh ||
+           m == protocol::Method::create_permission || m == protocol::Method::channel_bind;
+}
+
+std::vector<auth::StaticUserCredential> static_users(const config::Config& c) {
+    std::vector<auth::StaticUserCredential> users;
+    for (const auto& u : c.auth.users) users.push_back({u.name, u.password, u.key});
+    return users;
+}
+
 }  // namespace
 
-RequestDispatcher::RequestDispatcher(std::shared_ptr<const config::Config> config)
-    : config_(std::move(config)) {}
+struct RequestDispatcher::Credentials {
+    explicit Credentials(const config::Config& c)
+        : store(c.realm, c.auth.secrets, static_users(c)),
+          // PASSWORD-ALGORITHMS is offered so RFC 8489 clients may pick SHA-256; older clients
+          // (browsers) ignore it and keep MD5 (§9.2.4).
+          nonces(c.auth.nonce_secret ? std::optional<std::string_view>(*c.auth.nonce_secret)
+                                     : std::nullopt,
+                 c.auth.nonce_lifetime, auth::SecurityFeatures{true, false}),
+          authenticator(store, nonces),
+          policy(expiry_policy(c.auth.expiry)) {}
+    auth::CredentialStore store;
+    auth::NonceAuthority nonces;
+    auth::LongTermAuthenticator authenticator;
+    auth::ExpiryPolicy policy;
+};
+
+RequestDispatcher::RequestDispatcher(std::shared_ptr<const config::Config> config,
+                                     allocation::AllocationManager* relay)
+    : config_(std::move(config)),
+      credentials_(std::make_unique<Credentials>(*config_)),
+      relay_(relay) {}
+
+RequestDispatcher::~RequestDispatcher() = default;
 
 void RequestDispatcher::set_config(std::shared_ptr<const config::Config> config) {
     config_ = std::move(config);
+    credentials_ = std::make_unique<Credentials>(*config_);
+}
+
+std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView& msg,
+                                                              const PacketContext& context,
+                                                              std::span<std::uint8_t> out) {
+    const auto& creds = *credentials_;
+    auth::AuthResult result = creds.authenticator.authenticate(msg, context.source,
+                                                               context.unix_now);
+    // The expiry policy decides whether a verified but expired REST credential still counts.
+    if (result.outcome == auth::AuthOutcome::credential_expired &&
+        !auth::refuses(creds.policy, msg.method(), result.rest_expiry, context.unix_now)) {
+        result.outcome = auth::AuthOutcome::ok;
+    }
+    if (!result.ok()) {
+        ++counters_.error_responses;
+        if (result.outcome == auth::AuthOutcome::challenge) {
+            ++counters_.auth_challenges;
+        } else {
+            ++counters_.auth_failures;
+        }
+        protocol::MessageBuilder b(
+            out, protocol::MessageType{msg.method(), MessageClass::error_response},
+            msg.transaction_id());
+        b.add_error_code(result.error_code(), auth::reason_phrase(result.outcome));
+        if (result.needs_challenge()) {
+            creds.authenticator.add_challenge(b, context.source, context.unix_now);
+        }
+        // SOFTWARE is left out on purpose: unauthenticated senders get the smallest answer.
+        b.add_fingerprint();
+        return b.finish();
+    }
+    allocation::Requester requester;
+    requester.username = result.username;
+    requester.key = result.key.bytes();
+    requester.sha256 = result.integrity == auth::IntegrityKind::message_integrity_sha256;
+    if (const auto end = auth::teardown_at(creds.policy, result.rest_expiry)) {
+        const auto left = std::max<std::int64_t>(0, *end - context.unix_now);
+        requester.teardown_at = context.now + std::chrono::seconds(left);
+    }
+    const allocation::FiveTuple tuple{context.source, context.local,
+                                      to_allocation(context.transport)};
+    const auto reply =
+        relay_->handle_request(msg, tuple, context.client, requester, context.now, out);
+    const auto parsed_class = reply.size() >= 2 && (reply[1] & 0x10) != 0
+                                  ? MessageClass::error_response
+                                  : MessageClass::success_response;
+    ++(parsed_class == MessageClass::error_response ? counters_.error_responses
+                                                    : counters_.success_responses);
+    return reply;
 }
 
 std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uint8_t> packet,
                                                         const PacketContext& context,
                                                         std::span<std::uint8_t> out) noexcept {
-    if (packet.empty() || !protocol::looks_like_stun(packet[0])) {
-        // ChannelData needs an allocation to go anywhere; until then it is dropped like junk.
+    if (packet.empty()) {
+        ++counters_.dropped_other;
+        return {};
+    }
+    // ChannelData is recognised by its first two bits, before any STUN parsing (RFC 8656 §12).
+    if (protocol::looks_like_channel_data(packet[0]) && relay_ != nullptr) {
+        const allocation::FiveTuple tuple{context.source, context.local,
+                                          to_allocation(context.transport)};
+        relay_->on_channel_data(packet, tuple, context.now);
+        return {};
+    }
+    if (!protocol::looks_like_stun(packet[0])) {
         ++counters_.dropped_other;
         return {};
     }
@@ -46,6 +146,11 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
     switch (msg.message_class()) {
         case MessageClass::indication:
             ++counters_.indications;  // Binding indications are keepalives: no reply
+            if (msg.method() == protocol::Method::send && relay_ != nullptr) {
+                const allocation::FiveTuple tuple{context.source, context.local,
+                                                  to_allocation(context.transport)};
+                relay_->on_send_indication(msg, tuple, context.now);
+            }
             return {};
         case MessageClass::success_response:
         case MessageClass::error_response:
@@ -80,7 +185,8 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
         ++counters_.success_responses;
         return BindingResponder::respond(msg, context, software, out);
     }
-    // TURN methods arrive with the allocation layer; until then they are refused plainly.
+    if (relay_ != nullptr && is_turn_method(msg.method())) return turn_request(msg, context, out);
+    // Methods tern does not implement (RFC 6062 Connect, ...) are refused plainly.
     ++counters_.error_responses;
     return write_error_response(msg, 400, "Unsupported method", software, out);
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tern/server/logging.hpp"
+#include "tern/server/relay_settings.hpp"
 #include "tern/server/tls_context.hpp"
 
 namespace tern::server {
@@ -38,11 +39,23 @@ std::string random_secret() {
     return hex;
 }
 
+// Relay ports and tokens must not be predictable (RFC 8656 §7.2, §21): libsodium's CSPRNG.
+class SodiumRandom final : public allocation::RandomSource {
+public:
+    std::uint64_t next() noexcept override {
+        std::uint64_t v = 0;
+        randombytes_buf(&v, sizeof v);
+        return v;
+    }
+};
+
 }  // namespace
 
 Server::Server(config::Config config, std::string config_path)
-    : config_path_(std::move(config_path)) {
+    : random_(std::make_unique<SodiumRandom>()), config_path_(std::move(config_path)) {
     config_ = std::make_shared<const config::Config>(with_runtime_secret(std::move(config)));
+    ports_ = std::make_unique<allocation::RelayPorts>(config_->relay.ports.first,
+                                                      config_->relay.ports.last, *random_);
 }
 
 Server::~Server() {
@@ -56,6 +69,11 @@ config::Config Server::with_runtime_secret(config::Config c) {
     if (c.auth.secrets.empty() && c.auth.users.empty()) {
         if (generated_secret_.empty()) generated_secret_ = random_secret();
         c.auth.secrets.push_back(generated_secret_);
+    }
+    // Every worker (and every reload) must accept the nonces the others issued.
+    if (!c.auth.nonce_secret) {
+        if (generated_nonce_secret_.empty()) generated_nonce_secret_ = random_secret();
+        c.auth.nonce_secret = generated_nonce_secret_;
     }
     return c;
 }
@@ -71,7 +89,14 @@ bool Server::open() {
         tls_ = std::move(tls.context);
     }
     const unsigned n = worker_count(*config_);
-    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, config_));
+    std::uint64_t seed = 0;
+    randombytes_buf(&seed, sizeof seed);
+    // A first policy without the listening addresses; completed below once they are bound.
+    auto peers = make_peer_policy(*config_, {});
+    for (unsigned i = 0; i < n; ++i) {
+        workers_.push_back(
+            std::make_unique<Worker>(i, config_, peers, SharedRelayState{*ports_, seed}));
+    }
 
     for (const auto& listener : config_->listen) {
         // The first worker's bind fixes the port (the kernel picks one for port 0); the other
@@ -88,7 +113,27 @@ bool Server::open() {
         bound_.push_back({listener.transport, address});
         spdlog::info("listening on {} ({} workers)", bound_.back().to_url(), n);
     }
+    peers = make_peer_policy(*config_, bound_);
+    for (auto& w : workers_) w->set_peer_policy(peers);
+    log_relay_addresses();
     return true;
+}
+
+void Server::log_relay_addresses() const {
+    const auto& relay = config_->relay;
+    const auto range = std::to_string(relay.ports.first) + "-" + std::to_string(relay.ports.last);
+    if (relay.addresses.empty()) {
+        spdlog::info("relaying on the address each client reached, ports {}", range);
+    }
+    for (const auto& a : relay.addresses) {
+        std::string advertised = a.ip_string();
+        for (const auto& e : relay.external_addresses) {
+            if (e.internal.family == a.family && e.internal.bytes == a.bytes) {
+                advertised = e.external.ip_string() + " (bound on " + a.ip_string() + ")";
+            }
+        }
+        spdlog::info("relay address {} ports {}", advertised, range);
+    }
 }
 
 int Server::run() {
@@ -139,6 +184,10 @@ void Server::reload() {
         spdlog::warn("SIGHUP: threads changed; restart ternd to apply it");
         next.threads = config_->threads;
     }
+    if (next.relay.ports != config_->relay.ports) {
+        spdlog::warn("SIGHUP: relay.ports changed; restart ternd to apply it");
+        next.relay.ports = config_->relay.ports;
+    }
     std::shared_ptr<asio::ssl::context> tls;
     if (has_tls_listener(next) && next.tls) {
         auto made = make_tls_context(*next.tls);
@@ -151,7 +200,8 @@ void Server::reload() {
     configure_logging(next.log);
     config_ = std::make_shared<const config::Config>(std::move(next));
     if (tls) tls_ = tls;
-    for (auto& w : workers_) w->apply(config_, tls);
+    auto peers = make_peer_policy(*config_, bound_);
+    for (auto& w : workers_) w->apply(config_, peers, tls);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);
 }
 

@@ -1,5 +1,8 @@
 #include "tern/server/stream_listener.hpp"
 
+#include <chrono>
+#include <ctime>
+
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -25,15 +28,17 @@ namespace {
 // One client connection. Reads are framed in place; replies are appended to a bounded output
 // buffer and written one batch at a time, so a slow reader costs at most max_pending_output.
 template <class Stream>
-class StreamConnection : public std::enable_shared_from_this<StreamConnection<Stream>> {
+class StreamConnection final : public std::enable_shared_from_this<StreamConnection<Stream>>,
+                               public ClientConnection {
 public:
     static constexpr bool is_tls = std::is_same_v<Stream, TlsStream>;
 
     template <class... Args>
     StreamConnection(RequestDispatcher& dispatcher, const StreamLimits& limits,
                      PacketContext context, std::shared_ptr<asio::ssl::context> tls,
-                     Args&&... stream_args)
+                     ConnectionRegistry* registry, Args&&... stream_args)
         : tls_(std::move(tls)),
+          registry_(registry),
           stream_(std::forward<Args>(stream_args)...),
           timer_(stream_.get_executor()),
           dispatcher_(dispatcher),
@@ -42,6 +47,7 @@ public:
           framer_(limits.max_frame_size) {}
 
     void start() {
+        if (registry_ != nullptr) context_.client = registry_->attach(*this);
         if constexpr (is_tls) {
             timer_.expires_after(limits_.tls_handshake_timeout);
             timer_.async_wait(
@@ -65,6 +71,13 @@ public:
         }
     }
 
+    bool send(std::span<const std::uint8_t> bytes) noexcept override {
+        if (closed_ || pending_.size() + bytes.size() > limits_.max_pending_output) return false;
+        pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+        flush();
+        return true;
+    }
+
 private:
     tcp::socket& socket() {
         if constexpr (is_tls) {
@@ -85,6 +98,8 @@ private:
                     return;
                 }
                 self->framer_.commit(n);
+                self->context_.now = std::chrono::steady_clock::now();
+                self->context_.unix_now = std::time(nullptr);
                 if (self->process()) self->read();
             });
     }
@@ -136,12 +151,17 @@ private:
         if (closed_) return;
         closed_ = true;
         timer_.cancel();
+        if (registry_ != nullptr) {
+            context_.now = std::chrono::steady_clock::now();
+            registry_->detach(context_.client, context_);
+        }
         boost::system::error_code ec;
         socket().shutdown(tcp::socket::shutdown_both, ec);
         socket().close(ec);
     }
 
     std::shared_ptr<asio::ssl::context> tls_;  // kept alive: a reload may swap the listener's
+    ConnectionRegistry* registry_;
     Stream stream_;
     asio::steady_timer timer_;
     RequestDispatcher& dispatcher_;
@@ -158,13 +178,15 @@ private:
 }  // namespace
 
 StreamListener::StreamListener(asio::io_context& io, RequestDispatcher& dispatcher,
-                               config::Transport transport, StreamLimits limits)
+                               config::Transport transport, StreamLimits limits,
+                               ConnectionRegistry* registry)
     : io_(io),
       acceptor_(io),
       retry_timer_(io),
       dispatcher_(dispatcher),
       transport_(transport),
-      limits_(limits) {}
+      limits_(limits),
+      registry_(registry) {}
 
 std::error_code StreamListener::open(const protocol::TransportAddress& address) {
     boost::system::error_code ec;
@@ -209,12 +231,12 @@ void StreamListener::accept() {
             context.source = from_endpoint(socket.remote_endpoint(opt_ec));
             context.local = from_endpoint(socket.local_endpoint(opt_ec));
             if (transport_ == config::Transport::tls && tls_) {
-                std::make_shared<StreamConnection<TlsStream>>(dispatcher_, limits_, context, tls_,
-                                                              std::move(socket), *tls_)
+                std::make_shared<StreamConnection<TlsStream>>(
+                    dispatcher_, limits_, context, tls_, registry_, std::move(socket), *tls_)
                     ->start();
             } else if (transport_ == config::Transport::tcp) {
-                std::make_shared<StreamConnection<tcp::socket>>(dispatcher_, limits_, context,
-                                                                nullptr, std::move(socket))
+                std::make_shared<StreamConnection<tcp::socket>>(
+                    dispatcher_, limits_, context, nullptr, registry_, std::move(socket))
                     ->start();
             }
             accept();

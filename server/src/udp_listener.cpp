@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <cerrno>
+#include <chrono>
+#include <ctime>
 #include <cstring>
 
 #include <boost/asio/ip/v6_only.hpp>
@@ -74,12 +76,14 @@ socklen_t write_packet_info(std::uint8_t* buffer, std::size_t size,
 
 }  // namespace
 
-UdpListener::UdpListener(asio::io_context& io, RequestDispatcher& dispatcher)
+UdpListener::UdpListener(asio::io_context& io, RequestDispatcher& dispatcher,
+                         allocation::ClientId client)
     : socket_(io),
       dispatcher_(dispatcher),
       receive_buffer_(batch_size * receive_slot_size),
       reply_buffer_(batch_size * reply_slot_size) {
     context_.transport = config::Transport::udp;
+    context_.client = client;
 }
 
 std::error_code UdpListener::open(const protocol::TransportAddress& address) {
@@ -155,6 +159,8 @@ void UdpListener::drain() {
 
         unsigned replies = 0;
         const protocol::TransportAddress bound = context_.local;
+        context_.now = std::chrono::steady_clock::now();  // once per batch
+        context_.unix_now = std::time(nullptr);
         for (int i = 0; i < n; ++i) {
             auto& h = receive_headers_[i].msg_hdr;
             if ((h.msg_flags & MSG_TRUNC) != 0) continue;  // too big for us: not a valid request
@@ -199,6 +205,26 @@ void UdpListener::drain() {
         context_.local = bound;
         if (static_cast<std::size_t>(n) < batch_size) return;
     }
+}
+
+bool UdpListener::send_to(const protocol::TransportAddress& client,
+                          const protocol::TransportAddress& local,
+                          std::span<const std::uint8_t> bytes) noexcept {
+    sockaddr_storage to{};
+    const socklen_t to_len = to_sockaddr(client, to);
+    iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
+    msghdr h{};
+    h.msg_name = &to;
+    h.msg_namelen = to_len;
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    Control control{};
+    if (wildcard_) {
+        // The interface is left to routing (0); the source address is what matters to the client.
+        h.msg_control = control.bytes.data();
+        h.msg_controllen = write_packet_info(control.bytes.data(), control_size, local, 0);
+    }
+    return ::sendmsg(socket_.native_handle(), &h, MSG_DONTWAIT) >= 0;
 }
 
 }  // namespace tern::server

@@ -5,18 +5,38 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <cerrno>
+#include <chrono>
 #include <string>
+
+#include "tern/server/relay_settings.hpp"
 
 namespace tern::server {
 
 namespace asio = boost::asio;
 
-Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config)
-    : index_(index), io_(1), dispatcher_(std::move(config)) {}
+namespace {
+// Lifetimes are whole seconds (RFC 8656), so a one-second sweep is exact enough and costs one
+// timer per worker instead of one per allocation, permission and channel.
+constexpr auto tick_interval = std::chrono::seconds(1);
+}  // namespace
+
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
+               std::shared_ptr<const allocation::PeerPolicy> peers, SharedRelayState shared)
+    : index_(index),
+      io_(1),
+      timer_(io_),
+      manager_(manager_settings(*config), std::move(peers), shared.ports, *this,
+               shared.hash_seed + index),
+      dispatcher_(std::move(config), &manager_) {}
 
 Worker::~Worker() {
     stop();
     join();
+    // Relay sockets close before the manager would try to: the manager's destructor then only
+    // returns ports.
+    udp_.clear();
+    streams_.clear();
 }
 
 std::error_code Worker::add_listener(const config::Listener& listener,
@@ -24,13 +44,14 @@ std::error_code Worker::add_listener(const config::Listener& listener,
                                      std::shared_ptr<asio::ssl::context> tls,
                                      protocol::TransportAddress& bound) {
     if (listener.transport == config::Transport::udp) {
-        auto l = std::make_unique<UdpListener>(io_, dispatcher_);
+        auto l = std::make_unique<UdpListener>(io_, dispatcher_, udp_.size());
         if (auto ec = l->open(address)) return ec;
         bound = l->local_address();
         udp_.push_back(std::move(l));
         return {};
     }
-    auto l = std::make_unique<StreamListener>(io_, dispatcher_, listener.transport, StreamLimits{});
+    auto l = std::make_unique<StreamListener>(io_, dispatcher_, listener.transport, StreamLimits{},
+                                              this);
     if (auto ec = l->open(address)) return ec;
     l->set_tls_context(std::move(tls));
     bound = l->local_address();
@@ -38,9 +59,14 @@ std::error_code Worker::add_listener(const config::Listener& listener,
     return {};
 }
 
+void Worker::set_peer_policy(std::shared_ptr<const allocation::PeerPolicy> peers) {
+    manager_.reconfigure(manager_.settings(), std::move(peers));
+}
+
 void Worker::start() {
     for (auto& l : udp_) l->start();
     for (auto& l : streams_) l->start();
+    tick();
     thread_ = std::thread([this] {
         const std::string name = "tern-w" + std::to_string(index_);
         pthread_setname_np(pthread_self(), name.c_str());
@@ -54,10 +80,21 @@ void Worker::start() {
     });
 }
 
+void Worker::tick() {
+    timer_.expires_after(tick_interval);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        manager_.expire(std::chrono::steady_clock::now());
+        tick();
+    });
+}
+
 void Worker::stop() {
     asio::post(io_, [this] {
+        timer_.cancel();
         for (auto& l : udp_) l->close();
         for (auto& l : streams_) l->close();
+        manager_.clear();
         io_.stop();
     });
 }
@@ -67,13 +104,80 @@ void Worker::join() {
 }
 
 void Worker::apply(std::shared_ptr<const config::Config> config,
+                   std::shared_ptr<const allocation::PeerPolicy> peers,
                    std::shared_ptr<asio::ssl::context> tls) {
-    asio::post(io_, [this, config = std::move(config), tls = std::move(tls)]() mutable {
+    asio::post(io_, [this, config = std::move(config), peers = std::move(peers),
+                     tls = std::move(tls)]() mutable {
+        manager_.reconfigure(manager_settings(*config), std::move(peers));
         dispatcher_.set_config(std::move(config));
         if (tls) {
             for (auto& l : streams_) l->set_tls_context(tls);
         }
     });
+}
+
+allocation::OpenRelayResult Worker::open_relay(const protocol::TransportAddress& address,
+                                               bool dont_fragment) {
+    auto socket = std::make_shared<RelaySocket>(io_, *this, relay_buffers_);
+    if (const auto ec = socket->open(address, dont_fragment)) {
+        if (ec.value() == EADDRINUSE) return {allocation::OpenRelayStatus::address_in_use, 0};
+        spdlog::warn("relay: cannot bind {}: {}", address.to_string(), ec.message());
+        return {allocation::OpenRelayStatus::failed, 0};
+    }
+    allocation::RelayId id = 0;
+    if (!free_relay_ids_.empty()) {
+        id = free_relay_ids_.back();
+        free_relay_ids_.pop_back();
+        relays_[id] = socket;
+    } else {
+        id = static_cast<allocation::RelayId>(relays_.size());
+        relays_.push_back(socket);
+    }
+    socket->set_id(id);
+    socket->start();
+    return {allocation::OpenRelayStatus::opened, id};
+}
+
+void Worker::close_relay(allocation::RelayId id) noexcept {
+    if (id >= relays_.size() || !relays_[id]) return;
+    auto socket = std::move(relays_[id]);
+    socket->close();
+    free_relay_ids_.push_back(id);
+    // Destroyed after its cancelled wait has run: it may be mid-drain right now.
+    asio::post(io_, [socket = std::move(socket)] {});
+}
+
+bool Worker::send_to_peer(allocation::RelayId id, const protocol::TransportAddress& peer,
+                          std::span<const std::uint8_t> payload) noexcept {
+    if (id >= relays_.size() || !relays_[id]) return false;
+    return relays_[id]->send_to(peer, payload);
+}
+
+bool Worker::send_to_client(const allocation::FiveTuple& tuple, allocation::ClientId client,
+                            std::span<const std::uint8_t> message) noexcept {
+    if (tuple.transport == allocation::Transport::udp) {
+        if (client >= udp_.size()) return false;
+        return udp_[client]->send_to(tuple.client, tuple.server, message);
+    }
+    const auto it = connections_.find(client);
+    return it != connections_.end() && it->second->send(message);
+}
+
+void Worker::on_peer_datagram(RelaySocket& socket, const protocol::TransportAddress& peer,
+                              std::span<const std::uint8_t> payload) {
+    manager_.on_peer_datagram(socket.id(), peer, payload, std::chrono::steady_clock::now());
+}
+
+allocation::ClientId Worker::attach(ClientConnection& connection) {
+    const allocation::ClientId id = next_connection_id_++;
+    connections_.emplace(id, &connection);
+    return id;
+}
+
+void Worker::detach(allocation::ClientId id, const PacketContext& context) noexcept {
+    connections_.erase(id);
+    manager_.on_client_closed(
+        {context.source, context.local, to_allocation(context.transport)});
 }
 
 }  // namespace tern::server

@@ -1,7 +1,11 @@
 // Where a packet came from and over what: the facts the request path needs besides the bytes.
-// Filled in by the listeners; read by the pure dispatcher.
+// Filled in by the listeners (which read the clock once per batch); read by the pure dispatcher.
 #pragma once
 
+#include <cstdint>
+
+#include "tern/allocation/clock.hpp"
+#include "tern/allocation/relay_egress.hpp"
 #include "tern/config/config.hpp"
 #include "tern/protocol/transport_address.hpp"
 
@@ -9,8 +13,11 @@ namespace tern::server {
 
 struct PacketContext {
     protocol::TransportAddress source;  // the client's address as the server sees it
-    protocol::TransportAddress local;   // the listener's bound address
+    protocol::TransportAddress local;   // the address the client reached
     config::Transport transport = config::Transport::udp;
+    allocation::ClientId client = 0;  // the worker's name for this listener or connection
+    allocation::TimePoint now{};      // steady time, for lifetimes
+    std::int64_t unix_now = 0;        // wall-clock seconds, for nonces and REST expiry
 };
 
 }  // namespace tern::server

@@ -50,6 +50,9 @@ public:
     // on outgoing IPv4 datagrams (RFC 8656 §14.8, DONT-FRAGMENT).
     std::error_code open(const protocol::TransportAddress& address, bool dont_fragment);
     protocol::TransportAddress local_address() const noexcept { return local_; }
+    // The owner's name for this socket (the allocation layer's RelayId), handed to the sink.
+    void set_id(std::uint32_t id) noexcept { id_ = id; }
+    std::uint32_t id() const noexcept { return id_; }
     int native_handle() noexcept { return socket_.native_handle(); }
     void start();
     void close();
@@ -66,6 +69,7 @@ private:
     RelaySink& sink_;
     RelayReceiveBuffers& buffers_;
     protocol::TransportAddress local_;
+    std::uint32_t id_ = 0;
 };
 
 }  // namespace tern::server

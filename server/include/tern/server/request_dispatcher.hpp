@@ -7,6 +7,7 @@
 #include <span>
 
 #include "tern/config/config.hpp"
+#include "tern/allocation/allocation_manager.hpp"
 #include "tern/server/packet_context.hpp"
 
 namespace tern::server {
@@ -18,19 +19,28 @@ struct DispatchCounters {
     std::uint64_t error_responses = 0;
     std::uint64_t indications = 0;
     std::uint64_t dropped_malformed = 0;
-    std::uint64_t dropped_other = 0;  // responses, ChannelData without a channel, junk
+    std::uint64_t dropped_other = 0;  // responses, ChannelData without a relay, junk
+    std::uint64_t auth_challenges = 0;  // 401 without credentials
+    std::uint64_t auth_failures = 0;    // 400/401/438 for requests that tried to authenticate
 };
 
 class RequestDispatcher {
 public:
-    explicit RequestDispatcher(std::shared_ptr<const config::Config> config);
+    // `relay` (may be null: STUN only) must outlive the dispatcher; it gets the TURN methods,
+    // Send indications and ChannelData after authentication.
+    explicit RequestDispatcher(std::shared_ptr<const config::Config> config,
+                               allocation::AllocationManager* relay = nullptr);
+    ~RequestDispatcher();
+    RequestDispatcher(const RequestDispatcher&) = delete;
+    RequestDispatcher& operator=(const RequestDispatcher&) = delete;
 
-    // Swaps in a reloaded configuration; in-flight state is kept.
+    // Swaps in a reloaded configuration (credentials, nonce key, expiry policy); allocations
+    // are kept.
     void set_config(std::shared_ptr<const config::Config> config);
     const config::Config& config() const noexcept { return *config_; }
 
     // Returns the reply written into `out`, or an empty span when nothing is to be sent
-    // (malformed input, indications, responses, unknown junk).
+    // (malformed input, indications, responses, ChannelData, unknown junk).
     std::span<const std::uint8_t> handle(std::span<const std::uint8_t> packet,
                                          const PacketContext& context,
                                          std::span<std::uint8_t> out) noexcept;
@@ -38,7 +48,14 @@ public:
     const DispatchCounters& counters() const noexcept { return counters_; }
 
 private:
+    struct Credentials;  // the auth objects built from one config
+    std::span<const std::uint8_t> turn_request(const protocol::MessageView& msg,
+                                               const PacketContext& context,
+                                               std::span<std::uint8_t> out);
+
     std::shared_ptr<const config::Config> config_;
+    std::unique_ptr<Credentials> credentials_;
+    allocation::AllocationManager* relay_;
     DispatchCounters counters_;
 };
 

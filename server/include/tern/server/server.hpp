@@ -9,6 +9,8 @@
 
 #include <boost/asio/ssl/context.hpp>
 
+#include "tern/allocation/random_source.hpp"
+#include "tern/allocation/relay_ports.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/worker.hpp"
 
@@ -35,10 +37,14 @@ public:
 
 private:
     config::Config with_runtime_secret(config::Config c);
+    void log_relay_addresses() const;
 
     std::shared_ptr<const config::Config> config_;
+    std::unique_ptr<allocation::RandomSource> random_;
+    std::unique_ptr<allocation::RelayPorts> ports_;  // outlives the workers (declared before)
     std::string config_path_;
     std::string generated_secret_;
+    std::string generated_nonce_secret_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<config::Listener> bound_;

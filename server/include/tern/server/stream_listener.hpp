@@ -8,12 +8,35 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <system_error>
 
 #include "tern/config/config.hpp"
 #include "tern/server/request_dispatcher.hpp"
 
 namespace tern::server {
+
+// A TCP/TLS client connection as the relay sees it: somewhere to queue bytes for the client.
+class ClientConnection {
+public:
+    // Queues `bytes` behind earlier output; false (dropped) when the client does not read fast
+    // enough for the output bound. No allocation once the buffers have grown.
+    virtual bool send(std::span<const std::uint8_t> bytes) noexcept = 0;
+
+protected:
+    ~ClientConnection() = default;
+};
+
+// The worker's table of live stream connections, so relayed data can find its client.
+class ConnectionRegistry {
+public:
+    virtual allocation::ClientId attach(ClientConnection& connection) = 0;
+    // The connection is gone: forget it and end the allocation it controlled (RFC 8656 §3.1).
+    virtual void detach(allocation::ClientId id, const PacketContext& context) noexcept = 0;
+
+protected:
+    ~ConnectionRegistry() = default;
+};
 
 struct StreamLimits {
     std::size_t max_frame_size = std::size_t{16} * 1024;  // bigger frames close the connection
@@ -24,8 +47,10 @@ struct StreamLimits {
 
 class StreamListener {
 public:
+    // `registry` may be null (no relay): connections are then not registered.
     StreamListener(boost::asio::io_context& io, RequestDispatcher& dispatcher,
-                   config::Transport transport, StreamLimits limits);
+                   config::Transport transport, StreamLimits limits,
+                   ConnectionRegistry* registry = nullptr);
 
     std::error_code open(const protocol::TransportAddress& address);
     protocol::TransportAddress local_address() const;
@@ -42,6 +67,7 @@ private:
     RequestDispatcher& dispatcher_;
     config::Transport transport_;
     StreamLimits limits_;
+    ConnectionRegistry* registry_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
 };
 

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <cstdint>
+#include <span>
 #include <system_error>
 #include <vector>
 
@@ -19,10 +20,12 @@ namespace tern::server {
 class UdpListener {
 public:
     static constexpr std::size_t batch_size = 32;
-    static constexpr std::size_t receive_slot_size = 4096;  // larger datagrams are dropped
+    static constexpr std::size_t receive_slot_size = 9216;  // jumbo frames; larger are dropped
     static constexpr std::size_t reply_slot_size = 1024;    // replies are small by design
 
-    UdpListener(boost::asio::io_context& io, RequestDispatcher& dispatcher);
+    // `client` is the worker's name for this listener (allocations remember it).
+    UdpListener(boost::asio::io_context& io, RequestDispatcher& dispatcher,
+                allocation::ClientId client = 0);
 
     // Opens and binds with SO_REUSEPORT (and IPV6_V6ONLY for IPv6); a wildcard address also
     // turns on packet info so replies leave from the address each request was sent to.
@@ -30,6 +33,11 @@ public:
     protocol::TransportAddress local_address() const;
     void start();
     void close();
+
+    // One datagram to a client, leaving from `local` (the address the client reached). On the
+    // relay path: no allocation, no logging; false when the kernel refused it.
+    bool send_to(const protocol::TransportAddress& client, const protocol::TransportAddress& local,
+                 std::span<const std::uint8_t> bytes) noexcept;
 
 private:
     void wait_readable();

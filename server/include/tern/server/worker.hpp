@@ -1,24 +1,39 @@
-// One worker thread with its own io_context, dispatcher and listeners. Everything a packet
-// touches lives on one worker, so the packet path takes no locks and makes no cross-thread hops.
+// One worker thread with its own io_context, dispatcher, allocations and relay sockets.
+// Everything a packet touches lives on one worker, so the packet path takes no locks and makes
+// no cross-thread hops.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "tern/allocation/allocation_manager.hpp"
+#include "tern/allocation/relay_ports.hpp"
 #include "tern/config/config.hpp"
+#include "tern/server/relay_socket.hpp"
 #include "tern/server/request_dispatcher.hpp"
 #include "tern/server/stream_listener.hpp"
 #include "tern/server/udp_listener.hpp"
 
 namespace tern::server {
 
-class Worker {
+// What every worker shares: the relay port pools (locked only on set-up and tear-down).
+struct SharedRelayState {
+    allocation::RelayPorts& ports;
+    std::uint64_t hash_seed;
+};
+
+class Worker final : public allocation::RelayEgress,
+                     public RelaySink,
+                     public ConnectionRegistry {
 public:
-    Worker(unsigned index, std::shared_ptr<const config::Config> config);
+    Worker(unsigned index, std::shared_ptr<const config::Config> config,
+           std::shared_ptr<const allocation::PeerPolicy> peers, SharedRelayState shared);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -34,13 +49,42 @@ public:
     void stop();  // returns at once; join() waits
     void join();
 
-    // Runs on the worker's own thread: new requests see the new config and TLS context.
+    // Runs on the worker's own thread: new requests see the new config, peer policy and TLS
+    // context; live allocations keep relaying.
     void apply(std::shared_ptr<const config::Config> config,
+               std::shared_ptr<const allocation::PeerPolicy> peers,
                std::shared_ptr<boost::asio::ssl::context> tls);
 
+    // Before start() only: the policy once the bound listening addresses are known.
+    void set_peer_policy(std::shared_ptr<const allocation::PeerPolicy> peers);
+
 private:
+    // RelayEgress
+    allocation::OpenRelayResult open_relay(const protocol::TransportAddress& address,
+                                           bool dont_fragment) override;
+    void close_relay(allocation::RelayId id) noexcept override;
+    bool send_to_peer(allocation::RelayId id, const protocol::TransportAddress& peer,
+                      std::span<const std::uint8_t> payload) noexcept override;
+    bool send_to_client(const allocation::FiveTuple& tuple, allocation::ClientId client,
+                        std::span<const std::uint8_t> message) noexcept override;
+    // RelaySink
+    void on_peer_datagram(RelaySocket& socket, const protocol::TransportAddress& peer,
+                          std::span<const std::uint8_t> payload) override;
+    // ConnectionRegistry
+    allocation::ClientId attach(ClientConnection& connection) override;
+    void detach(allocation::ClientId id, const PacketContext& context) noexcept override;
+
+    void tick();
+
     unsigned index_;
-    boost::asio::io_context io_;  // declared first: destroyed last, after the listeners
+    boost::asio::io_context io_;  // declared first: destroyed last, after the sockets
+    boost::asio::steady_timer timer_;
+    RelayReceiveBuffers relay_buffers_;
+    std::vector<std::shared_ptr<RelaySocket>> relays_;  // indexed by RelayId
+    std::vector<allocation::RelayId> free_relay_ids_;
+    std::unordered_map<allocation::ClientId, ClientConnection*> connections_;
+    allocation::ClientId next_connection_id_ = allocation::ClientId{1} << 32;
+    allocation::AllocationManager manager_;
     RequestDispatcher dispatcher_;
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<StreamListener>> streams_;
