@@ -92,6 +92,17 @@ TEST(NewKeys, RelayDefaultFamily) {
                      "unknown family 'ipv6' (expected ipv4 or client)");
 }
 
+TEST(NewKeys, RelayChannelNumbers) {
+    EXPECT_EQ(load_ok("realm: x").relay.channel_numbers, ChannelNumbers::rfc8656);
+    EXPECT_EQ(load_ok("relay: { channel_numbers: rfc5766 }").relay.channel_numbers,
+              ChannelNumbers::rfc5766);
+    EXPECT_EQ(load_ok("relay: { channel_numbers: rfc8656 }").relay.channel_numbers,
+              ChannelNumbers::rfc8656);
+    EXPECT_STREQ(to_string(ChannelNumbers::rfc5766), "rfc5766");
+    expect_one_error("relay:\n  channel_numbers: any\n", "relay.channel_numbers", 2,
+                     "unknown range 'any' (expected rfc8656 or rfc5766)");
+}
+
 TEST(NewKeys, AllocationLimits) {
     const Config c =
         load_ok("limits: { max_allocations: 1, max_allocations_per_user: 4294967295 }");
