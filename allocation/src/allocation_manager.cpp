@@ -81,7 +81,8 @@ struct AllocationManager::Reply {
         b.add_fingerprint();
         return b.finish();
     }
-    std::span<const std::uint8_t> error(std::uint16_t code, std::string_view reason) const noexcept {
+    std::span<const std::uint8_t> error(std::uint16_t code,
+                                        std::string_view reason) const noexcept {
         MessageBuilder b(out, MessageType{request.method(), MessageClass::error_response},
                          request.transaction_id());
         b.add_error_code(code, reason);
@@ -128,12 +129,9 @@ void AllocationManager::reconfigure(ManagerSettings settings,
     table_.set_limits(settings_.limits);
 }
 
-std::span<const std::uint8_t> AllocationManager::handle_request(const MessageView& request,
-                                                                const FiveTuple& tuple,
-                                                                ClientId client,
-                                                                const Requester& requester,
-                                                                TimePoint now,
-                                                                std::span<std::uint8_t> out) {
+std::span<const std::uint8_t> AllocationManager::handle_request(
+    const MessageView& request, const FiveTuple& tuple, ClientId client, const Requester& requester,
+    TimePoint now, std::span<std::uint8_t> out) {
     const Method method = request.method();
     if (method != Method::allocate && method != Method::refresh &&
         method != Method::create_permission && method != Method::channel_bind) {
@@ -165,9 +163,8 @@ std::span<const std::uint8_t> AllocationManager::handle_request(const MessageVie
     return response;
 }
 
-std::optional<TransportAddress> AllocationManager::relay_ip(AddressFamily family,
-                                                            const TransportAddress& server) const
-    noexcept {
+std::optional<TransportAddress> AllocationManager::relay_ip(
+    AddressFamily family, const TransportAddress& server) const noexcept {
     for (const auto& a : settings_.relay_addresses) {
         if (a.family == family) return with_port(a, 0);
     }
@@ -221,8 +218,8 @@ const TransportAddress* AllocationManager::relay_of(const Allocation& a,
 
 std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& request,
                                                           const FiveTuple& tuple, ClientId client,
-                                                          const Requester& requester,
-                                                          TimePoint now, Reply& r) {
+                                                          const Requester& requester, TimePoint now,
+                                                          Reply& r) {
     // Lapsed allocations go first, so this 5-tuple and the quotas are judged on live ones and
     // the table never sweeps an allocation whose relay sockets are still registered.
     for (auto& lapsed : table_.expire(now)) release(lapsed);
@@ -361,8 +358,8 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
 
 std::span<const std::uint8_t> AllocationManager::refresh(const MessageView& request,
                                                          const FiveTuple& tuple,
-                                                         const Requester& requester,
-                                                         TimePoint now, Reply& r) {
+                                                         const Requester& requester, TimePoint now,
+                                                         Reply& r) {
     Allocation* a = table_.find(tuple, now);
     if (a == nullptr) return r.mismatch();
     if (a->username != requester.username) return r.wrong_credentials();  // §5
@@ -403,8 +400,8 @@ std::span<const std::uint8_t> AllocationManager::create_permission(const Message
         if (!peers_->permits(peers[i])) return r.forbidden();
     }
     // §9.2: all or nothing; no room for every peer means none is installed.
-    const auto result = a->permissions.install_all(
-        std::span<const TransportAddress>(peers.data(), count), now);
+    const auto result =
+        a->permissions.install_all(std::span<const TransportAddress>(peers.data(), count), now);
     if (result == PermissionResult::quota_exceeded) return r.insufficient_capacity();
     MessageBuilder b = r.success();
     return r.finish(b);
@@ -515,13 +512,11 @@ void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& 
                                      : protocol::channel_data_stream_size(payload.size());
         if (size > client_buffer_.size()) return;
         protocol::write_channel_data_header(
-            std::span<std::uint8_t, protocol::channel_data_header_size>(client_buffer_.data(),
-                                                                        4),
+            std::span<std::uint8_t, protocol::channel_data_header_size>(client_buffer_.data(), 4),
             *channel, static_cast<std::uint16_t>(payload.size()));
         std::memcpy(client_buffer_.data() + 4, payload.data(), payload.size());
         // Stream transports pad ChannelData to 4 bytes (§12.5); the padding is zeroed.
-        std::memset(client_buffer_.data() + 4 + payload.size(), 0,
-                    size - 4 - payload.size());
+        std::memset(client_buffer_.data() + 4 + payload.size(), 0, size - 4 - payload.size());
         message = std::span<const std::uint8_t>(client_buffer_.data(), size);
     } else {
         // An indication's transaction ID only has to be unique-ish (RFC 8489 §6): a counter.

@@ -47,8 +47,8 @@ constexpr std::array<std::string_view, 5> auth_keys = {"secrets", "users", "expi
                                                        "nonce_lifetime"};
 constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
 constexpr std::array<std::string_view, 7> relay_keys = {
-    "addresses", "external_addresses", "ports", "allow_peers", "deny_peers", "default_family",
-    "channel_numbers"};
+    "addresses",  "external_addresses", "ports",          "allow_peers",
+    "deny_peers", "default_family",     "channel_numbers"};
 constexpr std::array<std::string_view, 3> limits_keys = {"max_lifetime", "max_allocations",
                                                          "max_allocations_per_user"};
 constexpr std::array<CredentialExpiry, 3> credential_expiries = {
@@ -858,9 +858,9 @@ void Loader::load_relay(const Entry& entry) {
             } else if (*text == to_string(ChannelNumbers::rfc5766)) {
                 config_.relay.channel_numbers = ChannelNumbers::rfc5766;
             } else {
-                report(field.line, field.path,
-                       "unknown range " + quote_for_message(*text) +
-                           " (expected rfc8656 or rfc5766)");
+                report(
+                    field.line, field.path,
+                    "unknown range " + quote_for_message(*text) + " (expected rfc8656 or rfc5766)");
             }
         }
     }

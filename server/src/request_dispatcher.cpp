@@ -70,8 +70,8 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
                                                               const PacketContext& context,
                                                               std::span<std::uint8_t> out) {
     const auto& creds = *credentials_;
-    auth::AuthResult result = creds.authenticator.authenticate(msg, context.source,
-                                                               context.unix_now);
+    auth::AuthResult result =
+        creds.authenticator.authenticate(msg, context.source, context.unix_now);
     // The expiry policy decides whether a verified but expired REST credential still counts.
     if (result.outcome == auth::AuthOutcome::credential_expired &&
         !auth::refuses(creds.policy, msg.method(), result.rest_expiry, context.unix_now)) {

@@ -231,8 +231,8 @@ void StreamListener::accept() {
             context.source = from_endpoint(socket.remote_endpoint(opt_ec));
             context.local = from_endpoint(socket.local_endpoint(opt_ec));
             if (transport_ == config::Transport::tls && tls_) {
-                std::make_shared<StreamConnection<TlsStream>>(
-                    dispatcher_, limits_, context, tls_, registry_, std::move(socket), *tls_)
+                std::make_shared<StreamConnection<TlsStream>>(dispatcher_, limits_, context, tls_,
+                                                              registry_, std::move(socket), *tls_)
                     ->start();
             } else if (transport_ == config::Transport::tcp) {
                 std::make_shared<StreamConnection<tcp::socket>>(

@@ -5,8 +5,8 @@
 #include <sys/socket.h>
 #include <cerrno>
 #include <chrono>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/socket_base.hpp>

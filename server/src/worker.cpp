@@ -176,8 +176,7 @@ allocation::ClientId Worker::attach(ClientConnection& connection) {
 
 void Worker::detach(allocation::ClientId id, const PacketContext& context) noexcept {
     connections_.erase(id);
-    manager_.on_client_closed(
-        {context.source, context.local, to_allocation(context.transport)});
+    manager_.on_client_closed({context.source, context.local, to_allocation(context.transport)});
 }
 
 }  // namespace tern::server

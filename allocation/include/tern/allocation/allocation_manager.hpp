@@ -141,9 +141,8 @@ private:
                                                TimePoint now, Reply& r);
 
     // The relay IP for `family` for a client that reached `server`; nullopt = 440.
-    std::optional<protocol::TransportAddress> relay_ip(protocol::AddressFamily family,
-                                                       const protocol::TransportAddress& server)
-        const noexcept;
+    std::optional<protocol::TransportAddress> relay_ip(
+        protocol::AddressFamily family, const protocol::TransportAddress& server) const noexcept;
     protocol::TransportAddress advertised(const protocol::TransportAddress& bound) const noexcept;
     // Opens a relay socket on `ip` at a port from the pool (or `fixed`); 0 ports = failure.
     struct OpenedRelay {

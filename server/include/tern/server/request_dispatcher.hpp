@@ -6,8 +6,8 @@
 #include <memory>
 #include <span>
 
-#include "tern/config/config.hpp"
 #include "tern/allocation/allocation_manager.hpp"
+#include "tern/config/config.hpp"
 #include "tern/server/packet_context.hpp"
 
 namespace tern::server {
@@ -19,7 +19,7 @@ struct DispatchCounters {
     std::uint64_t error_responses = 0;
     std::uint64_t indications = 0;
     std::uint64_t dropped_malformed = 0;
-    std::uint64_t dropped_other = 0;  // responses, ChannelData without a relay, junk
+    std::uint64_t dropped_other = 0;    // responses, ChannelData without a relay, junk
     std::uint64_t auth_challenges = 0;  // 401 without credentials
     std::uint64_t auth_failures = 0;    // 400/401/438 for requests that tried to authenticate
 };

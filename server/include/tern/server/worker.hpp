@@ -28,9 +28,7 @@ struct SharedRelayState {
     std::uint64_t hash_seed;
 };
 
-class Worker final : public allocation::RelayEgress,
-                     public RelaySink,
-                     public ConnectionRegistry {
+class Worker final : public allocation::RelayEgress, public RelaySink, public ConnectionRegistry {
 public:
     Worker(unsigned index, std::shared_ptr<const config::Config> config,
            std::shared_ptr<const allocation::PeerPolicy> peers, SharedRelayState shared);
