@@ -32,6 +32,13 @@ std::error_code RelaySocket::open(const protocol::TransportAddress& address, boo
                          sizeof probe) != 0) {
             return {errno, std::system_category()};
         }
+    } else if (dont_fragment) {
+        // IPv6 routers never fragment; this stops the sending host from doing it either.
+        const int one = 1;
+        if (::setsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_DONTFRAG, &one,
+                         sizeof one) != 0) {
+            return {errno, std::system_category()};
+        }
     }
     socket_.bind(endpoint, ec);
     if (ec) return ec;
