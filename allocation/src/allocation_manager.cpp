@@ -3,6 +3,7 @@
 #include "tern/allocation/allocation_manager.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -109,12 +110,14 @@ struct AllocationManager::Reply {
 
 AllocationManager::AllocationManager(ManagerSettings settings,
                                      std::shared_ptr<const PeerPolicy> peers, RelayPorts& ports,
-                                     RelayEgress& egress, std::uint64_t hash_seed)
+                                     RelayEgress& egress, std::uint64_t hash_seed,
+                                     AllocationQuota* quota)
     : settings_(std::move(settings)),
       peers_(std::move(peers)),
       ports_(ports),
       egress_(egress),
-      table_(settings_.limits, hash_seed),
+      quota_(quota),
+      table_(table_limits(), hash_seed),
       transactions_(transaction_slots, transaction_slot_size, hash_seed ^ 0x5bd1e995u),
       client_buffer_(max_client_message) {}
 
@@ -126,7 +129,16 @@ void AllocationManager::reconfigure(ManagerSettings settings,
                                     std::shared_ptr<const PeerPolicy> peers) {
     settings_ = std::move(settings);
     peers_ = std::move(peers);
-    table_.set_limits(settings_.limits);
+    table_.set_limits(table_limits());
+}
+
+AllocationLimits AllocationManager::table_limits() const noexcept {
+    AllocationLimits limits = settings_.limits;
+    if (quota_ != nullptr) {  // the shared quota counts instead
+        limits.max_allocations = SIZE_MAX;
+        limits.max_allocations_per_user = SIZE_MAX;
+    }
+    return limits;
 }
 
 std::span<const std::uint8_t> AllocationManager::handle_request(
@@ -205,6 +217,7 @@ void AllocationManager::release(Allocation& allocation) noexcept {
         egress_.close_relay(allocation.relay_ids[i]);
         ports_.release(allocation.relays[i].family, allocation.relays[i].port);
     }
+    if (quota_ != nullptr) quota_->release(allocation.username);
     ++counters_.allocations_removed;
 }
 
@@ -265,7 +278,17 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
         return r.family_unsupported();
     }
 
-    switch (table_.admit(tuple, requester.username, now)) {
+    CreateResult admitted = table_.admit(tuple, requester.username, now);
+    if (admitted == CreateResult::created && quota_ != nullptr) {
+        admitted = quota_->acquire(requester.username);
+    }
+    // From here on, every refusal gives back what was taken.
+    auto give_back = [&] {
+        if (quota_ != nullptr && admitted == CreateResult::created) {
+            quota_->release(requester.username);
+        }
+    };
+    switch (admitted) {
         case CreateResult::created:
             break;
         case CreateResult::user_quota:
@@ -286,13 +309,19 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
         primary = open_relay(*ip, dont_fragment, claimed->port, now);
     } else if (even_port) {
         const auto grant = ports_.acquire_even(family, *even_port, now);
-        if (!grant) return r.insufficient_capacity();
+        if (!grant) {
+            give_back();
+            return r.insufficient_capacity();
+        }
         primary = open_relay(*ip, dont_fragment, grant->port, now);
         if (primary) granted_token = grant->reservation_token;
     } else {
         primary = open_relay(*ip, dont_fragment, std::nullopt, now);
     }
-    if (!primary) return r.insufficient_capacity();
+    if (!primary) {
+        give_back();
+        return r.insufficient_capacity();
+    }
 
     // §7.1: the second (IPv6) address of a dual allocation is best effort; its failure is
     // reported in ADDRESS-ERROR-CODE next to a successful IPv4 allocation.
@@ -320,6 +349,7 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
             egress_.close_relay(secondary->id);
             ports_.release(secondary->address.family, secondary->address.port);
         }
+        give_back();
         return r.insufficient_capacity();
     }
     Allocation& a = *created.allocation;

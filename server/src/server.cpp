@@ -56,6 +56,8 @@ Server::Server(config::Config config, std::string config_path)
     config_ = std::make_shared<const config::Config>(with_runtime_secret(std::move(config)));
     ports_ = std::make_unique<allocation::RelayPorts>(config_->relay.ports.first,
                                                       config_->relay.ports.last, *random_);
+    quota_ = std::make_unique<allocation::AllocationQuota>(
+        config_->limits.max_allocations, config_->limits.max_allocations_per_user);
 }
 
 Server::~Server() {
@@ -95,7 +97,7 @@ bool Server::open() {
     auto peers = make_peer_policy(*config_, {});
     for (unsigned i = 0; i < n; ++i) {
         workers_.push_back(
-            std::make_unique<Worker>(i, config_, peers, SharedRelayState{*ports_, seed}));
+            std::make_unique<Worker>(i, config_, peers, SharedRelayState{*ports_, *quota_, seed}));
     }
 
     for (const auto& listener : config_->listen) {
@@ -200,6 +202,7 @@ void Server::reload() {
     configure_logging(next.log);
     config_ = std::make_shared<const config::Config>(std::move(next));
     if (tls) tls_ = tls;
+    quota_->set_limits(config_->limits.max_allocations, config_->limits.max_allocations_per_user);
     auto peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->apply(config_, peers, tls);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);

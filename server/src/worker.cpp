@@ -27,7 +27,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
       io_(1),
       timer_(io_),
       manager_(manager_settings(*config), std::move(peers), shared.ports, *this,
-               shared.hash_seed + index),
+               shared.hash_seed + index, &shared.quota),
       dispatcher_(std::move(config), &manager_) {}
 
 Worker::~Worker() {

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tern/allocation/allocation_quota.hpp"
 #include "tern/allocation/allocation_table.hpp"
 #include "tern/allocation/clock.hpp"
 #include "tern/allocation/five_tuple.hpp"
@@ -72,9 +73,12 @@ struct RelayCounters {
 
 class AllocationManager {
 public:
-    // `ports` and `egress` must outlive the manager. `hash_seed` should be random per process.
+    // `ports`, `egress` and `quota` must outlive the manager. `hash_seed` should be random per
+    // process. With a `quota` shared by several managers, the allocation limits of `settings`
+    // are enforced process-wide through it; without one, per manager.
     AllocationManager(ManagerSettings settings, std::shared_ptr<const PeerPolicy> peers,
-                      RelayPorts& ports, RelayEgress& egress, std::uint64_t hash_seed);
+                      RelayPorts& ports, RelayEgress& egress, std::uint64_t hash_seed,
+                      AllocationQuota* quota = nullptr);
     ~AllocationManager();
     AllocationManager(const AllocationManager&) = delete;
     AllocationManager& operator=(const AllocationManager&) = delete;
@@ -152,6 +156,7 @@ private:
     std::optional<OpenedRelay> open_relay(const protocol::TransportAddress& ip, bool dont_fragment,
                                           std::optional<std::uint16_t> fixed_port, TimePoint now);
     void release(Allocation& allocation) noexcept;
+    AllocationLimits table_limits() const noexcept;  // the table's own, unbounded with quota_
     // The allocation's relay address of `family`, if it has one.
     static const protocol::TransportAddress* relay_of(const Allocation& a,
                                                       protocol::AddressFamily family) noexcept;
@@ -160,6 +165,7 @@ private:
     std::shared_ptr<const PeerPolicy> peers_;
     RelayPorts& ports_;
     RelayEgress& egress_;
+    AllocationQuota* quota_;
     AllocationTable table_;
     TransactionCache transactions_;
     std::unordered_map<RelayId, Allocation*> by_relay_;  // map nodes do not move

@@ -9,6 +9,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 
+#include "tern/allocation/allocation_quota.hpp"
 #include "tern/allocation/random_source.hpp"
 #include "tern/allocation/relay_ports.hpp"
 #include "tern/config/config.hpp"
@@ -42,6 +43,7 @@ private:
     std::shared_ptr<const config::Config> config_;
     std::unique_ptr<allocation::RandomSource> random_;
     std::unique_ptr<allocation::RelayPorts> ports_;  // outlives the workers (declared before)
+    std::unique_ptr<allocation::AllocationQuota> quota_;
     std::string config_path_;
     std::string generated_secret_;
     std::string generated_nonce_secret_;

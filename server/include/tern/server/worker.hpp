@@ -22,9 +22,11 @@
 
 namespace tern::server {
 
-// What every worker shares: the relay port pools (locked only on set-up and tear-down).
+// What every worker shares: the relay port pools and the allocation quotas (each locked only
+// on allocation set-up and tear-down).
 struct SharedRelayState {
     allocation::RelayPorts& ports;
+    allocation::AllocationQuota& quota;
     std::uint64_t hash_seed;
 };
 
