@@ -308,13 +308,19 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
     if (claimed) {
         primary = open_relay(*ip, dont_fragment, claimed->port, now);
     } else if (even_port) {
-        const auto grant = ports_.acquire_even(family, *even_port, now);
-        if (!grant) {
-            give_back();
-            return r.insufficient_capacity();
+        // A busy even port is skipped like any other; its partner's reservation goes back.
+        for (int attempt = 0; attempt < max_bind_attempts && !primary; ++attempt) {
+            const auto grant = ports_.acquire_even(family, *even_port, now);
+            if (!grant) break;
+            primary = open_relay(*ip, dont_fragment, grant->port, now);
+            if (primary) {
+                granted_token = grant->reservation_token;
+            } else if (grant->reservation_token) {
+                if (const auto partner = ports_.claim(*grant->reservation_token, now)) {
+                    ports_.release(partner->family, partner->port);
+                }
+            }
         }
-        primary = open_relay(*ip, dont_fragment, grant->port, now);
-        if (primary) granted_token = grant->reservation_token;
     } else {
         primary = open_relay(*ip, dont_fragment, std::nullopt, now);
     }
@@ -544,7 +550,9 @@ void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& 
         protocol::write_channel_data_header(
             std::span<std::uint8_t, protocol::channel_data_header_size>(client_buffer_.data(), 4),
             *channel, static_cast<std::uint16_t>(payload.size()));
-        std::memcpy(client_buffer_.data() + 4, payload.data(), payload.size());
+        if (!payload.empty()) {  // an empty span's data() may be null, which memcpy forbids
+            std::memcpy(client_buffer_.data() + 4, payload.data(), payload.size());
+        }
         // Stream transports pad ChannelData to 4 bytes (§12.5); the padding is zeroed.
         std::memset(client_buffer_.data() + 4 + payload.size(), 0, size - 4 - payload.size());
         message = std::span<const std::uint8_t>(client_buffer_.data(), size);
