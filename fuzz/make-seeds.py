@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for the stun_message and stream_framer fuzz targets.
+"""Writes the seed corpora for the stun_message, stream_framer and request_path fuzz targets.
 
 Run from anywhere: python3 fuzz/make-seeds.py. Seeds are the RFC 5769 vectors plus one
 message of each TURN flavour tern handles, so the fuzzer starts from deep inside the parser.
@@ -171,6 +171,61 @@ def main():
     }
     for index, (name, stream) in enumerate(streams.items()):
         (framer_dir / name).write_bytes(bytes([index * 37 + 1, index]) + stream)
+
+    write_request_path_seeds()
+
+
+def step(op, payload):
+    return struct.pack("!BH", op, len(payload)) + payload
+
+
+def request_path_seeds():
+    """Scripts for fuzz/request_path.cpp: op 2 (8 from client B) signs the message as alice."""
+    peer4 = bytes([203, 0, 113, 5])
+    peer6 = bytes.fromhex("20010db8000000000000000000000099")
+    ALLOCATE, REFRESH, PERMISSION, BIND, SEND = 0x003, 0x004, 0x008, 0x009, 0x006
+
+    def txid(n):
+        return bytes([n] * 12)
+
+    def request(method, n):
+        return Message(method, 0, txid(n))
+
+    allocate = request(ALLOCATE, 1).add(0x0019, b"\x11\0\0\0")
+    permit = request(PERMISSION, 2).xor_address(0x0012, peer4, 7000)
+    bind = request(BIND, 3).add(0x000C, b"\x40\x01\0\0").xor_address(0x0012, peer4, 7000)
+    send = Message(SEND, 1, txid(4)).xor_address(0x0012, peer4, 7000).add(0x0013, b"hello")
+    delete = request(REFRESH, 5).add(0x000D, b"\0\0\0\0")
+    peer_datagram = bytes([0]) + peer4 + struct.pack("!H", 7000) + b"from the peer"
+    udp_flow = b"".join([
+        step(2, allocate.bytes()), step(2, permit.bytes()), step(2, bind.bytes()),
+        step(0, channel_data(0x4001, b"to the peer", False)), step(0, send.bytes()),
+        step(3, peer_datagram), step(4, b"\x05"), step(3, peer_datagram),
+        step(2, delete.bytes()), step(2, delete.bytes())])
+    dual = request(ALLOCATE, 6).add(0x0019, b"\x11\0\0\0").add(0x8000, b"\x02\0\0\0")
+    permit6 = request(PERMISSION, 7).xor_address(0x0012, peer6, 9)
+    tcp_flow = b"".join([
+        step(8, dual.bytes()), step(8, permit6.bytes()),
+        step(1, channel_data(0x4001, b"x", True)), step(5, b""), step(8, permit6.bytes())])
+    even = request(ALLOCATE, 8).add(0x0019, b"\x11\0\0\0").add(0x0018, b"\x80\0\0\0")
+    token = request(ALLOCATE, 9).add(0x0019, b"\x11\0\0\0").add(
+        0x0022, b"\x01\x02\x03\x04\x05\x06\x07\x08")
+    family = request(ALLOCATE, 10).add(0x0019, b"\x11\0\0\0").add(0x0017, b"\x02\0\0\0")
+    quota = b"".join(step(2, request(ALLOCATE, 20 + i).add(0x0019, b"\x11\0\0\0").bytes())
+                     for i in range(5))
+    errors = b"".join([
+        step(2, even.bytes()), step(8, token.bytes()), step(8, family.bytes()),
+        step(2, request(ALLOCATE, 11).add(0x0019, b"\x06\0\0\0").bytes()),
+        step(2, request(REFRESH, 12).add(0x0017, b"\x02\0\0\0").bytes()),
+        step(4, b"\xff"), step(4, b"\xff"), quota])
+    return {"udp-flow": udp_flow, "tcp-dual-stack-flow": tcp_flow, "allocate-variants": errors}
+
+
+def write_request_path_seeds():
+    directory = HERE / "corpus" / "request_path"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in request_path_seeds().items():
+        (directory / name).write_bytes(data)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ using protocol::TransportAddress;
 namespace {
 
 constexpr std::uint8_t udp_protocol = 17;  // REQUESTED-TRANSPORT value for UDP (IANA)
-// Bounds memory per worker: 4096 remembered responses of at most 512 bytes.
-constexpr std::size_t transaction_slots = 4096;
+// A remembered response is at most this large (an Allocate success with two relayed addresses,
+// ADDRESS-ERROR-CODE, MESSAGE-INTEGRITY-SHA256 and a long SOFTWARE fits).
 constexpr std::size_t transaction_slot_size = 512;
 // How often a busy port is skipped before the Allocate fails with 508.
 constexpr int max_bind_attempts = 16;
@@ -118,7 +118,7 @@ AllocationManager::AllocationManager(ManagerSettings settings,
       egress_(egress),
       quota_(quota),
       table_(table_limits(), hash_seed),
-      transactions_(transaction_slots, transaction_slot_size, hash_seed ^ 0x5bd1e995u),
+      transactions_(settings_.transaction_slots, transaction_slot_size, hash_seed ^ 0x5bd1e995u),
       client_buffer_(max_client_message) {}
 
 AllocationManager::~AllocationManager() {

@@ -46,7 +46,10 @@ struct ManagerSettings {
     DefaultFamily default_family = DefaultFamily::ipv4;
     // Also bind 0x5000-0x7FFF, which RFC 5766 allowed (RFC 8656 §12 reserves them).
     bool rfc5766_channels = false;
-    std::string software;  // SOFTWARE in responses; empty = none
+    std::string software;
+    // Responses remembered for retransmissions (40 s each, oldest overwritten first); fixed at
+    // construction.
+    std::size_t transaction_slots = 4096;  // SOFTWARE in responses; empty = none
 };
 
 // Who sent a request, as the caller's authentication established it.
