@@ -73,7 +73,7 @@ public:
 
     bool send(std::span<const std::uint8_t> bytes) noexcept override {
         if (closed_ || pending_.size() + bytes.size() > limits_.max_pending_output) return false;
-        pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+        append(bytes);
         flush();
         return true;
     }
@@ -126,19 +126,34 @@ private:
                 close();  // the client sends but does not read: back-pressure by disconnect
                 return false;
             }
-            pending_.insert(pending_.end(), reply.begin(), reply.end());
+            append(reply);
         }
     }
 
+    void append(std::span<const std::uint8_t> message) {
+        pending_.insert(pending_.end(), message.begin(), message.end());
+        pending_ends_.push_back(pending_.size());
+    }
+
+    // One buffer per message: over TLS each becomes its own record (some clients, coturn's
+    // among them, take one SSL_read for one message); over TCP they leave in one writev.
     void flush() {
         if (writing_ || pending_.empty() || closed_) return;
         writing_ = true;
         in_flight_.swap(pending_);
+        in_flight_ends_.swap(pending_ends_);
+        buffers_.clear();
+        std::size_t begin = 0;
+        for (const std::size_t end : in_flight_ends_) {
+            buffers_.emplace_back(in_flight_.data() + begin, end - begin);
+            begin = end;
+        }
         asio::async_write(
-            stream_, asio::buffer(in_flight_),
+            stream_, buffers_,
             [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                 self->writing_ = false;
                 self->in_flight_.clear();
+                self->in_flight_ends_.clear();
                 if (ec) {
                     self->close();
                     return;
@@ -169,8 +184,13 @@ private:
     PacketContext context_;
     protocol::StreamFramer framer_;
     std::array<std::uint8_t, 1024> scratch_{};
+    // Output waiting and output being written, with the end offset of each message; the
+    // vectors keep their capacity, so a steady stream allocates nothing.
     std::vector<std::uint8_t> pending_;
+    std::vector<std::size_t> pending_ends_;
     std::vector<std::uint8_t> in_flight_;
+    std::vector<std::size_t> in_flight_ends_;
+    std::vector<asio::const_buffer> buffers_;
     bool writing_ = false;
     bool closed_ = false;
 };
