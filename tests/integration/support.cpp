@@ -366,4 +366,120 @@ int run_command(const std::string& command, std::string& output) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
+    if (argv.empty()) throw std::runtime_error("BackgroundProcess: empty argv");
+    char tmpl[] = "/tmp/tern-it-bg-XXXXXX";
+    const int log_fd = ::mkstemp(tmpl);
+    if (log_fd < 0) throw std::runtime_error("mkstemp failed");
+    log_ = tmpl;
+    // Built before fork: the child only calls async-signal-safe functions.
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) {
+        ::close(log_fd);
+        throw std::runtime_error("fork failed");
+    }
+    if (pid_ == 0) {
+        ::dup2(log_fd, 1);
+        ::dup2(log_fd, 2);
+        ::execvp(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(log_fd);
+}
+
+BackgroundProcess::~BackgroundProcess() {
+    stop(2s);
+    std::error_code ec;
+    std::filesystem::remove(log_, ec);
+}
+
+std::string BackgroundProcess::output() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+bool BackgroundProcess::running() {
+    if (reaped_ || pid_ <= 0) return false;
+    if (::waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+    return !reaped_;
+}
+
+int BackgroundProcess::stop(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return -1;
+    if (running()) {
+        ::kill(pid_, SIGTERM);
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (running() && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(10ms);
+        }
+        if (running()) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status_, 0);
+            reaped_ = true;
+            return -1;
+        }
+    }
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+}
+
+UdpClient::UdpClient(const TransportAddress& local) {
+    fd_ = ::socket(family_of(local), SOCK_DGRAM, 0);
+    if (fd_ < 0) throw std::runtime_error("socket failed");
+    sockaddr_storage ss{};
+    const socklen_t len = to_sockaddr(local, ss);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        ::close(fd_);
+        throw std::runtime_error("bind failed");
+    }
+}
+
+UdpClient::~UdpClient() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+TransportAddress UdpClient::local_address() const {
+    return local_of(fd_);
+}
+
+bool UdpClient::send_to(const TransportAddress& to, const Bytes& bytes) {
+    sockaddr_storage ss{};
+    const socklen_t len = to_sockaddr(to, ss);
+    return ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) ==
+           static_cast<ssize_t>(bytes.size());
+}
+
+std::optional<Bytes> UdpClient::receive(std::chrono::milliseconds timeout, TransportAddress* from) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+    Bytes buf(65536);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    const ssize_t n =
+        ::recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (n < 0) return std::nullopt;
+    buf.resize(static_cast<std::size_t>(n));
+    if (from) *from = from_sockaddr(ss);
+    return buf;
+}
+
+std::optional<Bytes> StreamClient::receive_frame(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto head = read_exact(4, deadline);
+    if (!head) return std::nullopt;
+    const std::size_t length = (static_cast<std::size_t>((*head)[2]) << 8) | (*head)[3];
+    const bool channel_data = ((*head)[0] & 0xC0) == 0x40;
+    // STUN: 16 more header bytes, then the body; ChannelData: the payload padded to 4 bytes.
+    const std::size_t rest = channel_data ? (length + 3) / 4 * 4 : 16 + length;
+    auto body = read_exact(rest, deadline);
+    if (!body) return std::nullopt;
+    head->insert(head->end(), body->begin(), body->end());
+    if (channel_data) head->resize(4 + length);
+    return head;
+}
+
 }  // namespace tern::test

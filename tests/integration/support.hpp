@@ -84,6 +84,9 @@ public:
     std::optional<Bytes> receive_message(std::chrono::milliseconds timeout = 2s);
     // True when the server closed the connection within `timeout`.
     bool wait_closed(std::chrono::milliseconds timeout);
+    // One STUN message or one ChannelData frame (its stream padding read and dropped);
+    // nullopt on timeout or close.
+    std::optional<Bytes> receive_frame(std::chrono::milliseconds timeout = 2s);
 
 private:
     StreamClient() = default;
@@ -95,5 +98,47 @@ private:
 
 // Runs a shell command, capturing stdout+stderr; returns the exit status.
 int run_command(const std::string& command, std::string& output);
+
+// A helper child process (coturn's turnutils_peer, say): argv[0] is looked up in PATH, stdout
+// and stderr go to a temp file, and the destructor stops it by its own PID (SIGTERM, then
+// SIGKILL), so a failing test never leaves it behind.
+class BackgroundProcess {
+public:
+    explicit BackgroundProcess(const std::vector<std::string>& argv);
+    ~BackgroundProcess();
+    BackgroundProcess(const BackgroundProcess&) = delete;
+    BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    std::string output() const;
+    bool running();
+    // SIGTERM, then SIGKILL after `timeout`; returns the exit status, or -1 if killed/signalled.
+    int stop(std::chrono::milliseconds timeout = 5s);
+
+private:
+    std::string log_;
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int status_ = 0;
+};
+
+// One UDP socket kept open across several exchanges, so a TURN allocation's 5-tuple stays the
+// same from Allocate to CreatePermission to data. Throws when the socket cannot be bound.
+class UdpClient {
+public:
+    explicit UdpClient(const TransportAddress& local);
+    ~UdpClient();
+    UdpClient(const UdpClient&) = delete;
+    UdpClient& operator=(const UdpClient&) = delete;
+
+    TransportAddress local_address() const;
+    bool send_to(const TransportAddress& to, const Bytes& bytes);
+    // One datagram, or nullopt on timeout.
+    std::optional<Bytes> receive(std::chrono::milliseconds timeout = 2s,
+                                 TransportAddress* from = nullptr);
+
+private:
+    int fd_ = -1;
+};
 
 }  // namespace tern::test
