@@ -4,10 +4,14 @@
 // tampered message, loopback peer not allowed) checked for their exact error codes with our own
 // STUN client, each next to a control that succeeds so the refusal cannot be a client mistake.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <functional>
@@ -772,6 +776,45 @@ TEST(TurnRelayStreams, TcpChannelDataBurstEchoedExactlyOnce) {
 
 TEST(TurnRelayStreams, TlsChannelDataBurstEchoedExactlyOnce) {
     expect_stream_channel_data_echoed(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behind 1:1 NAT: relay sockets bind the private address, clients are told the public one.
+
+TEST(TurnRelayExternal, AdvertisesTheExternalAddressAndBindsTheInternalOne) {
+    const std::uint16_t port = free_port();
+    std::string yaml = relay_yaml(port, free_port());
+    const std::string relay_section = "relay:\n";
+    yaml.replace(yaml.find(relay_section), relay_section.size(),
+                 relay_section +
+                     "  addresses: [ 127.0.0.1 ]\n"
+                     "  external_addresses: { 127.0.0.1: 203.0.113.7 }\n");
+    TerndProcess ternd(yaml);
+    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
+    EXPECT_NE(ternd.output().find("relay address 203.0.113.7 (bound on 127.0.0.1) ports "
+                                  "46000-46999"),
+              std::string::npos)
+        << ternd.output();
+
+    TurnClient c(loopback4(port), "alice", "wonderland");
+    const Reply r = c.request(Method::allocate, TurnClient::udp_transport());
+    ASSERT_EQ(r.code(), 0) << r.describe() << "\n" << ternd.output();
+    const auto relayed = r.view.xor_relayed_address();
+    ASSERT_TRUE(relayed);
+    EXPECT_EQ(relayed->ip_string(), "203.0.113.7");
+    EXPECT_GE(relayed->port, 46000);
+    EXPECT_LE(relayed->port, 46999);
+
+    // The socket itself is on the internal address, at the advertised port.
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in internal{};
+    internal.sin_family = AF_INET;
+    internal.sin_port = htons(relayed->port);
+    internal.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_NE(::bind(fd, reinterpret_cast<const sockaddr*>(&internal), sizeof internal), 0);
+    EXPECT_EQ(errno, EADDRINUSE);
+    ::close(fd);
 }
 
 }  // namespace
