@@ -126,7 +126,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     ChannelDataView channel;
     if (parse_channel_data(input, channel) == ParseError::ok) {
-        require(is_valid_channel_number(channel.channel));
+        require(is_channel_data_number(channel.channel));
         require(channel.payload.data() == data + channel_data_header_size);
         require(channel.payload.size() + channel_data_header_size <= size);
     }
