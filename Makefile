@@ -10,12 +10,14 @@ FUZZ_SECONDS ?= 15
 JOBS         ?= $(shell nproc)
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Build and run-time packages; test-only ones (coturn's clients, strace, clang for fuzzing) next.
+# Build and run-time packages; test-only ones next (coturn's clients, strace, clang for fuzzing,
+# Chromium with NSS tools and nftables for the browser end-to-end test).
 BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
               libyaml-cpp-dev libspdlog-dev libfmt-dev
-TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev
+TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
+              chromium libnss3-tools nftables iproute2
 
-.PHONY: all build run test unit-and-integration fuzz-smoke deps test-deps clean format
+.PHONY: all build run test unit-and-integration fuzz-smoke deps test-deps e2e-deps clean format
 
 all: build
 
@@ -24,6 +26,14 @@ deps:
 
 test-deps:
 	@$(call install_missing,$(BUILD_DEPS) $(TEST_DEPS))
+	@$(MAKE) --no-print-directory e2e-deps
+
+# The browser test's npm packages, exactly as locked (playwright-core drives Debian's Chromium;
+# it never downloads a browser).
+e2e-deps:
+	@command -v npm >/dev/null || { $(call install_missing,npm); }
+	@[ -d tests/e2e/node_modules/playwright-core ] || \
+	  (cd tests/e2e && npm ci --no-audit --no-fund)
 
 # Installs only the packages dpkg does not already report as installed.
 define install_missing
@@ -53,6 +63,7 @@ test: test-deps
 	$(MAKE) --no-print-directory unit-and-integration
 
 unit-and-integration: build
+	@echo "browser for the e2e test: $$(chromium --version 2>/dev/null | grep -v 'unexpected operator')"
 	cd $(BUILD) && ctest --output-on-failure -j 2
 
 fuzz-smoke:
