@@ -157,19 +157,18 @@ std::span<const std::uint8_t> AllocationManager::handle_request(
     }
     Reply r{request, requester, settings_.software, out};
     std::span<const std::uint8_t> response;
-    switch (method) {
-        case Method::allocate:
-            response = allocate(request, tuple, client, requester, now, r);
-            break;
-        case Method::refresh:
-            response = refresh(request, tuple, requester, now, r);
-            break;
-        case Method::create_permission:
-            response = create_permission(request, tuple, requester, now, r);
-            break;
-        default:
-            response = channel_bind(request, tuple, requester, now, r);
-            break;
+    if (method == Method::allocate) {
+        response = allocate(request, tuple, client, requester, now, r);
+    } else if (Allocation* a = table_.find(tuple, now); a == nullptr) {
+        response = r.mismatch();
+    } else if (a->username != requester.username) {
+        response = r.wrong_credentials();  // RFC 8656 §5: only its owner may use an allocation
+    } else if (method == Method::refresh) {
+        response = refresh(request, tuple, *a, requester, now, r);
+    } else if (method == Method::create_permission) {
+        response = create_permission(request, *a, now, r);
+    } else {
+        response = channel_bind(request, *a, now, r);
     }
     if (!response.empty()) transactions_.store(key, response, now);
     return response;
@@ -393,15 +392,12 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
 }
 
 std::span<const std::uint8_t> AllocationManager::refresh(const MessageView& request,
-                                                         const FiveTuple& tuple,
+                                                         const FiveTuple& tuple, Allocation& a,
                                                          const Requester& requester, TimePoint now,
                                                          Reply& r) {
-    Allocation* a = table_.find(tuple, now);
-    if (a == nullptr) return r.mismatch();
-    if (a->username != requester.username) return r.wrong_credentials();  // §5
     if (const auto raw = request.requested_address_family()) {
         const auto f = family_of(*raw);
-        if (!f || relay_of(*a, *f) == nullptr) return r.peer_family_mismatch();  // §7.3
+        if (!f || relay_of(a, *f) == nullptr) return r.peer_family_mismatch();  // §7.3
     }
     std::optional<Duration> requested_lifetime;
     if (const auto l = request.lifetime()) requested_lifetime = std::chrono::seconds(*l);
@@ -411,8 +407,8 @@ std::span<const std::uint8_t> AllocationManager::refresh(const MessageView& requ
     if (outcome.result == RefreshResult::deleted) {
         if (outcome.removed) release(*outcome.removed);
     } else {
-        if (requester.teardown_at) table_.cap_expiry(*a, *requester.teardown_at);
-        lifetime = seconds_of(a->expires - now);
+        if (requester.teardown_at) table_.cap_expiry(a, *requester.teardown_at);
+        lifetime = seconds_of(a.expires - now);
     }
     MessageBuilder b = r.success();
     b.add_lifetime(lifetime);
@@ -420,36 +416,28 @@ std::span<const std::uint8_t> AllocationManager::refresh(const MessageView& requ
 }
 
 std::span<const std::uint8_t> AllocationManager::create_permission(const MessageView& request,
-                                                                   const FiveTuple& tuple,
-                                                                   const Requester& requester,
-                                                                   TimePoint now, Reply& r) {
-    Allocation* a = table_.find(tuple, now);
-    if (a == nullptr) return r.mismatch();
-    if (a->username != requester.username) return r.wrong_credentials();
+                                                                   Allocation& a, TimePoint now,
+                                                                   Reply& r) {
     std::array<TransportAddress, protocol::max_attributes> peers{};
     const std::size_t n = request.xor_addresses(protocol::attr::xor_peer_address, peers);
     if (n == 0) return r.bad_request();
     const std::size_t count = std::min(n, peers.size());
     for (std::size_t i = 0; i < count; ++i) {
         peers[i] = peers[i].unmapped();
-        if (relay_of(*a, peers[i].family) == nullptr) return r.peer_family_mismatch();
+        if (relay_of(a, peers[i].family) == nullptr) return r.peer_family_mismatch();
         if (!peers_->permits(peers[i])) return r.forbidden();
     }
     // §9.2: all or nothing; no room for every peer means none is installed.
     const auto result =
-        a->permissions.install_all(std::span<const TransportAddress>(peers.data(), count), now);
+        a.permissions.install_all(std::span<const TransportAddress>(peers.data(), count), now);
     if (result == PermissionResult::quota_exceeded) return r.insufficient_capacity();
     MessageBuilder b = r.success();
     return r.finish(b);
 }
 
 std::span<const std::uint8_t> AllocationManager::channel_bind(const MessageView& request,
-                                                              const FiveTuple& tuple,
-                                                              const Requester& requester,
-                                                              TimePoint now, Reply& r) {
-    Allocation* a = table_.find(tuple, now);
-    if (a == nullptr) return r.mismatch();
-    if (a->username != requester.username) return r.wrong_credentials();
+                                                              Allocation& a, TimePoint now,
+                                                              Reply& r) {
     const auto channel = request.channel_number();
     auto peer = request.xor_peer_address();  // the first one wins (§12.2)
     const bool channel_ok =
@@ -457,9 +445,9 @@ std::span<const std::uint8_t> AllocationManager::channel_bind(const MessageView&
                     (settings_.rfc5766_channels && protocol::is_channel_data_number(*channel)));
     if (!channel_ok || !peer) return r.bad_request();
     *peer = peer->unmapped();
-    if (relay_of(*a, peer->family) == nullptr) return r.peer_family_mismatch();
+    if (relay_of(a, peer->family) == nullptr) return r.peer_family_mismatch();
     if (!peers_->permits(*peer)) return r.forbidden();
-    switch (bind_channel_with_permission(a->channels, a->permissions, *channel, *peer, now)) {
+    switch (bind_channel_with_permission(a.channels, a.permissions, *channel, *peer, now)) {
         case ChannelBindResult::bound:
         case ChannelBindResult::refreshed:
             break;
@@ -488,16 +476,7 @@ void AllocationManager::on_send_indication(const MessageView& indication, const 
         ++counters_.dropped_no_permission;
         return;
     }
-    for (std::size_t i = 0; i < a->relays.size(); ++i) {
-        if (a->relays[i].family != peer->family) continue;
-        if (egress_.send_to_peer(a->relay_ids[i], *peer, *data)) {
-            ++counters_.packets_to_peer;
-            counters_.bytes_to_peer += data->size();
-        } else {
-            ++counters_.dropped_send_failed;
-        }
-        return;
-    }
+    relay_to_peer(*a, *peer, *data);
 }
 
 void AllocationManager::on_channel_data(std::span<const std::uint8_t> message,
@@ -518,11 +497,17 @@ void AllocationManager::on_channel_data(std::span<const std::uint8_t> message,
         ++counters_.dropped_no_permission;
         return;
     }
-    for (std::size_t i = 0; i < a->relays.size(); ++i) {
-        if (a->relays[i].family != peer->family) continue;
-        if (egress_.send_to_peer(a->relay_ids[i], *peer, view.payload)) {
+    relay_to_peer(*a, *peer, view.payload);
+}
+
+void AllocationManager::relay_to_peer(const Allocation& a, const TransportAddress& peer,
+                                      std::span<const std::uint8_t> payload) noexcept {
+    // From the relay of the peer's family; permission installation already refused others.
+    for (std::size_t i = 0; i < a.relays.size(); ++i) {
+        if (a.relays[i].family != peer.family) continue;
+        if (egress_.send_to_peer(a.relay_ids[i], peer, payload)) {
             ++counters_.packets_to_peer;
-            counters_.bytes_to_peer += view.payload.size();
+            counters_.bytes_to_peer += payload.size();
         } else {
             ++counters_.dropped_send_failed;
         }

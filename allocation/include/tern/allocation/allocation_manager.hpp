@@ -136,16 +136,16 @@ private:
     std::span<const std::uint8_t> allocate(const protocol::MessageView& request,
                                            const FiveTuple& tuple, ClientId client,
                                            const Requester& requester, TimePoint now, Reply& r);
+    // These three are called for the requester's own live allocation only.
     std::span<const std::uint8_t> refresh(const protocol::MessageView& request,
-                                          const FiveTuple& tuple, const Requester& requester,
-                                          TimePoint now, Reply& r);
+                                          const FiveTuple& tuple, Allocation& a,
+                                          const Requester& requester, TimePoint now, Reply& r);
     std::span<const std::uint8_t> create_permission(const protocol::MessageView& request,
-                                                    const FiveTuple& tuple,
-                                                    const Requester& requester, TimePoint now,
-                                                    Reply& r);
-    std::span<const std::uint8_t> channel_bind(const protocol::MessageView& request,
-                                               const FiveTuple& tuple, const Requester& requester,
+                                                    Allocation& a, TimePoint now, Reply& r);
+    std::span<const std::uint8_t> channel_bind(const protocol::MessageView& request, Allocation& a,
                                                TimePoint now, Reply& r);
+    void relay_to_peer(const Allocation& a, const protocol::TransportAddress& peer,
+                       std::span<const std::uint8_t> payload) noexcept;
 
     // The relay IP for `family` for a client that reached `server`; nullopt = 440.
     std::optional<protocol::TransportAddress> relay_ip(
