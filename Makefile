@@ -1,10 +1,13 @@
 # tern: the two commands a newcomer needs on a fresh Debian 12 machine.
 #   make run    install what is missing, build, run ternd on its embedded default config
 #   make test   install what is missing, build, run every test suite (ctest)
-# Variables: BUILD (build dir), WERROR=ON (CI), FUZZ_SECONDS (per fuzz target in make test).
+# Variables: BUILD (build dir), WERROR=ON (CI), FUZZ_SECONDS (per fuzz target in make test),
+#            FUZZ_TIME (per target in make fuzz).
 
 BUILD        ?= build
 FUZZ_BUILD   ?= build-fuzz
+ASAN_BUILD   ?= build-asan
+FUZZ_TIME    ?= 600
 WERROR       ?= OFF
 FUZZ_SECONDS ?= 15
 JOBS         ?= $(shell nproc)
@@ -17,7 +20,8 @@ BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium
 TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
               chromium libnss3-tools nftables iproute2
 
-.PHONY: all build run test unit-and-integration fuzz-smoke deps test-deps e2e-deps clean format
+.PHONY: all build run test unit-and-integration fuzz-smoke fuzz sanitize deps test-deps e2e-deps \
+        clean format
 
 all: build
 
@@ -57,10 +61,21 @@ build: deps $(BUILD)/build.ninja
 run: build
 	$(BUILD)/server/ternd
 
-# The fuzz smoke run goes first so ctest's own summary of the main suite closes the output.
+# The fuzz smoke run and the sanitizer tree go first so ctest's own summary of the main suite
+# closes the output.
 test: test-deps
 	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory sanitize
 	$(MAKE) --no-print-directory unit-and-integration
+
+# Unit and integration tests again, built with ASan + UBSan (ternd included); any report fails.
+# The browser test runs once, in the main tree.
+sanitize:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DTERN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+	  -DTERN_WERROR=$(WERROR) -DTERN_E2E=OFF
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j 2
 
 unit-and-integration: build
 	@echo "browser for the e2e test: $$(chromium --version 2>/dev/null | grep -v 'unexpected operator')"
@@ -72,8 +87,17 @@ fuzz-smoke:
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	cd $(FUZZ_BUILD) && ctest --output-on-failure
 
+# Every fuzz target for FUZZ_TIME seconds each (default 600), one after another, starting from
+# the committed corpora; new inputs stay in $(FUZZ_BUILD)/fuzz/corpus-<target>.
+fuzz:
+	$(MAKE) --no-print-directory fuzz-smoke FUZZ_SECONDS=1
+	for t in $$(ls fuzz/*.cpp | xargs -n1 basename | sed 's/\.cpp$$//'); do \
+	  fuzz/run-fuzzer.sh $(FUZZ_BUILD)/fuzz/$$t fuzz/corpus/$$t $(FUZZ_BUILD)/fuzz/corpus-$$t \
+	    $(FUZZ_TIME) || exit 1; \
+	done
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)

@@ -35,6 +35,9 @@ constexpr std::size_t max_errors = 200;
 constexpr unsigned max_threads = 256;
 constexpr std::uint32_t min_max_lifetime = 600;  // RFC 8656 default lifetime must fit
 constexpr std::uint32_t max_max_lifetime = 86400;
+// Below 30 s a quiet but live client would be cut off; a day is already generous.
+constexpr std::uint32_t min_idle_timeout = 30;
+constexpr std::uint32_t max_idle_timeout = 86400;
 constexpr std::uint32_t min_nonce_lifetime = 30;
 constexpr std::uint32_t max_nonce_lifetime = 3600;
 constexpr std::size_t min_nonce_secret_bytes = 16;
@@ -49,8 +52,9 @@ constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
 constexpr std::array<std::string_view, 7> relay_keys = {
     "addresses",  "external_addresses", "ports",          "allow_peers",
     "deny_peers", "default_family",     "channel_numbers"};
-constexpr std::array<std::string_view, 3> limits_keys = {"max_lifetime", "max_allocations",
-                                                         "max_allocations_per_user"};
+constexpr std::array<std::string_view, 6> limits_keys = {
+    "max_lifetime",    "max_allocations",        "max_allocations_per_user",
+    "max_connections", "max_connections_per_ip", "connection_idle_timeout"};
 constexpr std::array<CredentialExpiry, 3> credential_expiries = {
     CredentialExpiry::allocate, CredentialExpiry::request, CredentialExpiry::strict};
 constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
@@ -917,6 +921,20 @@ void Loader::load_cidrs(const Entry& entry, std::vector<Cidr>& out) {
 void Loader::load_limits(const Entry& entry) {
     if (!is_section(entry)) return;
     for (const auto& field : entries_of(entry.value, entry.path, limits_keys)) {
+        if (field.name == "connection_idle_timeout") {
+            const auto text = scalar_of(field, "a number of seconds");
+            if (!text) continue;
+            const auto seconds = parse_unsigned(*text, max_idle_timeout);
+            if (!seconds || *seconds < min_idle_timeout) {
+                report(field.line, field.path,
+                       "expected a whole number of seconds from " +
+                           std::to_string(min_idle_timeout) + " to " +
+                           std::to_string(max_idle_timeout) + ", got " + quote_for_message(*text));
+                continue;
+            }
+            config_.limits.connection_idle_timeout = *seconds;
+            continue;
+        }
         if (field.name != "max_lifetime") {
             const auto text = scalar_of(field, "a number");
             if (!text) continue;
@@ -927,8 +945,15 @@ void Loader::load_limits(const Entry& entry) {
                            ", got " + quote_for_message(*text));
                 continue;
             }
-            (field.name == "max_allocations" ? config_.limits.max_allocations
-                                             : config_.limits.max_allocations_per_user) = *count;
+            if (field.name == "max_allocations") {
+                config_.limits.max_allocations = *count;
+            } else if (field.name == "max_allocations_per_user") {
+                config_.limits.max_allocations_per_user = *count;
+            } else if (field.name == "max_connections") {
+                config_.limits.max_connections = *count;
+            } else {
+                config_.limits.max_connections_per_ip = *count;
+            }
             continue;
         }
         const auto text = scalar_of(field, "a number of seconds");

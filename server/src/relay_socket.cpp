@@ -35,8 +35,8 @@ std::error_code RelaySocket::open(const protocol::TransportAddress& address, boo
     } else if (dont_fragment) {
         // IPv6 routers never fragment; this stops the sending host from doing it either.
         const int one = 1;
-        if (::setsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_DONTFRAG, &one,
-                         sizeof one) != 0) {
+        if (::setsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof one) !=
+            0) {
             return {errno, std::system_category()};
         }
     }

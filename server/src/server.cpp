@@ -58,6 +58,8 @@ Server::Server(config::Config config, std::string config_path)
                                                       config_->relay.ports.last, *random_);
     quota_ = std::make_unique<allocation::AllocationQuota>(
         config_->limits.max_allocations, config_->limits.max_allocations_per_user);
+    connections_ = std::make_unique<ConnectionQuota>(config_->limits.max_connections,
+                                                     config_->limits.max_connections_per_ip);
 }
 
 Server::~Server() {
@@ -96,8 +98,8 @@ bool Server::open() {
     // A first policy without the listening addresses; completed below once they are bound.
     auto peers = make_peer_policy(*config_, {});
     for (unsigned i = 0; i < n; ++i) {
-        workers_.push_back(
-            std::make_unique<Worker>(i, config_, peers, SharedRelayState{*ports_, *quota_, seed}));
+        workers_.push_back(std::make_unique<Worker>(
+            i, config_, peers, SharedRelayState{*ports_, *quota_, *connections_, seed}));
     }
 
     for (const auto& listener : config_->listen) {
@@ -203,6 +205,8 @@ void Server::reload() {
     config_ = std::make_shared<const config::Config>(std::move(next));
     if (tls) tls_ = tls;
     quota_->set_limits(config_->limits.max_allocations, config_->limits.max_allocations_per_user);
+    connections_->set_limits(config_->limits.max_connections,
+                             config_->limits.max_connections_per_ip);
     auto peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->apply(config_, peers, tls);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);

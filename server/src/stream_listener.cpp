@@ -36,15 +36,20 @@ public:
     template <class... Args>
     StreamConnection(RequestDispatcher& dispatcher, const StreamLimits& limits,
                      PacketContext context, std::shared_ptr<asio::ssl::context> tls,
-                     ConnectionRegistry* registry, Args&&... stream_args)
+                     ConnectionRegistry* registry, ConnectionQuota* quota, Args&&... stream_args)
         : tls_(std::move(tls)),
           registry_(registry),
+          quota_(quota),
           stream_(std::forward<Args>(stream_args)...),
           timer_(stream_.get_executor()),
           dispatcher_(dispatcher),
           limits_(limits),
           context_(context),
           framer_(limits.max_frame_size) {}
+
+    ~StreamConnection() {
+        if (quota_ != nullptr) quota_->release(context_.source);
+    }
 
     void start() {
         if (registry_ != nullptr) context_.client = registry_->attach(*this);
@@ -64,11 +69,35 @@ public:
                         self->close();
                         return;
                     }
+                    self->watch_from_now();
                     self->read();
                 });
         } else {
+            watch_from_now();
             read();
         }
+    }
+
+    // One timer per connection, re-armed lazily: first the deadline for the first complete
+    // frame, then the idle timeout measured from the last frame; reads never touch the timer.
+    void watch_from_now() {
+        first_frame_deadline_ = std::chrono::steady_clock::now() + limits_.tls_handshake_timeout;
+        watch();
+    }
+    void watch() {
+        if (closed_) return;
+        const auto now = std::chrono::steady_clock::now();
+        const auto end = seen_frame_ ? last_frame_ + limits_.idle_timeout : first_frame_deadline_;
+        if (now >= end) {
+            spdlog::debug("closing {} stream from {}: {}", config::to_string(context_.transport),
+                          context_.source.to_string(), seen_frame_ ? "idle" : "no request in time");
+            close();
+            return;
+        }
+        timer_.expires_after(end - now);
+        timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
+            if (!ec) self->watch();
+        });
     }
 
     bool send(std::span<const std::uint8_t> bytes) noexcept override {
@@ -120,6 +149,8 @@ private:
                 close();
                 return false;
             }
+            seen_frame_ = true;
+            last_frame_ = context_.now;
             const auto reply = dispatcher_.handle(frame, context_, scratch_);
             if (reply.empty()) continue;
             if (pending_.size() + reply.size() > limits_.max_pending_output) {
@@ -177,6 +208,7 @@ private:
 
     std::shared_ptr<asio::ssl::context> tls_;  // kept alive: a reload may swap the listener's
     ConnectionRegistry* registry_;
+    ConnectionQuota* quota_;
     Stream stream_;
     asio::steady_timer timer_;
     RequestDispatcher& dispatcher_;
@@ -193,20 +225,24 @@ private:
     std::vector<asio::const_buffer> buffers_;
     bool writing_ = false;
     bool closed_ = false;
+    bool seen_frame_ = false;
+    std::chrono::steady_clock::time_point first_frame_deadline_;
+    std::chrono::steady_clock::time_point last_frame_;
 };
 
 }  // namespace
 
 StreamListener::StreamListener(asio::io_context& io, RequestDispatcher& dispatcher,
                                config::Transport transport, StreamLimits limits,
-                               ConnectionRegistry* registry)
+                               ConnectionRegistry* registry, ConnectionQuota* quota)
     : io_(io),
       acceptor_(io),
       retry_timer_(io),
       dispatcher_(dispatcher),
       transport_(transport),
       limits_(limits),
-      registry_(registry) {}
+      registry_(registry),
+      quota_(quota) {}
 
 std::error_code StreamListener::open(const protocol::TransportAddress& address) {
     boost::system::error_code ec;
@@ -250,14 +286,23 @@ void StreamListener::accept() {
             context.transport = transport_;
             context.source = from_endpoint(socket.remote_endpoint(opt_ec));
             context.local = from_endpoint(socket.local_endpoint(opt_ec));
+            if (quota_ != nullptr && !quota_->try_acquire(context.source)) {
+                // Over limits.max_connections(_per_ip): no log line, a flood must not fill logs.
+                socket.close(opt_ec);
+                accept();
+                return;
+            }
             if (transport_ == config::Transport::tls && tls_) {
                 std::make_shared<StreamConnection<TlsStream>>(dispatcher_, limits_, context, tls_,
-                                                              registry_, std::move(socket), *tls_)
+                                                              registry_, quota_, std::move(socket),
+                                                              *tls_)
                     ->start();
             } else if (transport_ == config::Transport::tcp) {
                 std::make_shared<StreamConnection<tcp::socket>>(
-                    dispatcher_, limits_, context, nullptr, registry_, std::move(socket))
+                    dispatcher_, limits_, context, nullptr, registry_, quota_, std::move(socket))
                     ->start();
+            } else if (quota_ != nullptr) {
+                quota_->release(context.source);  // no connection object to give it back
             }
             accept();
             return;

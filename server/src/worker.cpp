@@ -19,6 +19,12 @@ namespace {
 // Lifetimes are whole seconds (RFC 8656), so a one-second sweep is exact enough and costs one
 // timer per worker instead of one per allocation, permission and channel.
 constexpr auto tick_interval = std::chrono::seconds(1);
+
+StreamLimits stream_limits(const config::Config& c) {
+    StreamLimits limits;
+    limits.idle_timeout = std::chrono::seconds(c.limits.connection_idle_timeout);
+    return limits;
+}
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
@@ -28,7 +34,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
       timer_(io_),
       manager_(manager_settings(*config), std::move(peers), shared.ports, *this,
                shared.hash_seed + index, &shared.quota),
-      dispatcher_(std::move(config), &manager_) {}
+      dispatcher_(std::move(config), &manager_),
+      connections_quota_(shared.connections) {}
 
 Worker::~Worker() {
     stop();
@@ -50,8 +57,9 @@ std::error_code Worker::add_listener(const config::Listener& listener,
         udp_.push_back(std::move(l));
         return {};
     }
-    auto l = std::make_unique<StreamListener>(io_, dispatcher_, listener.transport, StreamLimits{},
-                                              this);
+    auto l = std::make_unique<StreamListener>(io_, dispatcher_, listener.transport,
+                                              stream_limits(dispatcher_.config()), this,
+                                              &connections_quota_);
     if (auto ec = l->open(address)) return ec;
     l->set_tls_context(std::move(tls));
     bound = l->local_address();
@@ -109,6 +117,7 @@ void Worker::apply(std::shared_ptr<const config::Config> config,
     asio::post(io_, [this, config = std::move(config), peers = std::move(peers),
                      tls = std::move(tls)]() mutable {
         manager_.reconfigure(manager_settings(*config), std::move(peers));
+        for (auto& l : streams_) l->set_limits(stream_limits(*config));
         dispatcher_.set_config(std::move(config));
         if (tls) {
             for (auto& l : streams_) l->set_tls_context(tls);

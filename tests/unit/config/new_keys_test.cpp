@@ -92,6 +92,24 @@ TEST(NewKeys, RelayDefaultFamily) {
                      "unknown family 'ipv6' (expected ipv4 or client)");
 }
 
+TEST(NewKeys, ConnectionLimits) {
+    const auto d = load_ok("realm: x");
+    EXPECT_EQ(d.limits.max_connections, 10000u);
+    EXPECT_EQ(d.limits.max_connections_per_ip, 100u);
+    EXPECT_EQ(d.limits.connection_idle_timeout, 600u);
+    const auto c = load_ok(
+        "limits: { max_connections: 5, max_connections_per_ip: 1, connection_idle_timeout: 30 }");
+    EXPECT_EQ(c.limits.max_connections, 5u);
+    EXPECT_EQ(c.limits.max_connections_per_ip, 1u);
+    EXPECT_EQ(c.limits.connection_idle_timeout, 30u);
+    expect_one_error("limits: { max_connections: 0 }", "limits.max_connections", 1,
+                     "expected a whole number from 1 to 4294967295, got '0'");
+    expect_one_error("limits:\n  max_connections_per_ip: many\n", "limits.max_connections_per_ip",
+                     2, "expected a whole number from 1 to 4294967295, got 'many'");
+    expect_one_error("limits: { connection_idle_timeout: 29 }", "limits.connection_idle_timeout", 1,
+                     "expected a whole number of seconds from 30 to 86400, got '29'");
+}
+
 TEST(NewKeys, RelayChannelNumbers) {
     EXPECT_EQ(load_ok("realm: x").relay.channel_numbers, ChannelNumbers::rfc8656);
     EXPECT_EQ(load_ok("relay: { channel_numbers: rfc5766 }").relay.channel_numbers,

@@ -103,6 +103,9 @@ struct Limits {
     std::uint32_t max_lifetime = 3600;             // seconds, upper bound on allocation lifetime
     std::uint32_t max_allocations = 100000;        // in total, at least 1
     std::uint32_t max_allocations_per_user = 100;  // per user name, at least 1
+    std::uint32_t max_connections = 10000;         // TCP/TLS clients in total, at least 1
+    std::uint32_t max_connections_per_ip = 100;    // TCP/TLS clients per source IP, at least 1
+    std::uint32_t connection_idle_timeout = 600;   // seconds a TCP/TLS client may send nothing
     friend bool operator==(const Limits&, const Limits&) = default;
 };
 

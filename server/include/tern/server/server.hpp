@@ -13,6 +13,7 @@
 #include "tern/allocation/random_source.hpp"
 #include "tern/allocation/relay_ports.hpp"
 #include "tern/config/config.hpp"
+#include "tern/server/connection_quota.hpp"
 #include "tern/server/worker.hpp"
 
 namespace tern::server {
@@ -44,6 +45,7 @@ private:
     std::unique_ptr<allocation::RandomSource> random_;
     std::unique_ptr<allocation::RelayPorts> ports_;  // outlives the workers (declared before)
     std::unique_ptr<allocation::AllocationQuota> quota_;
+    std::unique_ptr<ConnectionQuota> connections_;
     std::string config_path_;
     std::string generated_secret_;
     std::string generated_nonce_secret_;

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "tern/config/config.hpp"
+#include "tern/server/connection_quota.hpp"
 #include "tern/server/request_dispatcher.hpp"
 
 namespace tern::server {
@@ -42,19 +43,24 @@ struct StreamLimits {
     std::size_t max_frame_size = std::size_t{16} * 1024;  // bigger frames close the connection
     std::size_t max_pending_output =
         std::size_t{64} * 1024;  // a client that does not read is dropped
+    // TLS handshake, and then the first complete request or ChannelData, must each arrive
+    // within this: a client that connects and stalls (slowloris) cannot hold a slot.
     std::chrono::seconds tls_handshake_timeout{10};
+    std::chrono::seconds idle_timeout{600};  // nothing received for this long: closed
 };
 
 class StreamListener {
 public:
     // `registry` may be null (no relay): connections are then not registered.
+    // `registry` and `quota` may be null; `quota` must outlive every connection.
     StreamListener(boost::asio::io_context& io, RequestDispatcher& dispatcher,
                    config::Transport transport, StreamLimits limits,
-                   ConnectionRegistry* registry = nullptr);
+                   ConnectionRegistry* registry = nullptr, ConnectionQuota* quota = nullptr);
 
     std::error_code open(const protocol::TransportAddress& address);
     protocol::TransportAddress local_address() const;
     void set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls) { tls_ = std::move(tls); }
+    void set_limits(const StreamLimits& limits) { limits_ = limits; }  // new connections only
     void start();
     void close();
 
@@ -68,6 +74,7 @@ private:
     config::Transport transport_;
     StreamLimits limits_;
     ConnectionRegistry* registry_;
+    ConnectionQuota* quota_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
 };
 

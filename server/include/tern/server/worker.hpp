@@ -22,11 +22,12 @@
 
 namespace tern::server {
 
-// What every worker shares: the relay port pools and the allocation quotas (each locked only
-// on allocation set-up and tear-down).
+// What every worker shares: the relay port pools, the allocation quotas and the connection
+// limits (each locked only on set-up and tear-down, never per packet).
 struct SharedRelayState {
     allocation::RelayPorts& ports;
     allocation::AllocationQuota& quota;
+    ConnectionQuota& connections;
     std::uint64_t hash_seed;
 };
 
@@ -88,6 +89,7 @@ private:
     RequestDispatcher dispatcher_;
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<StreamListener>> streams_;
+    ConnectionQuota& connections_quota_;
     std::thread thread_;
 };
 

@@ -1,0 +1,56 @@
+// limits.max_connections and max_connections_per_ip as one shared count: per IP (IPv4-mapped
+// folded with IPv4), in total, given back on close, re-limited by a reload.
+#include "tern/server/connection_quota.hpp"
+
+#include <gtest/gtest.h>
+
+namespace tern::server {
+namespace {
+
+using protocol::TransportAddress;
+
+TransportAddress ip(const char* text) {
+    auto a = TransportAddress::parse(text);
+    EXPECT_TRUE(a) << text;
+    return a.value_or(TransportAddress{});
+}
+
+TEST(ConnectionQuota, PerIpLimitCountsEveryPortOfOneAddress) {
+    ConnectionQuota q(100, 2);
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.1:1000")));
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.1:1001")));
+    EXPECT_FALSE(q.try_acquire(ip("198.51.100.1:1002")));
+    // The same host written as IPv4-mapped IPv6 is the same host.
+    EXPECT_FALSE(q.try_acquire(ip("[::ffff:198.51.100.1]:1003")));
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.2:1000")));
+    EXPECT_EQ(q.count_for(ip("198.51.100.1:1")), 2u);
+}
+
+TEST(ConnectionQuota, TotalLimitAndRelease) {
+    ConnectionQuota q(2, 10);
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.1:1")));
+    EXPECT_TRUE(q.try_acquire(ip("[2001:db8::1]:1")));
+    EXPECT_FALSE(q.try_acquire(ip("198.51.100.3:1")));
+    q.release(ip("198.51.100.1:1"));
+    EXPECT_EQ(q.total(), 1u);
+    EXPECT_EQ(q.count_for(ip("198.51.100.1:1")), 0u);
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.3:1")));
+}
+
+TEST(ConnectionQuota, ReleasingWhatWasNeverTakenChangesNothing) {
+    ConnectionQuota q(1, 1);
+    q.release(ip("198.51.100.9:9"));
+    EXPECT_EQ(q.total(), 0u);
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.9:9")));
+}
+
+TEST(ConnectionQuota, ReloadedLimitsApplyToNewConnections) {
+    ConnectionQuota q(10, 1);
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.1:1")));
+    EXPECT_FALSE(q.try_acquire(ip("198.51.100.1:2")));
+    q.set_limits(10, 2);
+    EXPECT_TRUE(q.try_acquire(ip("198.51.100.1:2")));
+}
+
+}  // namespace
+}  // namespace tern::server
