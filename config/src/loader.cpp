@@ -37,6 +37,7 @@ constexpr std::uint32_t min_max_lifetime = 600;  // RFC 8656 default lifetime mu
 constexpr std::uint32_t max_max_lifetime = 86400;
 // Below 30 s a quiet but live client would be cut off; a day is already generous.
 constexpr std::uint32_t min_idle_timeout = 30;
+constexpr std::uint32_t max_request_rate = 1000000;
 constexpr std::uint32_t max_idle_timeout = 86400;
 constexpr std::uint32_t min_nonce_lifetime = 30;
 constexpr std::uint32_t max_nonce_lifetime = 3600;
@@ -52,9 +53,10 @@ constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
 constexpr std::array<std::string_view, 7> relay_keys = {
     "addresses",  "external_addresses", "ports",          "allow_peers",
     "deny_peers", "default_family",     "channel_numbers"};
-constexpr std::array<std::string_view, 6> limits_keys = {
-    "max_lifetime",    "max_allocations",        "max_allocations_per_user",
-    "max_connections", "max_connections_per_ip", "connection_idle_timeout"};
+constexpr std::array<std::string_view, 8> limits_keys = {
+    "max_lifetime",         "max_allocations",        "max_allocations_per_user",
+    "max_connections",      "max_connections_per_ip", "connection_idle_timeout",
+    "unauthenticated_rate", "unauthenticated_burst"};
 constexpr std::array<CredentialExpiry, 3> credential_expiries = {
     CredentialExpiry::allocate, CredentialExpiry::request, CredentialExpiry::strict};
 constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
@@ -921,6 +923,21 @@ void Loader::load_cidrs(const Entry& entry, std::vector<Cidr>& out) {
 void Loader::load_limits(const Entry& entry) {
     if (!is_section(entry)) return;
     for (const auto& field : entries_of(entry.value, entry.path, limits_keys)) {
+        if (field.name == "unauthenticated_rate" || field.name == "unauthenticated_burst") {
+            const bool rate = field.name == "unauthenticated_rate";
+            const auto text = scalar_of(field, "a number");
+            if (!text) continue;
+            const auto value = parse_unsigned(*text, max_request_rate);
+            if (!value || (!rate && *value == 0)) {
+                report(field.line, field.path,
+                       std::string("expected a whole number from ") + (rate ? "0" : "1") + " to " +
+                           std::to_string(max_request_rate) + ", got " + quote_for_message(*text));
+                continue;
+            }
+            (rate ? config_.limits.unauthenticated_rate : config_.limits.unauthenticated_burst) =
+                *value;
+            continue;
+        }
         if (field.name == "connection_idle_timeout") {
             const auto text = scalar_of(field, "a number of seconds");
             if (!text) continue;

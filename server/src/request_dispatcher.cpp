@@ -23,6 +23,8 @@ namespace {
 // UNKNOWN-ATTRIBUTES lists at most this many types; enough to tell the client what to drop
 // while keeping the error small for an unauthenticated sender.
 constexpr std::size_t max_unknown_listed = 8;
+// Sources tracked by the unauthenticated-request limiter of one worker (about 300 KiB).
+constexpr std::size_t source_slots = 8192;
 
 bool is_turn_method(protocol::Method m) noexcept {
     return m == protocol::Method::allocate || m == protocol::Method::refresh ||
@@ -54,16 +56,20 @@ struct RequestDispatcher::Credentials {
 };
 
 RequestDispatcher::RequestDispatcher(std::shared_ptr<const config::Config> config,
-                                     allocation::AllocationManager* relay)
+                                     allocation::AllocationManager* relay, std::uint64_t hash_seed)
     : config_(std::move(config)),
       credentials_(std::make_unique<Credentials>(*config_)),
-      relay_(relay) {}
+      relay_(relay),
+      unauthenticated_(config_->limits.unauthenticated_rate, config_->limits.unauthenticated_burst,
+                       source_slots, hash_seed) {}
 
 RequestDispatcher::~RequestDispatcher() = default;
 
 void RequestDispatcher::set_config(std::shared_ptr<const config::Config> config) {
     config_ = std::move(config);
     credentials_ = std::make_unique<Credentials>(*config_);
+    unauthenticated_.set_rate(config_->limits.unauthenticated_rate,
+                              config_->limits.unauthenticated_burst);
 }
 
 std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView& msg,
@@ -78,6 +84,11 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
         result.outcome = auth::AuthOutcome::ok;
     }
     if (!result.ok()) {
+        // Challenges and failures cost the sender's bucket; past its rate it gets silence.
+        if (!unauthenticated_.allow(context.source, context.now)) {
+            ++counters_.rate_limited;
+            return {};
+        }
         ++counters_.error_responses;
         if (result.outcome == auth::AuthOutcome::challenge) {
             ++counters_.auth_challenges;
@@ -160,6 +171,13 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
             break;
     }
     ++counters_.requests;
+    // Every answer to a sender that has not authenticated costs its bucket: all of them except
+    // TURN requests, which pay below unless they authenticate.
+    const bool turn = relay_ != nullptr && is_turn_method(msg.method());
+    if (!turn && !unauthenticated_.allow(context.source, context.now)) {
+        ++counters_.rate_limited;
+        return {};
+    }
     const std::string_view software = config_->software;
 
     // RFC 8489 §6.3.1.1: unknown comprehension-required attributes get 420 listing them.
@@ -175,6 +193,10 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
         }
     }
     if (n_unknown > 0) {
+        if (turn && !unauthenticated_.allow(context.source, context.now)) {
+            ++counters_.rate_limited;
+            return {};
+        }
         ++counters_.error_responses;
         const std::size_t listed = n_unknown < unknown.size() ? n_unknown : unknown.size();
         return write_error_response(msg, 420, "Unknown Attribute", software, out,
@@ -185,7 +207,7 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
         ++counters_.success_responses;
         return BindingResponder::respond(msg, context, software, out);
     }
-    if (relay_ != nullptr && is_turn_method(msg.method())) return turn_request(msg, context, out);
+    if (turn) return turn_request(msg, context, out);
     // Methods tern does not implement (RFC 6062 Connect, ...) are refused plainly.
     ++counters_.error_responses;
     return write_error_response(msg, 400, "Unsupported method", software, out);

@@ -110,6 +110,19 @@ TEST(NewKeys, ConnectionLimits) {
                      "expected a whole number of seconds from 30 to 86400, got '29'");
 }
 
+TEST(NewKeys, UnauthenticatedRate) {
+    const auto d = load_ok("realm: x");
+    EXPECT_EQ(d.limits.unauthenticated_rate, 50u);
+    EXPECT_EQ(d.limits.unauthenticated_burst, 100u);
+    const auto c = load_ok("limits: { unauthenticated_rate: 0, unauthenticated_burst: 1 }");
+    EXPECT_EQ(c.limits.unauthenticated_rate, 0u);
+    EXPECT_EQ(c.limits.unauthenticated_burst, 1u);
+    expect_one_error("limits: { unauthenticated_burst: 0 }", "limits.unauthenticated_burst", 1,
+                     "expected a whole number from 1 to 1000000, got '0'");
+    expect_one_error("limits: { unauthenticated_rate: 1000001 }", "limits.unauthenticated_rate", 1,
+                     "expected a whole number from 0 to 1000000, got '1000001'");
+}
+
 TEST(NewKeys, RelayChannelNumbers) {
     EXPECT_EQ(load_ok("realm: x").relay.channel_numbers, ChannelNumbers::rfc8656);
     EXPECT_EQ(load_ok("relay: { channel_numbers: rfc5766 }").relay.channel_numbers,

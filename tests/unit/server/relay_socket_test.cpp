@@ -131,13 +131,13 @@ TEST_F(RelaySocketTest, DontFragmentSetsDfOnIpv4) {
 TEST_F(RelaySocketTest, DontFragmentSetsDontFragOnIpv6) {
     for (const bool df : {false, true}) {
         RelaySocket relay(io, sink, buffers);
-        ASSERT_FALSE(relay.open(protocol::TransportAddress::v6(
-                                    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0),
-                                df));
+        ASSERT_FALSE(relay.open(
+            protocol::TransportAddress::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0),
+            df));
         int value = -1;
         socklen_t len = sizeof value;
-        ASSERT_EQ(
-            ::getsockopt(relay.native_handle(), IPPROTO_IPV6, IPV6_DONTFRAG, &value, &len), 0);
+        ASSERT_EQ(::getsockopt(relay.native_handle(), IPPROTO_IPV6, IPV6_DONTFRAG, &value, &len),
+                  0);
         EXPECT_EQ(value, df ? 1 : 0);
         relay.close();
     }

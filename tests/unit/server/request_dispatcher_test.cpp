@@ -227,5 +227,27 @@ TEST(SocketAddress, RoundTripsThroughSockaddrAndAsio) {
     }
 }
 
+TEST(DispatcherRateLimit, BindingFloodFromOneSourceIsCutToItsBurstOthersAreServed) {
+    config::Config c;
+    c.limits.unauthenticated_rate = 5;
+    c.limits.unauthenticated_burst = 10;
+    RequestDispatcher d(std::make_shared<const config::Config>(c));
+    std::array<std::uint8_t, 1024> out{};
+    const Bytes request =
+        build({Method::binding, MessageClass::request}, tid(1), [](MessageBuilder&) {});
+    PacketContext flooder = context();
+    int answered = 0;
+    for (int i = 0; i < 50; ++i) answered += d.handle(request, flooder, out).empty() ? 0 : 1;
+    EXPECT_EQ(answered, 10);
+    EXPECT_EQ(d.counters().rate_limited, 40u);
+    PacketContext other = context();
+    other.source = protocol::TransportAddress::v4({192, 0, 2, 99}, 40000);
+    EXPECT_FALSE(d.handle(request, other, out).empty());
+    flooder.now += std::chrono::seconds(1);  // five more tokens a second later
+    answered = 0;
+    for (int i = 0; i < 50; ++i) answered += d.handle(request, flooder, out).empty() ? 0 : 1;
+    EXPECT_EQ(answered, 5);
+}
+
 }  // namespace
 }  // namespace tern::server

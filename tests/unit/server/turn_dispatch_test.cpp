@@ -345,5 +345,20 @@ TEST_F(TurnDispatch, LoopbackPeerIsRefusedWithTheDefaultPolicy) {
     EXPECT_EQ(r.code(), 403);
 }
 
+TEST_F(TurnDispatch, ChallengesToOneSourceStopAtItsBurst) {
+    start(config::CredentialExpiry::allocate);
+    const auto burst = make_config({}).limits.unauthenticated_burst;
+    Bytes buf(64);
+    MessageBuilder b(buf, MessageType{Method::allocate, MessageClass::request},
+                     protocol::TransactionId{});
+    b.add_requested_transport(17);
+    const auto out = b.finish();
+    const Bytes request(out.begin(), out.end());
+    std::uint32_t answered = 0;
+    for (std::uint32_t i = 0; i < burst + 50; ++i) answered += send(request).bytes.empty() ? 0 : 1;
+    EXPECT_EQ(answered, burst);
+    EXPECT_EQ(dispatcher_->counters().rate_limited, 50u);
+}
+
 }  // namespace
 }  // namespace tern::server

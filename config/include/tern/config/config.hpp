@@ -106,6 +106,10 @@ struct Limits {
     std::uint32_t max_connections = 10000;         // TCP/TLS clients in total, at least 1
     std::uint32_t max_connections_per_ip = 100;    // TCP/TLS clients per source IP, at least 1
     std::uint32_t connection_idle_timeout = 600;   // seconds a TCP/TLS client may send nothing
+    // Requests per second (and burst) one source IP may send without authenticating, per
+    // worker thread; 0 = no limit.
+    std::uint32_t unauthenticated_rate = 50;
+    std::uint32_t unauthenticated_burst = 100;
     friend bool operator==(const Limits&, const Limits&) = default;
 };
 

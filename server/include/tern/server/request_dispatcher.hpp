@@ -9,6 +9,7 @@
 #include "tern/allocation/allocation_manager.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/packet_context.hpp"
+#include "tern/server/source_rate_limiter.hpp"
 
 namespace tern::server {
 
@@ -22,14 +23,17 @@ struct DispatchCounters {
     std::uint64_t dropped_other = 0;    // responses, ChannelData without a relay, junk
     std::uint64_t auth_challenges = 0;  // 401 without credentials
     std::uint64_t auth_failures = 0;    // 400/401/438 for requests that tried to authenticate
+    std::uint64_t rate_limited = 0;     // unauthenticated requests dropped by the source limiter
 };
 
 class RequestDispatcher {
 public:
     // `relay` (may be null: STUN only) must outlive the dispatcher; it gets the TURN methods,
     // Send indications and ChannelData after authentication.
+    // `hash_seed` keys the per-source rate limiter's table; random per process in the server.
     explicit RequestDispatcher(std::shared_ptr<const config::Config> config,
-                               allocation::AllocationManager* relay = nullptr);
+                               allocation::AllocationManager* relay = nullptr,
+                               std::uint64_t hash_seed = 0);
     ~RequestDispatcher();
     RequestDispatcher(const RequestDispatcher&) = delete;
     RequestDispatcher& operator=(const RequestDispatcher&) = delete;
@@ -56,6 +60,7 @@ private:
     std::shared_ptr<const config::Config> config_;
     std::unique_ptr<Credentials> credentials_;
     allocation::AllocationManager* relay_;
+    SourceRateLimiter unauthenticated_;
     DispatchCounters counters_;
 };
 

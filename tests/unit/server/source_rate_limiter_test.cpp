@@ -1,0 +1,65 @@
+// The per-source token bucket for unauthenticated requests: a burst, then the rate; sources are
+// independent; IPv4-mapped is the same source; a rate of 0 is no limit.
+#include "tern/server/source_rate_limiter.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+namespace tern::server {
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::TransportAddress;
+
+const allocation::TimePoint t0 = allocation::TimePoint{} + 1000s;
+
+TransportAddress ip(const char* text) {
+    auto a = TransportAddress::parse(text);
+    EXPECT_TRUE(a) << text;
+    return a.value_or(TransportAddress{});
+}
+
+int allowed(SourceRateLimiter& l, const TransportAddress& a, int tries, allocation::TimePoint now) {
+    int n = 0;
+    for (int i = 0; i < tries; ++i) n += l.allow(a, now) ? 1 : 0;
+    return n;
+}
+
+TEST(SourceRateLimiter, BurstThenRate) {
+    SourceRateLimiter l(10, 30, 64, 1);
+    const auto a = ip("198.51.100.1:5000");
+    EXPECT_EQ(allowed(l, a, 100, t0), 30);
+    EXPECT_EQ(l.refused(), 70u);
+    EXPECT_EQ(allowed(l, a, 100, t0 + 1s), 10);  // one second of refill
+    EXPECT_EQ(allowed(l, a, 100, t0 + 1s + 500ms), 5);
+    EXPECT_EQ(allowed(l, a, 100, t0 + 100s), 30);  // never more than the burst
+}
+
+TEST(SourceRateLimiter, SourcesAreIndependentAndPortsDoNotMatter) {
+    SourceRateLimiter l(1, 2, 64, 1);
+    EXPECT_EQ(allowed(l, ip("198.51.100.1:1"), 5, t0), 2);
+    EXPECT_EQ(allowed(l, ip("198.51.100.1:2"), 5, t0), 0);           // same host, other port
+    EXPECT_EQ(allowed(l, ip("[::ffff:198.51.100.1]:3"), 5, t0), 0);  // same host, mapped
+    EXPECT_EQ(allowed(l, ip("198.51.100.2:1"), 5, t0), 2);
+}
+
+TEST(SourceRateLimiter, ZeroRateIsNoLimit) {
+    SourceRateLimiter l(0, 1, 64, 1);
+    EXPECT_EQ(allowed(l, ip("198.51.100.1:1"), 1000, t0), 1000);
+    l.set_rate(1, 1);
+    EXPECT_EQ(allowed(l, ip("198.51.100.1:1"), 10, t0), 1);
+}
+
+TEST(SourceRateLimiter, ManySourcesStayInBoundedMemory) {
+    // 16 slots, 10,000 sources: nothing grows, and a fresh source always gets its burst.
+    SourceRateLimiter l(1, 1, 16, 1);
+    for (int i = 0; i < 10000; ++i) {
+        const auto a = TransportAddress::v4(
+            {10, static_cast<std::uint8_t>(i >> 8), static_cast<std::uint8_t>(i), 1}, 1);
+        EXPECT_TRUE(l.allow(a, t0));
+    }
+}
+
+}  // namespace
+}  // namespace tern::server
