@@ -34,6 +34,10 @@ constexpr RangeText default_refused[] = {
     {"::1", 128},          // loopback
     {"::", 96},            // IPv4-compatible ::a.b.c.d (deprecated; would smuggle IPv4)
     {"64:ff9b::", 96},     // NAT64 well-known prefix: reaches IPv4 through a translator
+    {"64:ff9b:1::", 48},   // NAT64 local-use prefix (RFC 8215): the same, site-defined
+    {"2001::", 23},        // IETF protocol assignments, incl. Teredo 2001::/32 (embeds IPv4)
+    {"2001:db8::", 32},    // documentation
+    {"2002::", 16},        // 6to4: the next 32 bits are an IPv4 address a relay router reaches
     {"100::", 64},         // discard-only
     {"fc00::", 7},         // unique local
     {"fe80::", 10},        // link-local

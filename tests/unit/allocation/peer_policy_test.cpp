@@ -65,9 +65,28 @@ TEST(PeerPolicy, DefaultRangeTableIsExactlyTheDocumentedList) {
         "172.16.0.0/12", "192.0.0.0/24",    "192.0.2.0/24",   "192.88.99.0/24", "192.168.0.0/16",
         "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",    "240.0.0.0/4",
         "::/128",        "::1/128",         "::/96",          "64:ff9b::/96",   "100::/64",
-        "fc00::/7",      "fe80::/10",       "ff00::/8"};
+        "fc00::/7",      "fe80::/10",       "ff00::/8",       "64:ff9b:1::/48", "2001::/23",
+        "2001:db8::/32", "2002::/16"};
     EXPECT_EQ(got, want);
     EXPECT_EQ(PeerPolicy::default_refused_ranges().size(), want.size());
+}
+
+// Prefixes that embed an IPv4 address a translator or relay router would reach: a private
+// IPv4 address must not be reachable through them.
+TEST(PeerPolicy, Ipv4EmbeddingPrefixesAreRefused) {
+    for (const char* text : {"64:ff9b:1::a00:1",  // local-use NAT64 of 10.0.0.1
+                             "2002:a00:1::1",     // 6to4 for 10.0.0.1
+                             "2001:0:4136:e378:8000:63bf:f5ff:fffe",  // Teredo
+                             "2001:db8::1"}) {
+        const auto a = TransportAddress::parse_ip(text);
+        ASSERT_TRUE(a) << text;
+        EXPECT_EQ(default_policy().check(*a), PeerVerdict::special_purpose) << text;
+    }
+    // Ordinary global unicast next door stays allowed.
+    EXPECT_EQ(default_policy().check(*TransportAddress::parse_ip("2001:4860::8888")),
+              PeerVerdict::allowed);
+    EXPECT_EQ(default_policy().check(*TransportAddress::parse_ip("2003::1")),
+              PeerVerdict::allowed);
 }
 
 // Every default range is refused at its first and last address (and in mapped form for IPv4);
