@@ -157,7 +157,9 @@ std::span<const std::uint8_t> AllocationManager::handle_request(
     }
     Reply r{request, requester, settings_.software, out};
     std::span<const std::uint8_t> response;
-    if (method == Method::allocate) {
+    if (method == Method::allocate && draining_) {
+        response = r.insufficient_capacity();  // RFC 8656 §7.2: the client may try elsewhere
+    } else if (method == Method::allocate) {
         response = allocate(request, tuple, client, requester, now, r);
     } else if (Allocation* a = table_.find(tuple, now); a == nullptr) {
         response = r.mismatch();

@@ -38,6 +38,7 @@ constexpr std::uint32_t max_max_lifetime = 86400;
 // Below 30 s a quiet but live client would be cut off; a day is already generous.
 constexpr std::uint32_t min_idle_timeout = 30;
 constexpr std::uint32_t max_request_rate = 1000000;
+constexpr std::uint32_t max_shutdown_grace = 3600;
 constexpr std::uint32_t max_idle_timeout = 86400;
 constexpr std::uint32_t min_nonce_lifetime = 30;
 constexpr std::uint32_t max_nonce_lifetime = 3600;
@@ -53,10 +54,10 @@ constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
 constexpr std::array<std::string_view, 7> relay_keys = {
     "addresses",  "external_addresses", "ports",          "allow_peers",
     "deny_peers", "default_family",     "channel_numbers"};
-constexpr std::array<std::string_view, 8> limits_keys = {
+constexpr std::array<std::string_view, 9> limits_keys = {
     "max_lifetime",         "max_allocations",        "max_allocations_per_user",
     "max_connections",      "max_connections_per_ip", "connection_idle_timeout",
-    "unauthenticated_rate", "unauthenticated_burst"};
+    "unauthenticated_rate", "unauthenticated_burst",  "shutdown_grace"};
 constexpr std::array<CredentialExpiry, 3> credential_expiries = {
     CredentialExpiry::allocate, CredentialExpiry::request, CredentialExpiry::strict};
 constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
@@ -936,6 +937,20 @@ void Loader::load_limits(const Entry& entry) {
             }
             (rate ? config_.limits.unauthenticated_rate : config_.limits.unauthenticated_burst) =
                 *value;
+            continue;
+        }
+        if (field.name == "shutdown_grace") {
+            const auto text = scalar_of(field, "a number of seconds");
+            if (!text) continue;
+            const auto seconds = parse_unsigned(*text, max_shutdown_grace);
+            if (!seconds) {
+                report(field.line, field.path,
+                       "expected a whole number of seconds from 0 to " +
+                           std::to_string(max_shutdown_grace) + ", got " +
+                           quote_for_message(*text));
+                continue;
+            }
+            config_.limits.shutdown_grace = *seconds;
             continue;
         }
         if (field.name == "connection_idle_timeout") {

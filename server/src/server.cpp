@@ -5,6 +5,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <thread>
 
@@ -145,6 +147,22 @@ int Server::run() {
     // may send SIGTERM at once.
     asio::io_context control(1);
     asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+    asio::steady_timer drain_timer(control);
+    bool draining = false;
+    std::chrono::steady_clock::time_point drain_deadline;
+    // While draining: stop once the last allocation is gone or the grace period is over.
+    std::function<void()> watch_drain = [&] {
+        const std::size_t live = quota_->total();
+        if (live == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+            if (live > 0) spdlog::info("grace period over, {} allocations end now", live);
+            control.stop();
+            return;
+        }
+        drain_timer.expires_after(std::chrono::milliseconds(200));
+        drain_timer.async_wait([&](const boost::system::error_code& ec) {
+            if (!ec) watch_drain();
+        });
+    };
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& ec, int signo) {
             if (ec) return;
@@ -153,8 +171,23 @@ int Server::run() {
                 signals.async_wait(on_signal);
                 return;
             }
-            spdlog::info("received {}, stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-            control.stop();
+            const char* name = signo == SIGTERM ? "SIGTERM" : "SIGINT";
+            const auto grace = std::chrono::seconds(config_->limits.shutdown_grace);
+            // A second signal, SIGINT, no grace or nothing to wait for: stop now.
+            if (draining || signo != SIGTERM || grace.count() == 0 || quota_->total() == 0) {
+                spdlog::info("received {}, stopping", name);
+                control.stop();
+                return;
+            }
+            draining = true;
+            spdlog::info(
+                "received SIGTERM, draining {} allocations for up to {} s "
+                "(send SIGTERM again to stop now)",
+                quota_->total(), grace.count());
+            for (auto& w : workers_) w->drain();
+            drain_deadline = std::chrono::steady_clock::now() + grace;
+            watch_drain();
+            signals.async_wait(on_signal);
         };
     signals.async_wait(on_signal);
     for (auto& w : workers_) w->start();

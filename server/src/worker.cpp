@@ -97,6 +97,13 @@ void Worker::tick() {
     });
 }
 
+void Worker::drain() {
+    asio::post(io_, [this] {
+        for (auto& l : streams_) l->close();
+        manager_.set_draining(true);
+    });
+}
+
 void Worker::stop() {
     asio::post(io_, [this] {
         timer_.cancel();

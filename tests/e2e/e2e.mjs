@@ -130,6 +130,7 @@ function terndYaml({ port, tlsPort, pki, allowLoopback }) {
     'relay:',
     '  default_family: client',
     allowLoopback ? '  allow_peers: [ 127.0.0.0/8, "::1" ]' : '',
+    'limits: { shutdown_grace: 0 }',
     'log: { level: info }',
     '',
   ].join('\n');

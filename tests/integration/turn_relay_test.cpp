@@ -13,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <ctime>
 #include <functional>
 #include <iostream>
@@ -73,6 +74,9 @@ std::string relay_yaml(std::uint16_t port, std::uint16_t tls_port, bool allow_lo
                     "  ports: 46000-46999\n";
     if (rfc5766_channels) y += "  channel_numbers: rfc5766\n";
     if (allow_loopback) y += "  allow_peers: [ 127.0.0.0/8, \"::1/128\" ]\n";
+    // Tests end with allocations alive; SIGTERM should not wait for them (the drain tests set
+    // their own grace).
+    y += "limits: { shutdown_grace: 0 }\n";
     y += "log: { level: debug }\n";
     return y;
 }
@@ -815,6 +819,70 @@ TEST(TurnRelayExternal, AdvertisesTheExternalAddressAndBindsTheInternalOne) {
     EXPECT_NE(::bind(fd, reinterpret_cast<const sockaddr*>(&internal), sizeof internal), 0);
     EXPECT_EQ(errno, EADDRINUSE);
     ::close(fd);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGTERM with a grace period: live allocations keep working, new ones are refused, and ternd
+// exits 0 as soon as the last one is gone, or when the grace period is over.
+
+std::string draining_yaml(std::uint16_t port, std::uint32_t grace) {
+    std::string y = relay_yaml(port, free_port());
+    const std::string none = "shutdown_grace: 0";
+    y.replace(y.find(none), none.size(), "shutdown_grace: " + std::to_string(grace));
+    return y;
+}
+
+TEST(TurnRelayDrain, SigtermKeepsLiveAllocationsRefusesNewOnesAndExitsWhenTheyEnd) {
+    const std::uint16_t port = free_port();
+    TerndProcess ternd(draining_yaml(port, 30));
+    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
+    TurnClient live(loopback4(port), "alice", "wonderland");
+    ASSERT_EQ(live.request(Method::allocate, TurnClient::udp_transport()).code(), 0);
+
+    ternd.send_signal(SIGTERM);
+    ASSERT_TRUE(ternd.wait_for_output("draining 1 allocations", 5s)) << ternd.output();
+    EXPECT_FALSE(ternd.wait_exited(1s));  // the live allocation holds it open
+
+    // The live allocation still answers; a new client is sent elsewhere with 508.
+    const Reply refreshed =
+        live.request(Method::refresh, [](MessageBuilder& b) { b.add_lifetime(600); });
+    EXPECT_EQ(refreshed.code(), 0) << refreshed.describe();
+    TurnClient late(loopback4(port), "alice", "wonderland");
+    EXPECT_EQ(late.request(Method::allocate, TurnClient::udp_transport()).code(), 508);
+
+    // Deleting the last allocation ends the drain.
+    EXPECT_EQ(live.request(Method::refresh, [](MessageBuilder& b) { b.add_lifetime(0); }).code(),
+              0);
+    EXPECT_TRUE(ternd.wait_exited(5s)) << ternd.output();
+    EXPECT_EQ(ternd.stop(), 0);
+}
+
+TEST(TurnRelayDrain, TheGracePeriodBoundsTheWait) {
+    const std::uint16_t port = free_port();
+    TerndProcess ternd(draining_yaml(port, 2));
+    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
+    TurnClient live(loopback4(port), "alice", "wonderland");
+    ASSERT_EQ(live.request(Method::allocate, TurnClient::udp_transport()).code(), 0);
+    const auto start = std::chrono::steady_clock::now();
+    ternd.send_signal(SIGTERM);
+    EXPECT_TRUE(ternd.wait_exited(6s)) << ternd.output();
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 1900ms);
+    EXPECT_NE(ternd.output().find("grace period over, 1 allocations end now"), std::string::npos)
+        << ternd.output();
+    EXPECT_EQ(ternd.stop(), 0);
+}
+
+TEST(TurnRelayDrain, ASecondSigtermStopsAtOnce) {
+    const std::uint16_t port = free_port();
+    TerndProcess ternd(draining_yaml(port, 60));
+    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
+    TurnClient live(loopback4(port), "alice", "wonderland");
+    ASSERT_EQ(live.request(Method::allocate, TurnClient::udp_transport()).code(), 0);
+    ternd.send_signal(SIGTERM);
+    ASSERT_TRUE(ternd.wait_for_output("draining", 5s)) << ternd.output();
+    ternd.send_signal(SIGTERM);
+    EXPECT_TRUE(ternd.wait_exited(3s)) << ternd.output();
+    EXPECT_EQ(ternd.stop(), 0);
 }
 
 }  // namespace

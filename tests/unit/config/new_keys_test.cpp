@@ -123,6 +123,14 @@ TEST(NewKeys, UnauthenticatedRate) {
                      "expected a whole number from 0 to 1000000, got '1000001'");
 }
 
+TEST(NewKeys, ShutdownGrace) {
+    EXPECT_EQ(load_ok("realm: x").limits.shutdown_grace, 30u);
+    EXPECT_EQ(load_ok("limits: { shutdown_grace: 0 }").limits.shutdown_grace, 0u);
+    EXPECT_EQ(load_ok("limits: { shutdown_grace: 3600 }").limits.shutdown_grace, 3600u);
+    expect_one_error("limits: { shutdown_grace: 3601 }", "limits.shutdown_grace", 1,
+                     "expected a whole number of seconds from 0 to 3600, got '3601'");
+}
+
 TEST(NewKeys, RelayChannelNumbers) {
     EXPECT_EQ(load_ok("realm: x").relay.channel_numbers, ChannelNumbers::rfc8656);
     EXPECT_EQ(load_ok("relay: { channel_numbers: rfc5766 }").relay.channel_numbers,

@@ -121,6 +121,10 @@ public:
     // Removes every allocation (shutdown).
     void clear();
 
+    // Shutting down gracefully: live allocations keep working, new Allocates get 508 so
+    // clients try another server.
+    void set_draining(bool draining) noexcept { draining_ = draining; }
+
     std::size_t allocation_count() const noexcept { return table_.size(); }
     const Allocation* find(const FiveTuple& tuple, TimePoint now) const noexcept {
         return table_.find(tuple, now);
@@ -176,6 +180,7 @@ private:
     std::vector<std::uint8_t> client_buffer_;
     RelayCounters counters_;
     std::uint64_t data_indications_ = 0;  // transaction IDs of Data indications
+    bool draining_ = false;
 };
 
 }  // namespace tern::allocation

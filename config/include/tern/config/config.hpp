@@ -110,6 +110,8 @@ struct Limits {
     // worker thread; 0 = no limit.
     std::uint32_t unauthenticated_rate = 50;
     std::uint32_t unauthenticated_burst = 100;
+    // On SIGTERM, seconds live allocations may keep relaying (new ones refused) before exit.
+    std::uint32_t shutdown_grace = 30;
     friend bool operator==(const Limits&, const Limits&) = default;
 };
 

@@ -47,6 +47,9 @@ public:
                                  protocol::TransportAddress& bound);
 
     void start();
+    // Graceful shutdown, first step: stop accepting TCP/TLS connections and refuse new
+    // allocations; live ones (and their UDP or TCP/TLS control channels) keep working.
+    void drain();
     void stop();  // returns at once; join() waits
     void join();
 
