@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstddef>
-#include <map>
-#include <mutex>
 
 #include "tern/allocation/ip_key.hpp"
+#include "tern/allocation/keyed_quota.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::server {
@@ -14,24 +13,29 @@ namespace tern::server {
 class ConnectionQuota {
 public:
     ConnectionQuota(std::size_t max_total, std::size_t max_per_ip) noexcept
-        : max_total_(max_total), max_per_ip_(max_per_ip) {}
+        : counts_(max_total, max_per_ip) {}
 
     // A reload: later connections see the new limits; those open stay.
-    void set_limits(std::size_t max_total, std::size_t max_per_ip);
+    void set_limits(std::size_t max_total, std::size_t max_per_ip) {
+        counts_.set_limits(max_total, max_per_ip);
+    }
 
-    // False when either limit is reached; the caller then closes the connection at once.
-    bool try_acquire(const protocol::TransportAddress& client);
-    void release(const protocol::TransportAddress& client);
+    // False when either limit is reached; the caller then closes the connection at once. An
+    // IPv4 address and its IPv4-mapped IPv6 form count as one source.
+    bool try_acquire(const protocol::TransportAddress& client) {
+        return counts_.acquire(allocation::IpKey::of(client)) == allocation::QuotaVerdict::granted;
+    }
+    void release(const protocol::TransportAddress& client) {
+        counts_.release(allocation::IpKey::of(client));
+    }
 
-    std::size_t total();
-    std::size_t count_for(const protocol::TransportAddress& client);
+    std::size_t total() { return counts_.total(); }
+    std::size_t count_for(const protocol::TransportAddress& client) {
+        return counts_.count_for(allocation::IpKey::of(client));
+    }
 
 private:
-    std::mutex mutex_;
-    std::size_t max_total_;
-    std::size_t max_per_ip_;
-    std::size_t total_ = 0;
-    std::map<allocation::IpKey, std::size_t> per_ip_;  // IPv4-mapped folded with IPv4
+    allocation::KeyedQuota<allocation::IpKey> counts_;
 };
 
 }  // namespace tern::server
