@@ -563,10 +563,7 @@ void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& 
 }
 
 void AllocationManager::on_client_closed(const FiveTuple& tuple) {
-    // A zero-lifetime refresh is the table's delete; a lapsed allocation is left to expire().
-    const TimePoint never_lapsed = TimePoint::min();
-    RefreshOutcome outcome = table_.refresh(tuple, Duration::zero(), never_lapsed);
-    if (outcome.removed) release(*outcome.removed);
+    if (auto removed = table_.remove(tuple)) release(*removed);
 }
 
 void AllocationManager::expire(TimePoint now) {

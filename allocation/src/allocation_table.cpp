@@ -101,15 +101,21 @@ RefreshOutcome AllocationTable::refresh(const FiveTuple& tuple,
         return RefreshOutcome{RefreshResult::no_allocation, {}, std::nullopt};
     }
     if (requested_lifetime && *requested_lifetime == Duration::zero()) {
-        forget_user(it->second.username);
-        RefreshOutcome out{RefreshResult::deleted, Duration::zero(), std::move(it->second)};
-        table_.erase(it);
-        return out;
+        return RefreshOutcome{RefreshResult::deleted, Duration::zero(), remove(tuple)};
     }
     const Duration lifetime = granted_lifetime(requested_lifetime, limits_);
     it->second.expires = now + lifetime;
     earliest_expiry_ = std::min(earliest_expiry_, it->second.expires);  // it may have shortened
     return RefreshOutcome{RefreshResult::refreshed, lifetime, std::nullopt};
+}
+
+std::optional<Allocation> AllocationTable::remove(const FiveTuple& tuple) {
+    auto it = table_.find(tuple);
+    if (it == table_.end()) return std::nullopt;
+    forget_user(it->second.username);
+    std::optional<Allocation> removed(std::move(it->second));
+    table_.erase(it);
+    return removed;
 }
 
 void AllocationTable::cap_expiry(Allocation& allocation, TimePoint at) noexcept {

@@ -212,5 +212,23 @@ TEST(AllocationTable, EachAllocationHasItsOwnPermissionsAndChannels) {
     EXPECT_TRUE(a->permissions.allowed(peer, t0));
 }
 
+// A closed control connection takes its allocation out at once, lapsed or not, and gives the
+// user's quota back; a second remove finds nothing.
+TEST(AllocationTable, RemoveTakesTheAllocationOutEvenWhenLapsed) {
+    AllocationTable table(small_limits());
+    ASSERT_EQ(table.create(tuple(1), "alice", relay(1), std::nullopt, t0).result,
+              CreateResult::created);
+    const auto later = t0 + std::chrono::hours(2);  // lapsed, not yet swept
+    ASSERT_EQ(table.find(tuple(1), later), nullptr);
+    const auto removed = table.remove(tuple(1));
+    ASSERT_TRUE(removed);
+    EXPECT_EQ(removed->username, "alice");
+    EXPECT_EQ(removed->relays, relay(1));
+    EXPECT_EQ(table.count_for("alice"), 0u);
+    EXPECT_EQ(table.size(), 0u);
+    EXPECT_FALSE(table.remove(tuple(1)));
+    EXPECT_TRUE(table.expire(later).empty());  // nothing left for the sweep to hand back twice
+}
+
 }  // namespace
 }  // namespace tern::allocation

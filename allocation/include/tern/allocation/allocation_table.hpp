@@ -92,6 +92,10 @@ public:
     RefreshOutcome refresh(const FiveTuple& tuple, std::optional<Duration> requested_lifetime,
                            TimePoint now);
 
+    // Takes the allocation for this 5-tuple out of the table, lapsed or not (its control
+    // connection closed); nullopt when there is none. Its relay ports are the caller's to free.
+    std::optional<Allocation> remove(const FiveTuple& tuple);
+
     // Ends `allocation` no later than `at` (a credential that expires under auth.expiry strict).
     void cap_expiry(Allocation& allocation, TimePoint at) noexcept;
 
