@@ -35,15 +35,18 @@ constexpr std::size_t max_errors = 200;
 constexpr unsigned max_threads = 256;
 constexpr std::uint32_t min_max_lifetime = 600;  // RFC 8656 default lifetime must fit
 constexpr std::uint32_t max_max_lifetime = 86400;
-// Below 30 s a quiet but live client would be cut off; a day is already generous.
-constexpr std::uint32_t min_idle_timeout = 30;
+// Below 5 s a quiet but live client would be cut off; a day is already generous.
+constexpr std::uint32_t min_idle_timeout = 5;
+constexpr std::uint32_t max_handshake_timeout = 300;
+// One largest ChannelData must fit; 16 MiB per connection is already a lot of memory.
+constexpr std::uint32_t min_pending_output = 65536 + 128;
+constexpr std::uint32_t max_pending_output = 16u << 20;
 constexpr std::uint32_t max_request_rate = 1000000;
 constexpr std::uint32_t max_shutdown_grace = 3600;
 constexpr std::uint32_t max_idle_timeout = 86400;
 constexpr std::uint32_t min_nonce_lifetime = 30;
 constexpr std::uint32_t max_nonce_lifetime = 3600;
 constexpr std::size_t min_nonce_secret_bytes = 16;
-constexpr std::uint32_t max_allocation_limit = 0xFFFFFFFFu;
 
 constexpr std::array<std::string_view, 10> top_level_keys = {
     "realm", "listen", "tls", "auth", "relay", "limits", "threads", "log", "metrics", "software"};
@@ -54,10 +57,40 @@ constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
 constexpr std::array<std::string_view, 7> relay_keys = {
     "addresses",  "external_addresses", "ports",          "allow_peers",
     "deny_peers", "default_family",     "channel_numbers"};
-constexpr std::array<std::string_view, 9> limits_keys = {
-    "max_lifetime",         "max_allocations",        "max_allocations_per_user",
-    "max_connections",      "max_connections_per_ip", "connection_idle_timeout",
-    "unauthenticated_rate", "unauthenticated_burst",  "shutdown_grace"};
+// Every limits.* key is a bounded whole number; the bounds are part of the documented contract.
+struct LimitRule {
+    std::string_view name;
+    std::uint32_t min;
+    std::uint32_t max;
+    bool seconds;
+    std::uint32_t Limits::*member;
+};
+constexpr std::uint32_t any_u32 = 0xFFFFFFFFu;
+constexpr std::array<LimitRule, 15> limit_rules = {{
+    {"max_lifetime", min_max_lifetime, max_max_lifetime, true, &Limits::max_lifetime},
+    {"max_allocations", 1, any_u32, false, &Limits::max_allocations},
+    {"max_allocations_per_user", 1, any_u32, false, &Limits::max_allocations_per_user},
+    // Channel numbers 0x4000-0x4FFF give at most 4096 channels (RFC 8656 §12).
+    {"max_permissions_per_allocation", 1, 65535, false, &Limits::max_permissions_per_allocation},
+    {"max_channels_per_allocation", 1, 4096, false, &Limits::max_channels_per_allocation},
+    {"allocation_bandwidth", 0, any_u32, false, &Limits::allocation_bandwidth},
+    {"user_bandwidth", 0, any_u32, false, &Limits::user_bandwidth},
+    {"max_connections", 1, any_u32, false, &Limits::max_connections},
+    {"max_connections_per_ip", 1, any_u32, false, &Limits::max_connections_per_ip},
+    {"handshake_timeout", 1, max_handshake_timeout, true, &Limits::handshake_timeout},
+    {"connection_idle_timeout", min_idle_timeout, max_idle_timeout, true,
+     &Limits::connection_idle_timeout},
+    {"unauthenticated_rate", 0, max_request_rate, false, &Limits::unauthenticated_rate},
+    {"unauthenticated_burst", 1, max_request_rate, false, &Limits::unauthenticated_burst},
+    {"shutdown_grace", 0, max_shutdown_grace, true, &Limits::shutdown_grace},
+    {"max_pending_output", min_pending_output, max_pending_output, false,
+     &Limits::max_pending_output},
+}};
+constexpr auto limits_keys = [] {
+    std::array<std::string_view, limit_rules.size()> names{};
+    for (std::size_t i = 0; i < limit_rules.size(); ++i) names[i] = limit_rules[i].name;
+    return names;
+}();
 constexpr std::array<CredentialExpiry, 3> credential_expiries = {
     CredentialExpiry::allocate, CredentialExpiry::request, CredentialExpiry::strict};
 constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
@@ -924,81 +957,20 @@ void Loader::load_cidrs(const Entry& entry, std::vector<Cidr>& out) {
 void Loader::load_limits(const Entry& entry) {
     if (!is_section(entry)) return;
     for (const auto& field : entries_of(entry.value, entry.path, limits_keys)) {
-        if (field.name == "unauthenticated_rate" || field.name == "unauthenticated_burst") {
-            const bool rate = field.name == "unauthenticated_rate";
-            const auto text = scalar_of(field, "a number");
-            if (!text) continue;
-            const auto value = parse_unsigned(*text, max_request_rate);
-            if (!value || (!rate && *value == 0)) {
-                report(field.line, field.path,
-                       std::string("expected a whole number from ") + (rate ? "0" : "1") + " to " +
-                           std::to_string(max_request_rate) + ", got " + quote_for_message(*text));
-                continue;
-            }
-            (rate ? config_.limits.unauthenticated_rate : config_.limits.unauthenticated_burst) =
-                *value;
-            continue;
-        }
-        if (field.name == "shutdown_grace") {
-            const auto text = scalar_of(field, "a number of seconds");
-            if (!text) continue;
-            const auto seconds = parse_unsigned(*text, max_shutdown_grace);
-            if (!seconds) {
-                report(field.line, field.path,
-                       "expected a whole number of seconds from 0 to " +
-                           std::to_string(max_shutdown_grace) + ", got " +
-                           quote_for_message(*text));
-                continue;
-            }
-            config_.limits.shutdown_grace = *seconds;
-            continue;
-        }
-        if (field.name == "connection_idle_timeout") {
-            const auto text = scalar_of(field, "a number of seconds");
-            if (!text) continue;
-            const auto seconds = parse_unsigned(*text, max_idle_timeout);
-            if (!seconds || *seconds < min_idle_timeout) {
-                report(field.line, field.path,
-                       "expected a whole number of seconds from " +
-                           std::to_string(min_idle_timeout) + " to " +
-                           std::to_string(max_idle_timeout) + ", got " + quote_for_message(*text));
-                continue;
-            }
-            config_.limits.connection_idle_timeout = *seconds;
-            continue;
-        }
-        if (field.name != "max_lifetime") {
-            const auto text = scalar_of(field, "a number");
-            if (!text) continue;
-            const auto count = parse_unsigned(*text, max_allocation_limit);
-            if (!count || *count == 0) {
-                report(field.line, field.path,
-                       "expected a whole number from 1 to " + std::to_string(max_allocation_limit) +
-                           ", got " + quote_for_message(*text));
-                continue;
-            }
-            if (field.name == "max_allocations") {
-                config_.limits.max_allocations = *count;
-            } else if (field.name == "max_allocations_per_user") {
-                config_.limits.max_allocations_per_user = *count;
-            } else if (field.name == "max_connections") {
-                config_.limits.max_connections = *count;
-            } else {
-                config_.limits.max_connections_per_ip = *count;
-            }
-            continue;
-        }
-        const auto text = scalar_of(field, "a number of seconds");
+        const auto* rule = std::find_if(limit_rules.begin(), limit_rules.end(),
+                                        [&](const LimitRule& r) { return r.name == field.name; });
+        if (rule == limit_rules.end()) continue;  // entries_of() already reported it
+        const auto text = scalar_of(field, rule->seconds ? "a number of seconds" : "a number");
         if (!text) continue;
-        const auto seconds = parse_unsigned(*text, max_max_lifetime);
-        if (!seconds || *seconds < min_max_lifetime) {
+        const auto value = parse_unsigned(*text, rule->max);
+        if (!value || *value < rule->min) {
             report(field.line, field.path,
-                   "expected a whole number of seconds from " + std::to_string(min_max_lifetime) +
-                       " to " + std::to_string(max_max_lifetime) + ", got " +
-                       quote_for_message(*text));
+                   std::string("expected a whole number ") + (rule->seconds ? "of seconds " : "") +
+                       "from " + std::to_string(rule->min) + " to " + std::to_string(rule->max) +
+                       ", got " + quote_for_message(*text));
             continue;
         }
-        config_.limits.max_lifetime = *seconds;
+        config_.limits.*(rule->member) = *value;
     }
 }
 

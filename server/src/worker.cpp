@@ -23,6 +23,8 @@ constexpr auto tick_interval = std::chrono::seconds(1);
 StreamLimits stream_limits(const config::Config& c) {
     StreamLimits limits;
     limits.idle_timeout = std::chrono::seconds(c.limits.connection_idle_timeout);
+    limits.tls_handshake_timeout = std::chrono::seconds(c.limits.handshake_timeout);
+    limits.max_pending_output = c.limits.max_pending_output;
     return limits;
 }
 }  // namespace

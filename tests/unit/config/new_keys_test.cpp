@@ -106,8 +106,50 @@ TEST(NewKeys, ConnectionLimits) {
                      "expected a whole number from 1 to 4294967295, got '0'");
     expect_one_error("limits:\n  max_connections_per_ip: many\n", "limits.max_connections_per_ip",
                      2, "expected a whole number from 1 to 4294967295, got 'many'");
-    expect_one_error("limits: { connection_idle_timeout: 29 }", "limits.connection_idle_timeout", 1,
-                     "expected a whole number of seconds from 30 to 86400, got '29'");
+    expect_one_error("limits: { connection_idle_timeout: 4 }", "limits.connection_idle_timeout", 1,
+                     "expected a whole number of seconds from 5 to 86400, got '4'");
+}
+
+TEST(NewKeys, HandshakeTimeoutAndPendingOutput) {
+    const auto d = load_ok("realm: x");
+    EXPECT_EQ(d.limits.handshake_timeout, 10u);
+    EXPECT_EQ(d.limits.max_pending_output, 262144u);
+    const auto c = load_ok("limits: { handshake_timeout: 1, max_pending_output: 65664 }");
+    EXPECT_EQ(c.limits.handshake_timeout, 1u);
+    EXPECT_EQ(c.limits.max_pending_output, 65664u);
+    expect_one_error("limits: { handshake_timeout: 0 }", "limits.handshake_timeout", 1,
+                     "expected a whole number of seconds from 1 to 300, got '0'");
+    expect_one_error("limits: { max_pending_output: 65663 }", "limits.max_pending_output", 1,
+                     "expected a whole number from 65664 to 16777216, got '65663'");
+}
+
+TEST(NewKeys, PermissionAndChannelQuotas) {
+    const auto d = load_ok("realm: x");
+    EXPECT_EQ(d.limits.max_permissions_per_allocation, 64u);
+    EXPECT_EQ(d.limits.max_channels_per_allocation, 64u);
+    const auto c = load_ok(
+        "limits: { max_permissions_per_allocation: 2, max_channels_per_allocation: 4096 }");
+    EXPECT_EQ(c.limits.max_permissions_per_allocation, 2u);
+    EXPECT_EQ(c.limits.max_channels_per_allocation, 4096u);
+    expect_one_error("limits: { max_channels_per_allocation: 4097 }",
+                     "limits.max_channels_per_allocation", 1,
+                     "expected a whole number from 1 to 4096, got '4097'");
+    expect_one_error("limits: { max_permissions_per_allocation: 0 }",
+                     "limits.max_permissions_per_allocation", 1,
+                     "expected a whole number from 1 to 65535, got '0'");
+}
+
+TEST(NewKeys, Bandwidth) {
+    const auto d = load_ok("realm: x");
+    EXPECT_EQ(d.limits.allocation_bandwidth, 10000000u);
+    EXPECT_EQ(d.limits.user_bandwidth, 50000000u);
+    const auto c = load_ok("limits: { allocation_bandwidth: 0, user_bandwidth: 4294967295 }");
+    EXPECT_EQ(c.limits.allocation_bandwidth, 0u);
+    EXPECT_EQ(c.limits.user_bandwidth, 4294967295u);
+    expect_one_error("limits: { user_bandwidth: -1 }", "limits.user_bandwidth", 1,
+                     "expected a whole number from 0 to 4294967295, got '-1'");
+    expect_one_error("limits: { allocation_bandwidth: 1e6 }", "limits.allocation_bandwidth", 1,
+                     "expected a whole number from 0 to 4294967295, got '1e6'");
 }
 
 TEST(NewKeys, UnauthenticatedRate) {

@@ -103,15 +103,25 @@ struct Limits {
     std::uint32_t max_lifetime = 3600;             // seconds, upper bound on allocation lifetime
     std::uint32_t max_allocations = 100000;        // in total, at least 1
     std::uint32_t max_allocations_per_user = 100;  // per user name, at least 1
-    std::uint32_t max_connections = 10000;         // TCP/TLS clients in total, at least 1
-    std::uint32_t max_connections_per_ip = 100;    // TCP/TLS clients per source IP, at least 1
-    std::uint32_t connection_idle_timeout = 600;   // seconds a TCP/TLS client may send nothing
+    std::uint32_t max_permissions_per_allocation = 64;
+    std::uint32_t max_channels_per_allocation = 64;
+    // Relayed payload bytes per second, each direction on its own; 0 = no cap.
+    std::uint32_t allocation_bandwidth = 10000000;  // per allocation (80 Mbit/s)
+    std::uint32_t user_bandwidth = 50000000;        // all of one user name's allocations
+    std::uint32_t max_connections = 10000;          // TCP/TLS clients in total, at least 1
+    std::uint32_t max_connections_per_ip = 100;     // TCP/TLS clients per source IP, at least 1
+    // Seconds a new TCP/TLS connection has for its TLS handshake, and again for its first
+    // complete message.
+    std::uint32_t handshake_timeout = 10;
+    std::uint32_t connection_idle_timeout = 600;  // seconds a TCP/TLS client may send nothing
     // Requests per second (and burst) one source IP may send without authenticating, per
     // worker thread; 0 = no limit.
     std::uint32_t unauthenticated_rate = 50;
     std::uint32_t unauthenticated_burst = 100;
     // On SIGTERM, seconds live allocations may keep relaying (new ones refused) before exit.
     std::uint32_t shutdown_grace = 30;
+    // Bytes queued towards one TCP/TLS client before relayed data to it is dropped.
+    std::uint32_t max_pending_output = 262144;
     friend bool operator==(const Limits&, const Limits&) = default;
 };
 
