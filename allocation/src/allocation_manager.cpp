@@ -111,15 +111,19 @@ struct AllocationManager::Reply {
 AllocationManager::AllocationManager(ManagerSettings settings,
                                      std::shared_ptr<const PeerPolicy> peers, RelayPorts& ports,
                                      RelayEgress& egress, std::uint64_t hash_seed,
-                                     AllocationQuota* quota)
+                                     AllocationQuota* quota, UserBandwidth* users)
     : settings_(std::move(settings)),
       peers_(std::move(peers)),
       ports_(ports),
       egress_(egress),
       quota_(quota),
+      own_users_(users == nullptr ? std::make_unique<UserBandwidth>() : nullptr),
+      users_(users == nullptr ? own_users_.get() : users),
       table_(table_limits(), hash_seed),
       transactions_(settings_.transaction_slots, transaction_slot_size, hash_seed ^ 0x5bd1e995u),
-      client_buffer_(max_client_message) {}
+      client_buffer_(max_client_message) {
+    apply_rates();
+}
 
 AllocationManager::~AllocationManager() {
     clear();
@@ -130,6 +134,24 @@ void AllocationManager::reconfigure(ManagerSettings settings,
     settings_ = std::move(settings);
     peers_ = std::move(peers);
     table_.set_limits(table_limits());
+    apply_rates();
+    table_.for_each([this](Allocation& a) {
+        a.permissions.set_max(settings_.limits.max_permissions_per_allocation);
+        a.channels.set_max(settings_.limits.max_channels_per_allocation);
+    });
+}
+
+void AllocationManager::apply_rates() noexcept {
+    allocation_rate_ = bucket_rate(settings_.limits.allocation_bandwidth);
+    user_rate_ = bucket_rate(settings_.limits.user_bandwidth);
+}
+
+bool AllocationManager::within_budget(TokenBucket& own, SharedTokenBucket* user,
+                                      std::size_t bytes, TimePoint now) noexcept {
+    if (!own.consume(bytes, now, allocation_rate_)) return false;
+    if (user == nullptr || user->consume(bytes, now, user_rate_)) return true;
+    own.refund(bytes, allocation_rate_);
+    return false;
 }
 
 AllocationLimits AllocationManager::table_limits() const noexcept {
@@ -368,6 +390,8 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
         by_relay_[secondary->id] = &a;
     }
     if (requester.teardown_at) table_.cap_expiry(a, *requester.teardown_at);
+    // Always attached, so a reload that turns the user cap on covers live allocations too.
+    a.user_budget = users_->attach(requester.username, now, user_rate_);
     ++counters_.allocations_created;
 
     MessageBuilder b = r.success();
@@ -478,7 +502,7 @@ void AllocationManager::on_send_indication(const MessageView& indication, const 
         ++counters_.dropped_no_permission;
         return;
     }
-    relay_to_peer(*a, *peer, *data);
+    relay_to_peer(*a, *peer, *data, now);
 }
 
 void AllocationManager::on_channel_data(std::span<const std::uint8_t> message,
@@ -499,14 +523,20 @@ void AllocationManager::on_channel_data(std::span<const std::uint8_t> message,
         ++counters_.dropped_no_permission;
         return;
     }
-    relay_to_peer(*a, *peer, view.payload);
+    relay_to_peer(*a, *peer, view.payload, now);
 }
 
-void AllocationManager::relay_to_peer(const Allocation& a, const TransportAddress& peer,
-                                      std::span<const std::uint8_t> payload) noexcept {
+void AllocationManager::relay_to_peer(Allocation& a, const TransportAddress& peer,
+                                      std::span<const std::uint8_t> payload,
+                                      TimePoint now) noexcept {
     // From the relay of the peer's family; permission installation already refused others.
     for (std::size_t i = 0; i < a.relays.size(); ++i) {
         if (a.relays[i].family != peer.family) continue;
+        if (!within_budget(a.to_peer_budget, a.user_budget ? &a.user_budget->to_peer : nullptr,
+                           payload.size(), now)) {
+            ++counters_.dropped_bandwidth;
+            return;
+        }
         if (egress_.send_to_peer(a.relay_ids[i], peer, payload)) {
             ++counters_.packets_to_peer;
             counters_.bytes_to_peer += payload.size();
@@ -525,6 +555,11 @@ void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& 
     Allocation& a = *it->second;
     if (!a.permissions.allowed(peer, now)) {
         ++counters_.dropped_no_permission;  // §11.3 / §12.6: no permission, no delivery
+        return;
+    }
+    if (!within_budget(a.to_client_budget, a.user_budget ? &a.user_budget->to_client : nullptr,
+                       payload.size(), now)) {
+        ++counters_.dropped_bandwidth;
         return;
     }
     std::span<const std::uint8_t> message;

@@ -86,7 +86,10 @@ CreateOutcome AllocationTable::create(const FiveTuple& tuple, std::string_view u
                  PermissionTable(limits_.max_permissions_per_allocation),
                  ChannelTable(limits_.max_channels_per_allocation),
                  ClientId{0},
-                 {}};
+                 {},
+                 TokenBucket{},
+                 TokenBucket{},
+                 nullptr};
     auto [it, inserted] = table_.emplace(tuple, std::move(a));
     (void)inserted;  // admit() guaranteed the key was free
     ++per_user_[it->second.username];

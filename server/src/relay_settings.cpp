@@ -13,6 +13,10 @@ allocation::ManagerSettings manager_settings(const config::Config& config) {
     s.limits.max_lifetime = std::chrono::seconds(config.limits.max_lifetime);
     s.limits.max_allocations = config.limits.max_allocations;
     s.limits.max_allocations_per_user = config.limits.max_allocations_per_user;
+    s.limits.max_permissions_per_allocation = config.limits.max_permissions_per_allocation;
+    s.limits.max_channels_per_allocation = config.limits.max_channels_per_allocation;
+    s.limits.allocation_bandwidth = config.limits.allocation_bandwidth;
+    s.limits.user_bandwidth = config.limits.user_bandwidth;
     s.relay_addresses = config.relay.addresses;
     for (const auto& e : config.relay.external_addresses) {
         s.external_addresses.push_back({e.internal, e.external});

@@ -101,7 +101,7 @@ bool Server::open() {
     auto peers = make_peer_policy(*config_, {});
     for (unsigned i = 0; i < n; ++i) {
         workers_.push_back(std::make_unique<Worker>(
-            i, config_, peers, SharedRelayState{*ports_, *quota_, *connections_, seed}));
+            i, config_, peers, SharedRelayState{*ports_, *quota_, *user_bandwidth_, *connections_, seed}));
     }
 
     for (const auto& listener : config_->listen) {

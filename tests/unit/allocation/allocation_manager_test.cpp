@@ -1614,5 +1614,149 @@ TEST_F(AllocationManagerTest, ReconfigureAppliesTheNewPeerPolicyToNewRequests) {
     EXPECT_EQ(permit(t, alice(), {peer_a}).error(), 403);
 }
 
+// limits.allocation_bandwidth and user_bandwidth (token buckets on payload bytes, per
+// direction): packets beyond the budget are dropped and counted, the budget refills at the rate.
+
+TEST_F(AllocationManagerTest, AllocationBandwidthCapsClientToPeer) {
+    settings.limits.allocation_bandwidth = 100000;  // depth 100000 bytes
+    const FiveTuple t = tuple(40000);
+    must_allocate(t, alice());
+    ASSERT_TRUE(bind(t, alice(), 0x4000, peer_a).success());
+    const std::vector<std::uint8_t> payload(1000, 0x42);
+    for (int i = 0; i < 150; ++i) channel_data(t, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 100u);
+    EXPECT_EQ(manager().counters().dropped_bandwidth, 50u);
+    now += std::chrono::milliseconds(100);  // earns 10000 bytes
+    for (int i = 0; i < 20; ++i) send_indication(t, peer_a, payload);
+    EXPECT_EQ(egress.to_peer.size(), 110u);
+    EXPECT_EQ(manager().counters().dropped_bandwidth, 60u);
+}
+
+TEST_F(AllocationManagerTest, AllocationBandwidthCapsPeerToClientSeparately) {
+    settings.limits.allocation_bandwidth = 100000;
+    const FiveTuple t = tuple(40000);
+    must_allocate(t, alice());
+    ASSERT_TRUE(bind(t, alice(), 0x4000, peer_a).success());
+    const std::vector<std::uint8_t> payload(1000, 0x42);
+    for (int i = 0; i < 100; ++i) channel_data(t, 0x4000, payload);  // spends the to-peer budget
+    for (int i = 0; i < 150; ++i) manager().on_peer_datagram(relay_id(t), peer_a, payload, now);
+    EXPECT_EQ(egress.to_client.size(), 100u);
+    EXPECT_EQ(manager().counters().dropped_bandwidth, 50u);
+    EXPECT_EQ(manager().counters().bytes_to_client, 100000u);
+}
+
+TEST_F(AllocationManagerTest, NoBandwidthCapByDefaultInTheLibrary) {
+    const FiveTuple t = tuple(40000);
+    must_allocate(t, alice());
+    ASSERT_TRUE(bind(t, alice(), 0x4000, peer_a).success());
+    const std::vector<std::uint8_t> payload(60000, 0x42);
+    for (int i = 0; i < 100; ++i) channel_data(t, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 100u);
+    EXPECT_EQ(manager().counters().dropped_bandwidth, 0u);
+}
+
+TEST_F(AllocationManagerTest, UserBandwidthIsSharedByTheUsersAllocations) {
+    settings.limits.user_bandwidth = 100000;
+    const FiveTuple t1 = tuple(40001);
+    const FiveTuple t2 = tuple(40002);
+    const FiveTuple t3 = tuple(40003);
+    must_allocate(t1, alice());
+    must_allocate(t2, alice());
+    must_allocate(t3, bob());
+    for (const auto& [t, who] : {std::pair{t1, alice()}, {t2, alice()}, {t3, bob()}}) {
+        ASSERT_TRUE(bind(t, who, 0x4000, peer_a).success());
+    }
+    const std::vector<std::uint8_t> payload(1000, 0x42);
+    for (int i = 0; i < 60; ++i) channel_data(t1, 0x4000, payload);
+    for (int i = 0; i < 60; ++i) channel_data(t2, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 100u);  // alice's two allocations share 100000 bytes
+    for (int i = 0; i < 60; ++i) channel_data(t3, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 160u);  // bob has his own
+    EXPECT_EQ(manager().counters().dropped_bandwidth, 20u);
+}
+
+TEST_F(AllocationManagerTest, APacketTheUserBudgetRefusesCostsTheAllocationNothing) {
+    settings.limits.allocation_bandwidth = 200000;
+    settings.limits.user_bandwidth = 100000;
+    const FiveTuple t1 = tuple(40001);
+    const FiveTuple t2 = tuple(40002);
+    must_allocate(t1, alice());
+    must_allocate(t2, alice());
+    ASSERT_TRUE(bind(t1, alice(), 0x4000, peer_a).success());
+    ASSERT_TRUE(bind(t2, alice(), 0x4000, peer_a).success());
+    const std::vector<std::uint8_t> payload(1000, 0x42);
+    for (int i = 0; i < 100; ++i) channel_data(t2, 0x4000, payload);  // alice's budget is spent
+    for (int i = 0; i < 10; ++i) channel_data(t1, 0x4000, payload);   // refused by it
+    EXPECT_EQ(egress.to_peer.size(), 100u);
+    // Lift the user cap: t1's own 200000-byte budget must be untouched by the 10 refusals.
+    ManagerSettings lifted = settings;
+    lifted.limits.user_bandwidth = 0;
+    manager().reconfigure(lifted, peers);
+    for (int i = 0; i < 201; ++i) channel_data(t1, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 300u);
+}
+
+TEST_F(AllocationManagerTest, UserBandwidthHoldsAcrossWorkersSharingIt) {
+    settings.limits.user_bandwidth = 100000;
+    UserBandwidth shared;
+    ports_ = std::make_unique<RelayPorts>(port_first, port_last, random_);
+    FakeEgress egress2;
+    AllocationManager w1(settings, peers, *ports_, egress, 1, nullptr, &shared);
+    AllocationManager w2(settings, peers, *ports_, egress2, 2, nullptr, &shared);
+    const std::vector<std::uint8_t> payload(1000, 0x42);
+    std::array<std::uint8_t, 2048> out{};
+    for (auto* w : {&w1, &w2}) {
+        const FiveTuple t = tuple(w == &w1 ? 40001 : 40002);
+        Request a(Method::allocate, next_serial());
+        a.transport();
+        ASSERT_FALSE(w->handle_request(a.view(), t, 1, alice(), now, out).empty());
+        Request b(Method::channel_bind, next_serial());
+        b.channel(0x4000).peer(peer_a);
+        ASSERT_FALSE(w->handle_request(b.view(), t, 1, alice(), now, out).empty());
+        const Allocation* alloc = w->find(t, now);
+        ASSERT_NE(alloc, nullptr);
+        for (int i = 0; i < 60; ++i) w->on_peer_datagram(alloc->relay_ids[0], peer_a, payload, now);
+    }
+    EXPECT_EQ(egress.to_client.size() + egress2.to_client.size(), 100u);
+    EXPECT_EQ(w1.counters().dropped_bandwidth + w2.counters().dropped_bandwidth, 20u);
+}
+
+TEST_F(AllocationManagerTest, ReloadAppliesANewBandwidthCapToLiveAllocations) {
+    const FiveTuple t = tuple(40000);
+    must_allocate(t, alice());
+    ASSERT_TRUE(bind(t, alice(), 0x4000, peer_a).success());
+    const std::vector<std::uint8_t> payload(1000, 0x42);
+    for (int i = 0; i < 300; ++i) channel_data(t, 0x4000, payload);
+    ASSERT_EQ(egress.to_peer.size(), 300u);
+    ManagerSettings capped = settings;
+    capped.limits.allocation_bandwidth = 100000;
+    manager().reconfigure(capped, peers);
+    for (int i = 0; i < 150; ++i) channel_data(t, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 400u);
+    // The relay itself went on: the permission and channel survived the reload.
+    EXPECT_TRUE(manager().find(t, now)->channels.peer_for(0x4000, now).has_value());
+}
+
+TEST_F(AllocationManagerTest, ReloadAppliesNewPermissionAndChannelQuotasToLiveAllocations) {
+    settings.limits.max_permissions_per_allocation = 1;
+    settings.limits.max_channels_per_allocation = 1;
+    const FiveTuple t = tuple(40000);
+    must_allocate(t, alice());
+    ASSERT_TRUE(bind(t, alice(), 0x4000, peer_a).success());
+    EXPECT_EQ(permit(t, alice(), {peer_b}).error(), 508);
+    ManagerSettings raised = settings;
+    raised.limits.max_permissions_per_allocation = 2;
+    raised.limits.max_channels_per_allocation = 2;
+    manager().reconfigure(raised, peers);
+    EXPECT_TRUE(bind(t, alice(), 0x4001, peer_b).success());
+    EXPECT_EQ(permit(t, alice(), {ta("9.9.9.9:53")}).error(), 508);
+    // Lowered below what is installed: what exists stays and refreshes, nothing new fits.
+    ManagerSettings lowered = settings;
+    manager().reconfigure(lowered, peers);
+    EXPECT_TRUE(bind(t, alice(), 0x4001, peer_b).success());
+    EXPECT_TRUE(permit(t, alice(), {peer_a}).success());
+    EXPECT_EQ(bind(t, alice(), 0x4002, ta("9.9.9.9:53")).error(), 508);
+}
+
 }  // namespace
 }  // namespace tern::allocation

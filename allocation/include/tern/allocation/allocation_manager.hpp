@@ -19,7 +19,9 @@
 #include "tern/allocation/peer_policy.hpp"
 #include "tern/allocation/relay_egress.hpp"
 #include "tern/allocation/relay_ports.hpp"
+#include "tern/allocation/token_bucket.hpp"
 #include "tern/allocation/transaction_cache.hpp"
+#include "tern/allocation/user_bandwidth.hpp"
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
 #include "tern/protocol/transport_address.hpp"
@@ -72,22 +74,24 @@ struct RelayCounters {
     std::uint64_t dropped_no_permission = 0;  // either direction
     std::uint64_t dropped_no_channel = 0;     // ChannelData on an unbound channel
     std::uint64_t dropped_send_failed = 0;
+    std::uint64_t dropped_bandwidth = 0;  // over limits.allocation_bandwidth or user_bandwidth
 };
 
 class AllocationManager {
 public:
-    // `ports`, `egress` and `quota` must outlive the manager. `hash_seed` should be random per
-    // process. With a `quota` shared by several managers, the allocation limits of `settings`
-    // are enforced process-wide through it; without one, per manager.
+    // `ports`, `egress`, `quota` and `users` must outlive the manager. `hash_seed` should be
+    // random per process. With a `quota` shared by several managers, the allocation limits of
+    // `settings` are enforced process-wide through it; without one, per manager. The same holds
+    // for `users` and limits.user_bandwidth.
     AllocationManager(ManagerSettings settings, std::shared_ptr<const PeerPolicy> peers,
                       RelayPorts& ports, RelayEgress& egress, std::uint64_t hash_seed,
-                      AllocationQuota* quota = nullptr);
+                      AllocationQuota* quota = nullptr, UserBandwidth* users = nullptr);
     ~AllocationManager();
     AllocationManager(const AllocationManager&) = delete;
     AllocationManager& operator=(const AllocationManager&) = delete;
 
-    // A reload: new requests see the new limits, addresses and peer policy; live allocations,
-    // permissions and channels keep relaying.
+    // A reload: new requests see the new limits, addresses and peer policy, and the new
+    // bandwidth caps apply at once; live allocations, permissions and channels keep relaying.
     void reconfigure(ManagerSettings settings, std::shared_ptr<const PeerPolicy> peers);
 
     // Allocate, Refresh, CreatePermission or ChannelBind from an authenticated requester: writes
@@ -148,8 +152,13 @@ private:
                                                     Allocation& a, TimePoint now, Reply& r);
     std::span<const std::uint8_t> channel_bind(const protocol::MessageView& request, Allocation& a,
                                                TimePoint now, Reply& r);
-    void relay_to_peer(const Allocation& a, const protocol::TransportAddress& peer,
-                       std::span<const std::uint8_t> payload) noexcept;
+    void relay_to_peer(Allocation& a, const protocol::TransportAddress& peer,
+                       std::span<const std::uint8_t> payload, TimePoint now) noexcept;
+    // Takes `bytes` from the allocation's and its user's budgets for one direction; false (and
+    // nothing taken) when either is short.
+    bool within_budget(TokenBucket& own, SharedTokenBucket* user, std::size_t bytes,
+                       TimePoint now) noexcept;
+    void apply_rates() noexcept;
 
     // The relay IP for `family` for a client that reached `server`; nullopt = 440.
     std::optional<protocol::TransportAddress> relay_ip(
@@ -173,6 +182,10 @@ private:
     RelayPorts& ports_;
     RelayEgress& egress_;
     AllocationQuota* quota_;
+    std::unique_ptr<UserBandwidth> own_users_;  // when no shared one was given
+    UserBandwidth* users_;
+    BucketRate allocation_rate_;
+    BucketRate user_rate_;
     AllocationTable table_;
     TransactionCache transactions_;
     std::unordered_map<RelayId, Allocation*> by_relay_;  // map nodes do not move

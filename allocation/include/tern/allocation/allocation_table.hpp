@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,8 @@
 #include "tern/allocation/five_tuple.hpp"
 #include "tern/allocation/permission_table.hpp"
 #include "tern/allocation/relay_egress.hpp"
+#include "tern/allocation/token_bucket.hpp"
+#include "tern/allocation/user_bandwidth.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation {
@@ -28,6 +31,9 @@ struct AllocationLimits {
     std::size_t max_allocations_per_user = 100;  // 486 beyond
     std::size_t max_permissions_per_allocation = 64;
     std::size_t max_channels_per_allocation = 64;
+    // Relayed payload bytes per second, per direction; 0 = no cap.
+    std::uint32_t allocation_bandwidth = 0;
+    std::uint32_t user_bandwidth = 0;  // over all of one user name's allocations
 };
 
 // RFC 8656 §7.2/§7.3: min(requested, max), but never below the default; no LIFETIME attribute
@@ -44,6 +50,9 @@ struct Allocation {
     ChannelTable channels;
     ClientId client = 0;                 // the I/O layer's name for the control channel
     std::array<RelayId, 2> relay_ids{};  // parallel to relays
+    TokenBucket to_peer_budget;          // limits.allocation_bandwidth, each direction
+    TokenBucket to_client_budget;
+    std::shared_ptr<UserBuckets> user_budget;  // limits.user_bandwidth; shared with the user's others
 
     bool live(TimePoint now) const noexcept { return now < expires; }
 };

@@ -57,6 +57,8 @@ public:
 
     std::size_t live_count(TimePoint now) const noexcept;
     std::size_t max() const noexcept { return max_; }
+    // A reload: later binds see the new quota; bindings over a lowered one stay.
+    void set_max(std::size_t max_bindings) noexcept { max_ = max_bindings; }
 
 private:
     // A binding, live or quarantined. Kept in a vector sorted by channel rather than a fixed

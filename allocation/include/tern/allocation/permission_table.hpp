@@ -41,6 +41,8 @@ public:
 
     std::size_t count() const noexcept { return entries_.size(); }  // includes lapsed, unswept
     std::size_t max() const noexcept { return max_; }
+    // A reload: later installs see the new quota; permissions over a lowered one stay.
+    void set_max(std::size_t max_permissions) noexcept { max_ = max_permissions; }
 
 private:
     struct Entry {

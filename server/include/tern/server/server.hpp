@@ -12,6 +12,7 @@
 #include "tern/allocation/allocation_quota.hpp"
 #include "tern/allocation/random_source.hpp"
 #include "tern/allocation/relay_ports.hpp"
+#include "tern/allocation/user_bandwidth.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/connection_quota.hpp"
 #include "tern/server/worker.hpp"
@@ -45,6 +46,9 @@ private:
     std::unique_ptr<allocation::RandomSource> random_;
     std::unique_ptr<allocation::RelayPorts> ports_;  // outlives the workers (declared before)
     std::unique_ptr<allocation::AllocationQuota> quota_;
+    // Per-user byte budgets shared by every worker (limits.user_bandwidth).
+    std::unique_ptr<allocation::UserBandwidth> user_bandwidth_ =
+        std::make_unique<allocation::UserBandwidth>();
     std::unique_ptr<ConnectionQuota> connections_;
     std::string config_path_;
     std::string generated_secret_;

@@ -27,6 +27,7 @@ namespace tern::server {
 struct SharedRelayState {
     allocation::RelayPorts& ports;
     allocation::AllocationQuota& quota;
+    allocation::UserBandwidth& user_bandwidth;
     ConnectionQuota& connections;
     std::uint64_t hash_seed;
 };
