@@ -5,16 +5,22 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -22,6 +28,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tern/protocol/integrity.hpp"
 #include "tern/protocol/message_builder.hpp"
 
 namespace tern::test {
@@ -480,6 +487,268 @@ std::optional<Bytes> StreamClient::receive_frame(std::chrono::milliseconds timeo
     head->insert(head->end(), body->begin(), body->end());
     if (channel_data) head->resize(4 + length);
     return head;
+}
+
+std::string StreamClient::peer_certificate_sha256() const {
+    if (!ssl_) return {};
+    X509* cert = SSL_get1_peer_certificate(static_cast<SSL*>(ssl_));
+    if (!cert) return {};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    X509_digest(cert, EVP_sha256(), md, &len);
+    X509_free(cert);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 0xF];
+    }
+    return out;
+}
+
+std::string certificate_file_sha256(const std::string& pem_file) {
+    FILE* f = std::fopen(pem_file.c_str(), "r");
+    if (!f) return {};
+    X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+    std::fclose(f);
+    if (!cert) return {};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    X509_digest(cert, EVP_sha256(), md, &len);
+    X509_free(cert);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 0xF];
+    }
+    return out;
+}
+
+protocol::TransactionId random_id() {
+    protocol::TransactionId id;
+    for (auto& b : id.bytes) b = static_cast<std::uint8_t>(rng()());
+    return id;
+}
+
+std::string rest_password(const std::string& secret, const std::string& username) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha1(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(username.data()), username.size(), mac, &len);
+    std::string out(4 * ((len + 2) / 3) + 1, '\0');
+    const int n =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), mac, static_cast<int>(len));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+std::string rest_username(std::int64_t expiry, const std::string& user) {
+    return std::to_string(expiry) + ":" + user;
+}
+
+std::int64_t unix_now() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+Bytes long_term_key(const std::string& username, const std::string& realm,
+                    const std::string& password) {
+    const std::string s = username + ":" + realm + ":" + password;
+    Bytes key(16);
+    unsigned int len = 0;
+    EVP_Digest(s.data(), s.size(), key.data(), &len, EVP_md5(), nullptr);
+    return key;
+}
+
+void append_fingerprint(Bytes& msg) {
+    const std::size_t body = msg.size() - protocol::header_size + 8;
+    msg[2] = static_cast<std::uint8_t>(body >> 8);
+    msg[3] = static_cast<std::uint8_t>(body);
+    const std::uint32_t crc = protocol::crc32(msg) ^ 0x5354554Eu;
+    const std::uint8_t tlv[8] = {0x80,
+                                 0x28,
+                                 0,
+                                 4,
+                                 static_cast<std::uint8_t>(crc >> 24),
+                                 static_cast<std::uint8_t>(crc >> 16),
+                                 static_cast<std::uint8_t>(crc >> 8),
+                                 static_cast<std::uint8_t>(crc)};
+    msg.insert(msg.end(), tlv, tlv + 8);
+}
+
+Bytes channel_data(std::uint16_t channel, const Bytes& payload) {
+    Bytes frame(4 + (payload.size() + 3) / 4 * 4, 0);
+    frame[0] = static_cast<std::uint8_t>(channel >> 8);
+    frame[1] = static_cast<std::uint8_t>(channel);
+    frame[2] = static_cast<std::uint8_t>(payload.size() >> 8);
+    frame[3] = static_cast<std::uint8_t>(payload.size());
+    std::copy(payload.begin(), payload.end(), frame.begin() + 4);
+    return frame;
+}
+
+int Reply::code() const {
+    if (!ok) return -1;
+    if (view.message_class() == protocol::MessageClass::success_response) return 0;
+    if (view.message_class() != protocol::MessageClass::error_response) return -1;
+    const auto e = view.error_code();
+    return e ? e->code : -1;
+}
+
+std::string Reply::describe() const {
+    if (!ok) return "no parseable reply";
+    const auto e = view.error_code();
+    return e ? std::to_string(e->code) + " " + std::string(e->reason) : "success";
+}
+
+TurnClient::TurnClient(const TransportAddress& server, std::string username, std::string password,
+                       std::optional<TransportAddress> local)
+    : udp_(std::make_unique<UdpClient>(local ? *local
+                                       : server.family == protocol::AddressFamily::ipv4
+                                           ? loopback4(0)
+                                           : loopback6(0))),
+      server_(server),
+      username_(std::move(username)),
+      password_(std::move(password)) {}
+
+TurnClient::TurnClient(StreamClient stream, std::string username, std::string password)
+    : stream_(std::move(stream)), username_(std::move(username)), password_(std::move(password)) {}
+
+bool TurnClient::send_raw(const Bytes& bytes) {
+    return stream_ ? stream_->send(bytes) : udp_->send_to(server_, bytes);
+}
+
+std::optional<Bytes> TurnClient::receive_raw(std::chrono::milliseconds timeout) {
+    return stream_ ? stream_->receive_frame(timeout) : udp_->receive(timeout);
+}
+
+Bytes TurnClient::build(protocol::Method method, const Attributes& attrs,
+                        const std::function<void(Bytes&)>& tamper) {
+    Bytes buf(1024);
+    protocol::MessageBuilder b(buf, {method, protocol::MessageClass::request}, random_id());
+    if (attrs) attrs(b);
+    if (!nonce_.empty()) {
+        b.add_text(protocol::attr::username, username_);
+        b.add_text(protocol::attr::realm, realm_);
+        b.add_text(protocol::attr::nonce, nonce_);
+        b.add_message_integrity(key_);
+    }
+    const auto out = b.finish();
+    Bytes msg(out.begin(), out.end());
+    if (tamper) tamper(msg);
+    append_fingerprint(msg);
+    return msg;
+}
+
+Reply TurnClient::exchange(const Bytes& msg, int attempts) {
+    Reply r;
+    // Retransmissions are for UDP only (RFC 8489 §6.2.1-6.2.2).
+    if (stream_) attempts = 1;
+    for (int attempt = 0; attempt < attempts && !r.ok; ++attempt) {
+        send_raw(msg);
+        const auto deadline = std::chrono::steady_clock::now() + (stream_ ? 3s : 1s);
+        while (std::chrono::steady_clock::now() < deadline) {
+            auto got = receive_raw(200ms);
+            if (!got) continue;
+            r.bytes = std::move(*got);
+            if (protocol::MessageView::parse(r.bytes, r.view) != protocol::ParseError::ok) {
+                continue;
+            }
+            const auto& id = r.view.transaction_id().bytes;
+            if (std::equal(id.begin(), id.end(), msg.begin() + 8) &&
+                r.view.message_class() != protocol::MessageClass::indication) {
+                r.ok = true;
+                break;
+            }
+        }
+    }
+    return r;
+}
+
+Reply TurnClient::request(protocol::Method method, const Attributes& attrs) {
+    Reply r = exchange(build(method, attrs));
+    if ((r.code() == 401 || r.code() == 438) && r.view.nonce() && r.view.realm()) {
+        const bool first = nonce_.empty() || r.code() == 438;
+        learn(r);
+        if (first) r = exchange(build(method, attrs));
+    }
+    return r;
+}
+
+bool TurnClient::fetch_nonce() {
+    const Reply r = exchange(build(protocol::Method::allocate, udp_transport()));
+    if (r.code() != 401 || !r.view.nonce() || !r.view.realm()) return false;
+    learn(r);
+    return true;
+}
+
+Attributes TurnClient::udp_transport() {
+    return [](protocol::MessageBuilder& b) { b.add_requested_transport(17); };
+}
+
+void TurnClient::learn(const Reply& r) {
+    realm_ = std::string(*r.view.realm());
+    nonce_ = std::string(*r.view.nonce());
+    key_ = long_term_key(username_, realm_, password_);
+}
+
+UdpEchoPeer::UdpEchoPeer(const TransportAddress& local,
+                         std::function<void(const std::uint8_t*, std::size_t)> observe)
+    : observe_(std::move(observe)) {
+    fd_ = ::socket(family_of(local), SOCK_DGRAM, 0);
+    if (fd_ < 0) throw std::runtime_error("socket failed");
+    // Bursts from several clients at once must not overflow the default receive buffer.
+    const int size = 4 << 20;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    sockaddr_storage ss{};
+    const socklen_t len = to_sockaddr(local, ss);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        ::close(fd_);
+        throw std::runtime_error("bind failed");
+    }
+    address_ = local_of(fd_);
+    thread_ = std::thread([this] {
+        std::array<std::uint8_t, 65536> buf{};
+        while (!stop_.load()) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, 50) != 1) continue;
+            sockaddr_storage from{};
+            socklen_t from_len = sizeof from;
+            const ssize_t n = ::recvfrom(fd_, buf.data(), buf.size(), 0,
+                                         reinterpret_cast<sockaddr*>(&from), &from_len);
+            if (n < 0) continue;
+            received_.fetch_add(1);
+            if (observe_) observe_(buf.data(), static_cast<std::size_t>(n));
+            ::sendto(fd_, buf.data(), static_cast<std::size_t>(n), 0,
+                     reinterpret_cast<sockaddr*>(&from), from_len);
+        }
+    });
+}
+
+UdpEchoPeer::~UdpEchoPeer() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+}
+
+long process_rss_kib(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+}
+
+int process_fd_count(pid_t pid) {
+    std::error_code ec;
+    std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
+    if (ec) return -1;
+    int n = 0;
+    for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        if (ec) return -1;
+        ++n;
+    }
+    return n;
 }
 
 }  // namespace tern::test

@@ -4,12 +4,19 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "tern/protocol/message.hpp"
+#include "tern/protocol/message_builder.hpp"
 #include "tern/protocol/message_type.hpp"
 #include "tern/protocol/transport_address.hpp"
 
@@ -87,6 +94,8 @@ public:
     // One STUN message or one ChannelData frame (its stream padding read and dropped);
     // nullopt on timeout or close.
     std::optional<Bytes> receive_frame(std::chrono::milliseconds timeout = 2s);
+    // SHA-256 of the DER certificate the server showed, lower-case hex; empty for TCP.
+    std::string peer_certificate_sha256() const;
 
 private:
     StreamClient() = default;
@@ -140,5 +149,130 @@ public:
 private:
     int fd_ = -1;
 };
+
+// ---------------------------------------------------------------------------------------------
+// A TURN client with long-term credentials (RFC 8489 §9.2), shared by the relay, soak, reload
+// and flood tests. Credentials are computed here with OpenSSL, independently of tern's own
+// auth library, so a bug there cannot cancel out.
+
+protocol::TransactionId random_id();
+
+// TURN REST password: base64(HMAC-SHA1(secret, username)).
+std::string rest_password(const std::string& secret, const std::string& username);
+// "<expiry>:<user>".
+std::string rest_username(std::int64_t expiry, const std::string& user);
+std::int64_t unix_now();
+// Long-term key MD5(username ":" realm ":" password), RFC 8489 §9.2.2.
+Bytes long_term_key(const std::string& username, const std::string& realm,
+                    const std::string& password);
+// Appends FINGERPRINT to a finished message (RFC 8489 §14.7): length first, then the CRC.
+void append_fingerprint(Bytes& msg);
+// A ChannelData frame, padded to a multiple of 4 (which UDP may and streams must carry).
+Bytes channel_data(std::uint16_t channel, const Bytes& payload);
+
+// A parsed reply that owns its bytes. Moving keeps `view` valid (a moved vector keeps its
+// buffer); copying would not, hence no copies.
+struct Reply {
+    Reply() = default;
+    Reply(Reply&&) = default;
+    Reply& operator=(Reply&&) = default;
+    Reply(const Reply&) = delete;
+    Reply& operator=(const Reply&) = delete;
+
+    Bytes bytes;
+    protocol::MessageView view;
+    bool ok = false;
+
+    // 0 for a success response, the ERROR-CODE for an error response, -1 otherwise.
+    int code() const;
+    std::string describe() const;
+};
+
+using Attributes = std::function<void(protocol::MessageBuilder&)>;
+
+// A long-term-credential TURN client on one 5-tuple: a UDP socket, or a TCP/TLS stream. The key
+// is derived from the REALM the server announces in its first 401.
+class TurnClient {
+public:
+    // UDP from `local` (port 0 = any); a default `local` means the loopback address of the
+    // server's family.
+    TurnClient(const TransportAddress& server, std::string username, std::string password,
+               std::optional<TransportAddress> local = std::nullopt);
+    TurnClient(StreamClient stream, std::string username, std::string password);
+
+    UdpClient& socket() { return *udp_; }
+    StreamClient& stream() { return *stream_; }
+    const TransportAddress& server() const { return server_; }
+
+    bool send_raw(const Bytes& bytes);
+    // One datagram (UDP) or one STUN message / ChannelData frame (streams).
+    std::optional<Bytes> receive_raw(std::chrono::milliseconds timeout);
+
+    // Builds a request; authenticated (USERNAME, REALM, NONCE, MESSAGE-INTEGRITY) once a nonce
+    // is known, FINGERPRINT last unless `tamper` is given, which then runs on the signed bytes
+    // before FINGERPRINT is appended, so only MESSAGE-INTEGRITY can notice.
+    Bytes build(protocol::Method method, const Attributes& attrs,
+                const std::function<void(Bytes&)>& tamper = {});
+
+    // Sends `msg` and waits for the response with its transaction id (skipping indications and
+    // ChannelData). UDP retransmits `attempts` times, 1 s apart (RFC 8489 §6.2.1).
+    Reply exchange(const Bytes& msg, int attempts = 3);
+
+    // Sends the request; on 401 or 438 carrying a nonce (the first contact, or a stale nonce)
+    // learns REALM and NONCE and sends it once more, authenticated.
+    Reply request(protocol::Method method, const Attributes& attrs);
+
+    // Gets a nonce without creating anything: an unauthenticated Allocate is always answered
+    // with 401, REALM and NONCE.
+    bool fetch_nonce();
+
+    static Attributes udp_transport();
+
+private:
+    void learn(const Reply& r);
+
+    std::unique_ptr<UdpClient> udp_;
+    std::optional<StreamClient> stream_;
+    TransportAddress server_;
+    std::string username_;
+    std::string password_;
+    Bytes key_;
+    std::string realm_;
+    std::string nonce_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// A UDP echo peer on a thread of this process: every datagram goes back to its sender. Unlike
+// turnutils_peer it counts what it saw, so a test can tell client-to-peer loss from
+// peer-to-client loss. `observe` (optional) sees each datagram on the peer's thread before it
+// is echoed.
+class UdpEchoPeer {
+public:
+    explicit UdpEchoPeer(const TransportAddress& local = TransportAddress::v4({127, 0, 0, 1}, 0),
+                         std::function<void(const std::uint8_t*, std::size_t)> observe = {});
+    ~UdpEchoPeer();
+    UdpEchoPeer(const UdpEchoPeer&) = delete;
+    UdpEchoPeer& operator=(const UdpEchoPeer&) = delete;
+
+    const TransportAddress& address() const { return address_; }
+    std::uint64_t received() const { return received_.load(); }
+
+private:
+    int fd_ = -1;
+    TransportAddress address_;
+    std::function<void(const std::uint8_t*, std::size_t)> observe_;
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> received_{0};
+    std::thread thread_;
+};
+
+// /proc/<pid>/status VmRSS in KiB (-1 if unreadable), and the number of open descriptors in
+// /proc/<pid>/fd (-1 if unreadable).
+long process_rss_kib(pid_t pid);
+int process_fd_count(pid_t pid);
+
+// SHA-256 of the DER certificate in a PEM file, lower-case hex (as
+// StreamClient::peer_certificate_sha256); empty if the file holds none.
+std::string certificate_file_sha256(const std::string& pem_file);
 
 }  // namespace tern::test
