@@ -1,7 +1,9 @@
 #include "tern/server/stream_listener.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <exception>
 
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -25,8 +27,12 @@ using TlsStream = asio::ssl::stream<tcp::socket>;
 
 namespace {
 
-// One client connection. Reads are framed in place; replies are appended to a bounded output
-// buffer and written one batch at a time, so a slow reader costs at most max_pending_output.
+constexpr std::chrono::milliseconds accept_retry_interval{250};
+
+// One client connection. Reads are framed in place; replies and relayed data are appended to a
+// bounded output queue and written one batch at a time. Relayed data stops at max_pending_output,
+// reading the client's requests pauses above it, and their answers may take the queue to twice
+// it, so a slow reader costs about 2 × max_pending_output.
 template <class Stream>
 class StreamConnection final : public std::enable_shared_from_this<StreamConnection<Stream>>,
                                public ClientConnection {
@@ -54,7 +60,7 @@ public:
     void start() {
         if (registry_ != nullptr) context_.client = registry_->attach(*this);
         if constexpr (is_tls) {
-            timer_.expires_after(limits_.tls_handshake_timeout);
+            timer_.expires_after(limits_.handshake_timeout);
             timer_.async_wait(
                 [self = this->shared_from_this()](const boost::system::error_code& ec) {
                     if (!ec) self->close();  // slow or stalled handshake
@@ -81,7 +87,7 @@ public:
     // One timer per connection, re-armed lazily: first the deadline for the first complete
     // frame, then the idle timeout measured from the last frame; reads never touch the timer.
     void watch_from_now() {
-        first_frame_deadline_ = std::chrono::steady_clock::now() + limits_.tls_handshake_timeout;
+        first_frame_deadline_ = std::chrono::steady_clock::now() + limits_.handshake_timeout;
         watch();
     }
     void watch() {
@@ -101,9 +107,15 @@ public:
     }
 
     bool send(std::span<const std::uint8_t> bytes) noexcept override {
-        if (closed_ || pending_.size() + bytes.size() > limits_.max_pending_output) return false;
-        append(bytes);
-        flush();
+        // Relayed data is best effort (RFC 8656 §2.6: TURN carries it unreliably), so a slow
+        // reader loses it rather than growing the queue; STUN responses are never dropped here.
+        if (closed_ || queued() + bytes.size() > limits_.max_pending_output) return false;
+        try {
+            append(bytes);
+            flush();
+        } catch (const std::exception&) {  // out of memory: the packet is lost, like any other
+            return false;
+        }
         return true;
     }
 
@@ -116,12 +128,32 @@ private:
         }
     }
 
+    void close_when_flushed() {
+        if (!writing_ && pending_.empty()) close();
+    }
+
+    // Everything accepted for the client and not yet handed to the kernel.
+    std::size_t queued() const noexcept { return pending_.size() + in_flight_.size(); }
+
     void read() {
         if (closed_) return;
+        if (queued() > limits_.max_pending_output) {
+            // Back-pressure: the client is not reading its answers, so stop reading its
+            // requests until the queue drains (flush() resumes); TCP then slows the sender.
+            read_paused_ = true;
+            return;
+        }
         const auto area = framer_.write_area();
         stream_.async_read_some(
             asio::buffer(area.data(), area.size()),
             [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                if (ec == asio::error::eof) {
+                    // The client half-closed after its requests: their answers still go out,
+                    // then the connection closes (flush() finishes it).
+                    self->input_closed_ = true;
+                    self->close_when_flushed();
+                    return;
+                }
                 if (ec) {
                     self->close();
                     return;
@@ -153,8 +185,13 @@ private:
             last_frame_ = context_.now;
             const auto reply = dispatcher_.handle(frame, context_, scratch_);
             if (reply.empty()) continue;
-            if (pending_.size() + reply.size() > limits_.max_pending_output) {
-                close();  // the client sends but does not read: back-pressure by disconnect
+            // Responses are queued past max_pending_output (the frames already read still get
+            // their answers), but not without bound: reading has stopped by now, so only a
+            // client that never reads reaches twice the limit.
+            if (queued() + reply.size() > 2 * limits_.max_pending_output) {
+                spdlog::debug("closing {} stream from {}: output queue full",
+                              config::to_string(context_.transport), context_.source.to_string());
+                close();
                 return false;
             }
             append(reply);
@@ -190,6 +227,13 @@ private:
                     return;
                 }
                 self->flush();
+                if (self->input_closed_) {
+                    self->close_when_flushed();
+                } else if (self->read_paused_ &&
+                           self->queued() <= self->limits_.max_pending_output) {
+                    self->read_paused_ = false;
+                    self->read();
+                }
             });
     }
 
@@ -224,6 +268,8 @@ private:
     std::vector<std::size_t> in_flight_ends_;
     std::vector<asio::const_buffer> buffers_;
     bool writing_ = false;
+    bool read_paused_ = false;
+    bool input_closed_ = false;  // the client sent FIN (or TLS close_notify)
     bool closed_ = false;
     bool seen_frame_ = false;
     std::chrono::steady_clock::time_point first_frame_deadline_;
@@ -279,6 +325,10 @@ void StreamListener::close() {
 void StreamListener::accept() {
     acceptor_.async_accept(io_, [this](const boost::system::error_code& ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted) return;  // listener closed
+        if (!ec && accept_failing_) {
+            accept_failing_ = false;
+            spdlog::info("accepting on {} again", local_address().to_string());
+        }
         if (!ec) {
             boost::system::error_code opt_ec;
             socket.set_option(tcp::no_delay(true), opt_ec);
@@ -307,12 +357,27 @@ void StreamListener::accept() {
             accept();
             return;
         }
-        // EMFILE and friends persist for a while: retry later rather than spinning.
-        spdlog::warn("accept on {} failed: {}", local_address().to_string(), ec.message());
-        retry_timer_.expires_after(std::chrono::milliseconds(200));
-        retry_timer_.async_wait([this](const boost::system::error_code& wait_ec) {
-            if (!wait_ec) accept();
-        });
+        on_accept_error(ec);
+    });
+}
+
+void StreamListener::on_accept_error(const boost::system::error_code& ec) {
+    // EMFILE, ENFILE, ENOBUFS and ENOMEM last until something else closes: the pending
+    // connection stays in the backlog, so accepting again at once would fail again at once and
+    // spin. Wait instead, and say so once per episode rather than once per retry.
+    if (!accept_failing_) {
+        accept_failing_ = true;
+        const bool out_of_fds = ec.value() == EMFILE || ec.value() == ENFILE;
+        spdlog::warn("accept on {} failed: {}{}; retrying every {} ms until it succeeds",
+                     local_address().to_string(), ec.message(),
+                     out_of_fds ? " (open-files limit reached: raise LimitNOFILE or lower "
+                                  "limits.max_connections)"
+                                : "",
+                     accept_retry_interval.count());
+    }
+    retry_timer_.expires_after(accept_retry_interval);
+    retry_timer_.async_wait([this](const boost::system::error_code& wait_ec) {
+        if (!wait_ec) accept();
     });
 }
 

@@ -19,18 +19,19 @@ namespace {
 // Lifetimes are whole seconds (RFC 8656), so a one-second sweep is exact enough and costs one
 // timer per worker instead of one per allocation, permission and channel.
 constexpr auto tick_interval = std::chrono::seconds(1);
+constexpr auto relay_failure_log_interval = std::chrono::seconds(10);
 
 StreamLimits stream_limits(const config::Config& c) {
     StreamLimits limits;
     limits.idle_timeout = std::chrono::seconds(c.limits.connection_idle_timeout);
-    limits.tls_handshake_timeout = std::chrono::seconds(c.limits.handshake_timeout);
+    limits.handshake_timeout = std::chrono::seconds(c.limits.handshake_timeout);
     limits.max_pending_output = c.limits.max_pending_output;
     return limits;
 }
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
-               std::shared_ptr<const allocation::PeerPolicy> peers, SharedRelayState shared)
+               std::shared_ptr<const allocation::PeerPolicy> peers, const SharedRelayState& shared)
     : index_(index),
       io_(1),
       timer_(io_),
@@ -139,7 +140,23 @@ allocation::OpenRelayResult Worker::open_relay(const protocol::TransportAddress&
     auto socket = std::make_shared<RelaySocket>(io_, *this, relay_buffers_);
     if (const auto ec = socket->open(address, dont_fragment)) {
         if (ec.value() == EADDRINUSE) return {allocation::OpenRelayStatus::address_in_use, 0};
-        spdlog::warn("relay: cannot bind {}: {}", address.to_string(), ec.message());
+        // The Allocate gets 508. Out of file descriptors, every Allocate fails the same way, so
+        // one line per interval says it without letting clients fill the log.
+        const auto now = std::chrono::steady_clock::now();
+        if (relay_failures_logged_at_ == std::chrono::steady_clock::time_point{} ||
+            now - relay_failures_logged_at_ >= relay_failure_log_interval) {
+            spdlog::warn(
+                "relay: cannot open a socket on {}: {}{} (answering 508; {} more since "
+                "the last such line)",
+                address.to_string(), ec.message(),
+                ec.value() == EMFILE || ec.value() == ENFILE ? ", the open-files limit is reached"
+                                                             : "",
+                relay_failures_unlogged_);
+            relay_failures_logged_at_ = now;
+            relay_failures_unlogged_ = 0;
+        } else {
+            ++relay_failures_unlogged_;
+        }
         return {allocation::OpenRelayStatus::failed, 0};
     }
     allocation::RelayId id = 0;

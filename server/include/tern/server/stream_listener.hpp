@@ -20,8 +20,9 @@ namespace tern::server {
 // A TCP/TLS client connection as the relay sees it: somewhere to queue bytes for the client.
 class ClientConnection {
 public:
-    // Queues `bytes` behind earlier output; false (dropped) when the client does not read fast
-    // enough for the output bound. No allocation once the buffers have grown.
+    // Queues relayed `bytes` behind earlier output; false (dropped, as a congested UDP path
+    // would drop it) while the queue is over the output bound. No allocation once the buffers
+    // have grown, and no log line: this is the packet path.
     virtual bool send(std::span<const std::uint8_t> bytes) noexcept = 0;
 
 protected:
@@ -41,11 +42,12 @@ protected:
 
 struct StreamLimits {
     std::size_t max_frame_size = std::size_t{16} * 1024;  // bigger frames close the connection
-    std::size_t max_pending_output =
-        std::size_t{64} * 1024;  // a client that does not read is dropped
+    // Output queued towards a client that reads slowly. Over it, the client's input is not read
+    // (back-pressure) and relayed data for it is dropped; at twice it, the client is dropped.
+    std::size_t max_pending_output = std::size_t{256} * 1024;
     // TLS handshake, and then the first complete request or ChannelData, must each arrive
     // within this: a client that connects and stalls (slowloris) cannot hold a slot.
-    std::chrono::seconds tls_handshake_timeout{10};
+    std::chrono::seconds handshake_timeout{10};
     std::chrono::seconds idle_timeout{600};  // nothing received for this long: closed
 };
 
@@ -66,6 +68,7 @@ public:
 
 private:
     void accept();
+    void on_accept_error(const boost::system::error_code& ec);
 
     boost::asio::io_context& io_;
     boost::asio::ip::tcp::acceptor acceptor_;
@@ -76,6 +79,9 @@ private:
     ConnectionRegistry* registry_;
     ConnectionQuota* quota_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
+    // Set while accept() is failing (EMFILE and the like): one warning per episode, not one per
+    // retry, and one line when accepting works again.
+    bool accept_failing_ = false;
 };
 
 }  // namespace tern::server

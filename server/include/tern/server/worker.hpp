@@ -6,6 +6,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -35,7 +37,7 @@ struct SharedRelayState {
 class Worker final : public allocation::RelayEgress, public RelaySink, public ConnectionRegistry {
 public:
     Worker(unsigned index, std::shared_ptr<const config::Config> config,
-           std::shared_ptr<const allocation::PeerPolicy> peers, SharedRelayState shared);
+           std::shared_ptr<const allocation::PeerPolicy> peers, const SharedRelayState& shared);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -94,6 +96,9 @@ private:
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<StreamListener>> streams_;
     ConnectionQuota& connections_quota_;
+    // Relay sockets that failed to open (EMFILE, say): logged at most once per interval.
+    std::chrono::steady_clock::time_point relay_failures_logged_at_{};
+    std::uint64_t relay_failures_unlogged_ = 0;
     std::thread thread_;
 };
 
