@@ -14,7 +14,7 @@ Duration granted_lifetime(std::optional<Duration> requested,
     return std::max(capped, limits.default_lifetime);
 }
 
-AllocationTable::AllocationTable(AllocationLimits limits, std::uint64_t hash_seed)
+AllocationTable::AllocationTable(const AllocationLimits& limits, std::uint64_t hash_seed)
     : limits_(limits), table_(0, FiveTupleHash{hash_seed}) {}
 
 Allocation* AllocationTable::find(const FiveTuple& tuple, TimePoint now) noexcept {

@@ -86,7 +86,7 @@ CredentialStore::CredentialStore(std::string realm, std::vector<std::string> res
             continue;
         }
         names_by_userhash_.insert_or_assign(userhash(user.name, realm_), user.name);
-        users_.insert_or_assign(user.name, std::move(entry));
+        users_.insert_or_assign(user.name, entry);
     }
 }
 

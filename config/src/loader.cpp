@@ -86,11 +86,14 @@ constexpr std::array<LimitRule, 15> limit_rules = {{
     {"max_pending_output", min_pending_output, max_pending_output, false,
      &Limits::max_pending_output},
 }};
-constexpr auto limits_keys = [] {
-    std::array<std::string_view, limit_rules.size()> names{};
-    for (std::size_t i = 0; i < limit_rules.size(); ++i) names[i] = limit_rules[i].name;
+template <std::size_t N>
+constexpr std::array<std::string_view, N> names_of(const std::array<LimitRule, N>& rules) {
+    std::array<std::string_view, N> names{};
+    std::transform(rules.begin(), rules.end(), names.begin(),
+                   [](const LimitRule& r) { return r.name; });
     return names;
-}();
+}
+constexpr auto limits_keys = names_of(limit_rules);
 constexpr std::array<CredentialExpiry, 3> credential_expiries = {
     CredentialExpiry::allocate, CredentialExpiry::request, CredentialExpiry::strict};
 constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
@@ -219,11 +222,12 @@ int line_of_unclosed_quote(std::string_view text) {
             std::size_t close = i + 1;
             bool closed = false;
             while (close < line_text.size() && !closed) {
-                if (c == '"' && line_text[close] == '\\') {
-                    close += 2;  // an escape; the escaped character cannot close the scalar
-                } else if (c == '\'' && line_text[close] == '\'' && close + 1 < line_text.size() &&
-                           line_text[close + 1] == '\'') {
-                    close += 2;  // '' is an escaped quote inside '...'
+                const bool escape = c == '"' && line_text[close] == '\\';
+                // '' is an escaped quote inside '...'
+                const bool doubled = c == '\'' && line_text[close] == '\'' &&
+                                     close + 1 < line_text.size() && line_text[close + 1] == '\'';
+                if (escape || doubled) {
+                    close += 2;  // the escaped character cannot close the scalar
                 } else if (line_text[close] == c) {
                     closed = true;
                 } else {
@@ -447,7 +451,9 @@ std::vector<Loader::Entry> Loader::entries_of(const YAML::Node& map, const std::
         entry.name = key.Scalar();
         // The path is for messages only, so it gets the escaped name; lookups use the raw one.
         const std::string shown_name = escape_for_message(entry.name);
-        entry.path = path.empty() ? shown_name : path + "." + shown_name;
+        entry.path = path;
+        if (!entry.path.empty()) entry.path += '.';
+        entry.path += shown_name;
         entry.key_line = key_line;
         entry.line = line_of(pair.second, key_line);
         entry.value = pair.second;

@@ -85,7 +85,7 @@ struct RefreshOutcome {
 
 class AllocationTable {
 public:
-    explicit AllocationTable(AllocationLimits limits, std::uint64_t hash_seed = 0);
+    explicit AllocationTable(const AllocationLimits& limits, std::uint64_t hash_seed = 0);
 
     // The allocation for this 5-tuple if it is live; nullptr otherwise. No allocation.
     Allocation* find(const FiveTuple& tuple, TimePoint now) noexcept;

@@ -34,7 +34,9 @@ struct IpKey {
     }
 
     friend bool operator==(const IpKey&, const IpKey&) noexcept = default;
-    friend auto operator<=>(const IpKey&, const IpKey&) noexcept = default;
+    // clang-tidy 14 reads the literal 0 of a defaulted <=> as a null pointer.
+    friend auto operator<=>(const IpKey&,
+                            const IpKey&) noexcept = default;  // NOLINT(modernize-use-nullptr)
 };
 
 // An IP key plus a port: a peer transport address in canonical form.
@@ -46,7 +48,8 @@ struct PeerKey {
         return PeerKey{IpKey::of(address), address.port};
     }
     friend bool operator==(const PeerKey&, const PeerKey&) noexcept = default;
-    friend auto operator<=>(const PeerKey&, const PeerKey&) noexcept = default;
+    friend auto operator<=>(const PeerKey&,
+                            const PeerKey&) noexcept = default;  // NOLINT(modernize-use-nullptr)
 };
 
 }  // namespace tern::allocation
