@@ -4,6 +4,7 @@
 #include "tern/auth/long_term_authenticator.hpp"
 
 #include <algorithm>
+#include <array>
 #include <span>
 
 #include "tern/auth/expiry_policy.hpp"
@@ -107,16 +108,27 @@ AuthResult LongTermAuthenticator::authenticate(const protocol::MessageView& requ
     }
 
     // §9.2.4: USERNAME, else USERHASH (§14.4, static users only) must name a known user.
+    // An unknown name costs the same HMAC as a wrong password, so the time to the 401 does not
+    // tell an attacker which static user names exist.
+    const auto unknown_user = [&] {
+        static constexpr std::array<std::uint8_t, 32> no_key{};
+        if (has_sha256) {
+            (void)protocol::verify_message_integrity_sha256(request, no_key);
+        } else {
+            (void)protocol::verify_message_integrity(request, std::span(no_key).first(16));
+        }
+        return fail(AuthOutcome::unknown_user);
+    };
     std::string_view username;
     if (username_attr) {
         username = *username_attr;
     } else if (const auto resolved = store_.user_for_userhash(*hash_attr)) {
         username = *resolved;
     } else {
-        return fail(AuthOutcome::unknown_user);
+        return unknown_user();
     }
     const auto candidates = store_.keys_for(username, algorithm);
-    if (candidates.empty()) return fail(AuthOutcome::unknown_user);
+    if (candidates.empty()) return unknown_user();
 
     // §9.2.4: verify MESSAGE-INTEGRITY-SHA256 when present, else MESSAGE-INTEGRITY, against
     // every candidate key (several REST secrets during a rotation). A REALM other than ours

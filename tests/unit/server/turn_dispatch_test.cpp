@@ -164,6 +164,11 @@ TEST_F(TurnDispatch, AllocateWithoutCredentialsIsChallengedAndOpensNothing) {
     EXPECT_EQ(r.view.realm(), std::optional<std::string_view>(realm));
     EXPECT_TRUE(r.view.nonce());
     EXPECT_FALSE(r.view.has(protocol::attr::message_integrity));  // nothing to sign with
+    // No SOFTWARE to a sender nobody has authenticated (amplification, docs/security.md §6):
+    // header 20 + ERROR-CODE 24 + REALM "tern.test" 16 + NONCE 52 + PASSWORD-ALGORITHMS 12 +
+    // FINGERPRINT 8.
+    EXPECT_FALSE(r.view.has(protocol::attr::software));
+    EXPECT_EQ(r.bytes.size(), 132u);
     EXPECT_EQ(egress_.next_id, 1u);
     EXPECT_EQ(manager_->allocation_count(), 0u);
 }
@@ -190,6 +195,7 @@ TEST_F(TurnDispatch, WrongPasswordGets401AndNoAllocation) {
                                        allocate_attributes, 2));
     ASSERT_TRUE(r.parsed);
     EXPECT_EQ(r.code(), 401);
+    EXPECT_FALSE(r.view.has(protocol::attr::software));
     EXPECT_TRUE(r.view.nonce());  // a fresh challenge to retry with
     EXPECT_EQ(manager_->allocation_count(), 0u);
 }
