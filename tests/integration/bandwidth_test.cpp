@@ -160,8 +160,8 @@ TEST(Bandwidth, UserCapIsSharedByTheUsersAllocations) {
     ASSERT_NO_FATAL_FAILURE(set_up(b, peer.address()));
     const double seconds = send_paced({&a, &b});  // 2 × 600 KB/s against one 200 KB/s budget
     const int received = settled_count(peer);
-    std::printf("user cap %u B/s: %d of %d packets in %.2f s from two allocations\n", cap,
-                received, 2 * packets, seconds);
+    std::printf("user cap %u B/s: %d of %d packets in %.2f s from two allocations\n", cap, received,
+                2 * packets, seconds);
     EXPECT_LE(received, ceiling(seconds));
     EXPECT_GE(received, ceiling(seconds) * 9 / 10);
 }

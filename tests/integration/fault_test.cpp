@@ -3,12 +3,6 @@
 // out. Each test pairs the fault with a control that shows the refusal or the recovery is real,
 // and every wait is bounded in count and in time.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +20,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,316 +77,36 @@ std::mt19937& rng() {
     return r;
 }
 
-protocol::TransactionId random_id() {
-    protocol::TransactionId id;
-    for (auto& b : id.bytes) b = static_cast<std::uint8_t>(rng()());
-    return id;
-}
-
-// Long-term key MD5(username ":" realm ":" password), RFC 8489 §9.2.2, computed here without
-// tern's auth library.
-Bytes long_term_key(const std::string& username, const std::string& password) {
-    const std::string s = username + ":" + realm + ":" + password;
-    Bytes key(16);
-    unsigned int len = 0;
-    EVP_Digest(s.data(), s.size(), key.data(), &len, EVP_md5(), nullptr);
-    return key;
-}
-
-socklen_t to_sockaddr(const TransportAddress& a, sockaddr_storage& ss) {
-    std::memset(&ss, 0, sizeof ss);
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(a.port);
-    std::memcpy(&in->sin_addr, a.bytes.data(), 4);
-    return sizeof(sockaddr_in);
-}
-
 // ---------------------------------------------------------------------------------------------
-// A stream client with its socket in reach: abortive close (RST), half-close, a small receive
-// window, and sends that never block.
+// Stream connections (TLS verifying tests/data's certificate) and alice's TURN clients, from
+// support; a fault test reaches the socket through StreamClient::fd() and abort().
 
-class Stream {
-public:
-    // TCP connect; for TLS also the handshake, verifying tests/data's certificate. `rcvbuf`, if
-    // set, is applied before connect so the advertised window stays small.
-    static std::unique_ptr<Stream> connect(const TransportAddress& server, bool tls = false,
-                                           int rcvbuf = 0) {
-        auto s = std::unique_ptr<Stream>(new Stream);
-        s->fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        if (s->fd_ < 0) return nullptr;
-        if (rcvbuf > 0) ::setsockopt(s->fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-        sockaddr_storage ss{};
-        const socklen_t len = to_sockaddr(server, ss);
-        if (::connect(s->fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) return nullptr;
-        const int one = 1;
-        ::setsockopt(s->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (tls) {
-            s->ctx_ = SSL_CTX_new(TLS_client_method());
-            SSL_CTX_set_verify(s->ctx_, SSL_VERIFY_PEER, nullptr);
-            const std::string ca = data_dir() + "/tls/cert.pem";
-            if (SSL_CTX_load_verify_locations(s->ctx_, ca.c_str(), nullptr) != 1) return nullptr;
-            s->ssl_ = SSL_new(s->ctx_);
-            SSL_set_tlsext_host_name(s->ssl_, "localhost");
-            SSL_set1_host(s->ssl_, "localhost");
-            SSL_set_fd(s->ssl_, s->fd_);
-            timeval tv{5, 0};
-            ::setsockopt(s->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-            if (SSL_connect(s->ssl_) != 1) {
-                ERR_print_errors_fp(stderr);
-                return nullptr;
-            }
-        }
-        return s;
-    }
+constexpr const char* user = "alice";
+constexpr const char* password = "wonderland";
 
-    ~Stream() {
-        if (ssl_) SSL_free(ssl_);
-        if (ctx_) SSL_CTX_free(ctx_);
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Stream(const Stream&) = delete;
-    Stream& operator=(const Stream&) = delete;
-
-    int fd() const { return fd_; }
-
-    bool send(const Bytes& bytes) {
-        if (ssl_) {
-            return SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) ==
-                   static_cast<int>(bytes.size());
-        }
-        std::size_t sent = 0;
-        while (sent < bytes.size()) {
-            const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-            if (n <= 0) return false;
-            sent += static_cast<std::size_t>(n);
-        }
-        return true;
-    }
-
-    // The client vanishes: SO_LINGER 0 turns close() into a RST, no TLS close_notify, no FIN.
-    void abort() {
-        const linger l{1, 0};
-        ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-        if (ssl_) SSL_free(ssl_);
-        ssl_ = nullptr;
-        ::close(fd_);
-        fd_ = -1;
-    }
-
-    void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
-
-    // One STUN message or one ChannelData frame (its stream padding read and dropped).
-    std::optional<Bytes> receive_frame(std::chrono::milliseconds timeout = 2s) {
-        const auto deadline = Clock::now() + timeout;
-        auto head = read_exact(4, deadline);
-        if (!head) return std::nullopt;
-        const std::size_t length = (static_cast<std::size_t>((*head)[2]) << 8) | (*head)[3];
-        std::size_t rest = 0;
-        if (protocol::looks_like_channel_data((*head)[0])) {
-            rest = (length + 3) / 4 * 4;  // RFC 8656 §12.5: padded to 4 bytes on streams
-        } else {
-            rest = protocol::header_size - 4 + length;
-        }
-        auto body = read_exact(rest, deadline);
-        if (!body) return std::nullopt;
-        if (protocol::looks_like_channel_data((*head)[0])) body->resize(length);
-        head->insert(head->end(), body->begin(), body->end());
-        return head;
-    }
-
-    // True when the server closed (FIN or RST) within `timeout`; whatever else arrives (TLS
-    // session tickets, say) is read and dropped.
-    bool wait_closed(std::chrono::milliseconds timeout) {
-        const auto deadline = Clock::now() + timeout;
-        for (int reads = 0; reads < 100000; ++reads) {
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-            if (left.count() <= 0) return false;
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) != 1) return false;
-            std::uint8_t buf[4096];
-            const ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-            if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return true;
-        }
-        return false;
-    }
-
-private:
-    Stream() = default;
-
-    std::optional<Bytes> read_exact(std::size_t n, Clock::time_point deadline) {
-        Bytes out(n);
-        std::size_t got = 0;
-        while (got < n) {
-            if (!(ssl_ && SSL_pending(ssl_) > 0)) {
-                const auto left =
-                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-                if (left.count() <= 0) return std::nullopt;
-                pollfd p{fd_, POLLIN, 0};
-                if (::poll(&p, 1, static_cast<int>(left.count())) != 1) return std::nullopt;
-            }
-            int r = 0;
-            if (ssl_) {
-                r = SSL_read(ssl_, out.data() + got, static_cast<int>(n - got));
-                if (r <= 0) {
-                    if (SSL_get_error(ssl_, r) == SSL_ERROR_WANT_READ) continue;
-                    return std::nullopt;
-                }
-            } else {
-                r = static_cast<int>(::recv(fd_, out.data() + got, n - got, 0));
-                if (r <= 0) return std::nullopt;
-            }
-            got += static_cast<std::size_t>(r);
-        }
-        return out;
-    }
-
-    int fd_ = -1;
-    SSL* ssl_ = nullptr;
-    SSL_CTX* ctx_ = nullptr;
-};
-
-// ---------------------------------------------------------------------------------------------
-// A long-term-credential TURN client on one 5-tuple (a UDP socket or a Stream).
-
-// A parsed reply that owns its bytes (moving keeps `view` valid: a moved vector keeps its
-// buffer).
-struct Reply {
-    Reply() = default;
-    Reply(Reply&&) = default;
-    Reply& operator=(Reply&&) = default;
-    Reply(const Reply&) = delete;
-    Reply& operator=(const Reply&) = delete;
-
-    Bytes bytes;
-    MessageView view;
-    bool ok = false;
-
-    // 0 for a success response, the ERROR-CODE for an error response, -1 for no answer.
-    int code() const {
-        if (!ok) return -1;
-        if (view.message_class() == MessageClass::success_response) return 0;
-        const auto e = view.error_code();
-        return e ? e->code : -1;
-    }
-};
-
-using Attributes = std::function<void(MessageBuilder&)>;
-
-void udp_transport(MessageBuilder& b) {
-    b.add_requested_transport(17);
+// `rcvbuf`, if set, is applied before connect so the advertised window stays small.
+std::optional<StreamClient> open_stream(const TransportAddress& server, bool tls = false,
+                                        int rcvbuf = 0) {
+    return tls ? StreamClient::connect_tls(server, data_dir() + "/tls/cert.pem", "localhost",
+                                           rcvbuf)
+               : StreamClient::connect_tcp(server, rcvbuf);
 }
 
-class TurnClient {
-public:
-    // UDP from `local` (port 0: the kernel picks).
-    TurnClient(const TransportAddress& server, const TransportAddress& local)
-        : udp_(std::make_unique<UdpClient>(local)), server_(server) {}
-    explicit TurnClient(std::unique_ptr<Stream> stream) : stream_(std::move(stream)) {}
+int allocate(TurnClient& c) {
+    return c.request(Method::allocate, TurnClient::udp_transport()).code();
+}
 
-    UdpClient& udp() { return *udp_; }
-    Stream& stream() { return *stream_; }
-    std::unique_ptr<Stream> take_stream() { return std::move(stream_); }
-    // Peers of every Data indication seen so far, on any receive path.
-    const std::vector<TransportAddress>& data_peers() const { return data_peers_; }
-
-    bool send_raw(const Bytes& bytes) {
-        return stream_ ? stream_->send(bytes) : udp_->send_to(server_, bytes);
-    }
-
-    std::optional<Bytes> receive_raw(std::chrono::milliseconds timeout) {
-        auto got = stream_ ? stream_->receive_frame(timeout) : udp_->receive(timeout);
-        if (got) note_data(*got);
-        return got;
-    }
-
-    // Authenticated (USERNAME, REALM, NONCE, MESSAGE-INTEGRITY) once a nonce is known, then
-    // FINGERPRINT.
-    Bytes build(Method method, const Attributes& attrs) {
-        Bytes buf(1024);
-        MessageBuilder b(buf, {method, MessageClass::request}, random_id());
-        if (attrs) attrs(b);
-        if (!nonce_.empty()) {
-            b.add_text(protocol::attr::username, username_);
-            b.add_text(protocol::attr::realm, realm_);
-            b.add_text(protocol::attr::nonce, nonce_);
-            b.add_message_integrity(key_);
-        }
-        b.add_fingerprint();
-        const auto out = b.finish();
-        return Bytes(out.begin(), out.end());
-    }
-
-    // The response carrying `msg`'s transaction id; frames in between are skipped (and Data
-    // indications noted).
-    Reply exchange(const Bytes& msg, std::chrono::milliseconds wait = 2s) {
-        Reply r;
-        const int attempts = stream_ ? 1 : 3;  // retransmit on UDP only (RFC 8489 §6.2)
-        for (int attempt = 0; attempt < attempts && !r.ok; ++attempt) {
-            if (!send_raw(msg)) return r;
-            const auto deadline = Clock::now() + (stream_ ? wait : wait / 2);
-            for (int frames = 0; frames < 100000 && Clock::now() < deadline; ++frames) {
-                // The whole remaining time: a stream read cut short mid-frame would lose sync.
-                const auto left =
-                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-                auto got = receive_raw(std::max(left, std::chrono::milliseconds(1)));
-                if (!got) break;  // timed out (or the stream closed)
-                r.bytes = std::move(*got);
-                if (MessageView::parse(r.bytes, r.view) != protocol::ParseError::ok) continue;
-                const auto& id = r.view.transaction_id().bytes;
-                if (std::equal(id.begin(), id.end(), msg.begin() + 8) &&
-                    r.view.message_class() != MessageClass::indication) {
-                    r.ok = true;
-                    break;
-                }
-            }
-        }
-        return r;
-    }
-
-    // On the first 401 (or a 438) learns REALM and NONCE and asks again, authenticated.
-    Reply request(Method method, const Attributes& attrs, std::chrono::milliseconds wait = 2s) {
-        Reply r = exchange(build(method, attrs), wait);
-        if ((r.code() == 401 || r.code() == 438) && r.view.nonce() && r.view.realm()) {
-            const bool retry = nonce_.empty() || r.code() == 438;
-            realm_ = std::string(*r.view.realm());
-            nonce_ = std::string(*r.view.nonce());
-            if (retry) r = exchange(build(method, attrs), wait);
-        }
-        return r;
-    }
-
-    int allocate() { return request(Method::allocate, udp_transport).code(); }
-
-    // An unauthenticated Allocate always gets 401 with REALM and NONCE and creates nothing.
-    bool fetch_nonce() {
-        const Reply r = exchange(build(Method::allocate, udp_transport));
-        if (r.code() != 401 || !r.view.nonce() || !r.view.realm()) return false;
-        realm_ = std::string(*r.view.realm());
-        nonce_ = std::string(*r.view.nonce());
-        return true;
-    }
-
-private:
-    void note_data(const Bytes& frame) {
+// Records the peer of every Data indication `c` receives, on any receive path.
+void record_data_peers(TurnClient& c, std::vector<TransportAddress>& peers) {
+    c.on_receive([&peers](const Bytes& frame) {
         MessageView v;
         if (MessageView::parse(frame, v) != protocol::ParseError::ok) return;
         if (v.method() == Method::data && v.message_class() == MessageClass::indication &&
             v.xor_peer_address()) {
-            data_peers_.push_back(*v.xor_peer_address());
+            peers.push_back(*v.xor_peer_address());
         }
-    }
-
-    std::unique_ptr<UdpClient> udp_;
-    std::unique_ptr<Stream> stream_;
-    TransportAddress server_;
-    std::string username_ = "alice";
-    Bytes key_ = long_term_key("alice", "wonderland");
-    std::string realm_;
-    std::string nonce_;
-    std::vector<TransportAddress> data_peers_;
-};
+    });
+}
 
 Attributes peer_attr(const TransportAddress& peer) {
     return [peer](MessageBuilder& b) { b.add_xor_address(protocol::attr::xor_peer_address, peer); };
@@ -405,7 +120,7 @@ bool udp_binding_works(std::uint16_t port) {
            v.message_class() == MessageClass::success_response;
 }
 
-bool stream_binding_works(Stream& s, std::chrono::milliseconds timeout = 2s) {
+bool stream_binding_works(StreamClient& s, std::chrono::milliseconds timeout = 2s) {
     if (!s.send(binding_request())) return false;
     const auto reply = s.receive_frame(timeout);
     MessageView v;
@@ -419,25 +134,16 @@ bool allocates_again(const TransportAddress& server, bool tls, std::chrono::mill
                      int* last_code) {
     const auto deadline = Clock::now() + within;
     for (int attempt = 0; attempt < 40; ++attempt) {
-        auto s = Stream::connect(server, tls);
+        auto s = open_stream(server, tls);
         if (s) {
-            TurnClient c(std::move(s));
-            *last_code = c.allocate();
+            TurnClient c(std::move(*s), user, password);
+            *last_code = allocate(c);
             if (*last_code == 0) return true;
         }
         if (Clock::now() >= deadline) return false;
         std::this_thread::sleep_for(100ms);
     }
     return false;
-}
-
-long vm_rss_kib(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
 }
 
 // utime + stime in clock ticks (/proc/<pid>/stat fields 14 and 15, after the "(comm)").
@@ -456,25 +162,6 @@ long cpu_ticks(pid_t pid) {
     return utime + stime;
 }
 
-int open_fds(pid_t pid) {
-    std::error_code ec;
-    int n = 0;
-    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-        ++n;
-    }
-    return n;
-}
-
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = haystack.find(needle); at != std::string::npos;
-         at = haystack.find(needle, at + needle.size())) {
-        ++n;
-    }
-    return n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Clients that vanish: the allocation goes with the connection (RFC 8656 §3.1: a TCP/TLS
 // allocation ends when its control connection closes), and the user's quota comes back.
@@ -487,17 +174,17 @@ void expect_vanished_client_frees_its_quota(bool tls) {
     expect_ready(ternd);
     const auto server = loopback4(port);
 
-    auto first_stream = Stream::connect(server, tls);
+    auto first_stream = open_stream(server, tls);
     ASSERT_TRUE(first_stream);
-    TurnClient first(std::move(first_stream));
-    ASSERT_EQ(first.allocate(), 0) << ternd.output();
+    TurnClient first(std::move(*first_stream), user, password);
+    ASSERT_EQ(allocate(first), 0) << ternd.output();
 
     // Control: while the first allocation lives, the quota of one holds.
     {
-        auto s = Stream::connect(server, tls);
+        auto s = open_stream(server, tls);
         ASSERT_TRUE(s);
-        TurnClient second(std::move(s));
-        EXPECT_EQ(second.allocate(), 486);
+        TurnClient second(std::move(*s), user, password);
+        EXPECT_EQ(allocate(second), 486);
     }
 
     first.stream().abort();  // RST: no Refresh(0), no FIN, no close_notify
@@ -522,11 +209,11 @@ TEST(FaultVanishingClient, TcpClientResetWhileItsAllocateIsInFlightLeavesNoAlloc
     const auto server = loopback4(port);
     // Several rounds, so the reset lands before, during and after ternd handles the Allocate.
     for (int round = 0; round < 5; ++round) {
-        auto s = Stream::connect(server);
+        auto s = open_stream(server);
         ASSERT_TRUE(s);
-        TurnClient c(std::move(s));
+        TurnClient c(std::move(*s), user, password);
         ASSERT_TRUE(c.fetch_nonce());
-        ASSERT_TRUE(c.send_raw(c.build(Method::allocate, udp_transport)));
+        ASSERT_TRUE(c.send_raw(c.build(Method::allocate, TurnClient::udp_transport())));
         if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(round));
         c.stream().abort();
     }
@@ -547,11 +234,11 @@ TEST(FaultHalfClose, RequestThenShutdownGetsItsAnswerThenTheServerClosesAndTheSl
     const auto server = loopback4(port);
 
     {
-        auto s = Stream::connect(server);
+        auto s = open_stream(server);
         ASSERT_TRUE(s);
         // Request and FIN leave back to back, so ternd often reads both in one wake-up.
         ASSERT_TRUE(s->send(binding_request()));
-        s->shutdown_write();
+        ::shutdown(s->fd(), SHUT_WR);
         const auto reply = s->receive_frame(2s);
         ASSERT_TRUE(reply) << "no answer after half-close\n" << ternd.output();
         MessageView v;
@@ -564,7 +251,7 @@ TEST(FaultHalfClose, RequestThenShutdownGetsItsAnswerThenTheServerClosesAndTheSl
     // the close, hence the retries).
     bool admitted = false;
     for (int attempt = 0; attempt < 20 && !admitted; ++attempt) {
-        auto again = Stream::connect(server);
+        auto again = open_stream(server);
         admitted = again && stream_binding_works(*again, 1s);
         if (!admitted) std::this_thread::sleep_for(100ms);
     }
@@ -577,7 +264,7 @@ TEST(FaultHalfClose, ABurstOfRequestsThenShutdownGetsEveryAnswerBeforeTheClose) 
     const std::uint16_t port = free_port();
     TerndProcess ternd(server_yaml(listen_url("tcp", port), "unauthenticated_rate: 0"));
     expect_ready(ternd);
-    auto s = Stream::connect(loopback4(port), false, 4096);
+    auto s = open_stream(loopback4(port), false, 4096);
     ASSERT_TRUE(s);
     constexpr int requests = 5000;
     std::atomic<int> answers{0};
@@ -599,7 +286,7 @@ TEST(FaultHalfClose, ABurstOfRequestsThenShutdownGetsEveryAnswerBeforeTheClose) 
         burst.insert(burst.end(), r.begin(), r.end());
     }
     const bool sent = s->send(burst);
-    s->shutdown_write();
+    ::shutdown(s->fd(), SHUT_WR);
     reader.join();
     EXPECT_TRUE(sent);
     EXPECT_EQ(answers.load(), requests) << ternd.output();
@@ -612,7 +299,7 @@ TEST(FaultHalfClose, ABurstOfRequestsThenShutdownGetsEveryAnswerBeforeTheClose) 
 
 struct Stall {
     std::string name;
-    std::unique_ptr<Stream> stream;
+    std::optional<StreamClient> stream;
     Clock::time_point start;
     std::chrono::milliseconds expected;
     std::chrono::milliseconds closed_after{-1};
@@ -631,7 +318,7 @@ TEST(FaultStall, HandshakeAndIdleTimeoutsCloseStalledConnectionsOnTime) {
     std::vector<Stall> stalls;
     // Each clock starts before anything ternd could start its own from (the connect, or the
     // request that resets the idle clock), so "not before the deadline" is exact.
-    const auto add = [&](std::string name, Clock::time_point start, std::unique_ptr<Stream> s,
+    const auto add = [&](std::string name, Clock::time_point start, std::optional<StreamClient> s,
                          std::chrono::milliseconds expected) {
         ASSERT_TRUE(s) << name;
         stalls.push_back({std::move(name), std::move(s), start, expected});
@@ -639,12 +326,12 @@ TEST(FaultStall, HandshakeAndIdleTimeoutsCloseStalledConnectionsOnTime) {
     // Connects to the TLS port and sends nothing at all.
     {
         const auto start = Clock::now();
-        add("tls, silent", start, Stream::connect(loopback4(tls_port)), handshake);
+        add("tls, silent", start, open_stream(loopback4(tls_port)), handshake);
     }
     // A TLS record header announcing a ClientHello, and then nothing.
     {
         const auto start = Clock::now();
-        auto s = Stream::connect(loopback4(tls_port));
+        auto s = open_stream(loopback4(tls_port));
         ASSERT_TRUE(s);
         ASSERT_TRUE(s->send(Bytes{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01}));
         add("tls, partial ClientHello", start, std::move(s), handshake);
@@ -652,13 +339,13 @@ TEST(FaultStall, HandshakeAndIdleTimeoutsCloseStalledConnectionsOnTime) {
     // A finished handshake without a request: the first-message deadline starts over.
     {
         const auto start = Clock::now();
-        add("tls, handshake but no request", start, Stream::connect(loopback4(tls_port), true),
+        add("tls, handshake but no request", start, open_stream(loopback4(tls_port), true),
             handshake);
     }
     // Half a STUN header on plain TCP.
     {
         const auto start = Clock::now();
-        auto s = Stream::connect(loopback4(port));
+        auto s = open_stream(loopback4(port));
         ASSERT_TRUE(s);
         const Bytes request = binding_request();
         ASSERT_TRUE(s->send(Bytes(request.begin(), request.begin() + 10)));
@@ -666,14 +353,14 @@ TEST(FaultStall, HandshakeAndIdleTimeoutsCloseStalledConnectionsOnTime) {
     }
     // One Binding answered, then silence: the idle timeout, counted from that request.
     {
-        auto s = Stream::connect(loopback4(port));
+        auto s = open_stream(loopback4(port));
         ASSERT_TRUE(s);
         const auto start = Clock::now();
         ASSERT_TRUE(stream_binding_works(*s));
         add("tcp, idle after a Binding", start, std::move(s), idle);
     }
     // Control: a client that keeps talking outlives both deadlines.
-    auto talker = Stream::connect(loopback4(port));
+    auto talker = open_stream(loopback4(port));
     ASSERT_TRUE(talker);
 
     std::vector<std::thread> waiters;
@@ -713,8 +400,10 @@ TEST(FaultFlood, UnpermittedPeerFloodReachesNothingAndTheClientKeepsService) {
     TerndProcess ternd(server_yaml(listen_url("udp", port), ""));
     expect_ready(ternd);
 
-    TurnClient client(loopback4(port), loopback4(0));
-    const Reply allocated = client.request(Method::allocate, udp_transport);
+    TurnClient client(loopback4(port), user, password, loopback4(0));
+    std::vector<TransportAddress> data_peers;  // of every Data indication, on any receive path
+    record_data_peers(client, data_peers);
+    const Reply allocated = client.request(Method::allocate, TurnClient::udp_transport());
     ASSERT_EQ(allocated.code(), 0) << ternd.output();
     const auto relayed = allocated.view.xor_relayed_address();
     ASSERT_TRUE(relayed);
@@ -771,10 +460,10 @@ TEST(FaultFlood, UnpermittedPeerFloodReachesNothingAndTheClientKeepsService) {
     }
     EXPECT_TRUE(delivered) << ternd.output();
     // Nothing from the flooder reached the client, on any path that read from the socket.
-    for (const auto& peer : client.data_peers()) {
+    for (const auto& peer : data_peers) {
         EXPECT_EQ(peer, permitted.local_address()) << "relayed from " << peer.to_string();
     }
-    EXPECT_FALSE(client.data_peers().empty());
+    EXPECT_FALSE(data_peers.empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -789,11 +478,11 @@ std::uint16_t free_port_run(int count) {
         const auto first = static_cast<std::uint16_t>(dist(rng()));
         bool all = true;
         for (int i = 0; i < count && all; ++i) {
-            const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-            sockaddr_storage ss{};
-            const socklen_t len = to_sockaddr(loopback4(static_cast<std::uint16_t>(first + i)), ss);
-            all = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
-            if (fd >= 0) ::close(fd);
+            try {
+                const UdpClient probe(loopback4(static_cast<std::uint16_t>(first + i)));
+            } catch (const std::runtime_error&) {
+                all = false;
+            }
         }
         if (all) return first;
     }
@@ -813,8 +502,8 @@ TEST(FaultRelayPorts, ExhaustedRangeIs508AndADeletedAllocationsPortIsReused) {
     std::vector<std::unique_ptr<TurnClient>> clients;
     std::vector<std::uint16_t> relay_ports;
     for (int i = 0; i < range; ++i) {
-        auto c = std::make_unique<TurnClient>(loopback4(port), loopback4(0));
-        const Reply r = c->request(Method::allocate, udp_transport);
+        auto c = std::make_unique<TurnClient>(loopback4(port), user, password, loopback4(0));
+        const Reply r = c->request(Method::allocate, TurnClient::udp_transport());
         ASSERT_EQ(r.code(), 0) << "allocation " << i << "\n" << ternd.output();
         relay_ports.push_back(r.view.xor_relayed_address()->port);
         clients.push_back(std::move(c));
@@ -822,16 +511,16 @@ TEST(FaultRelayPorts, ExhaustedRangeIs508AndADeletedAllocationsPortIsReused) {
     std::sort(relay_ports.begin(), relay_ports.end());
     for (int i = 0; i < range; ++i) EXPECT_EQ(relay_ports[static_cast<std::size_t>(i)], first + i);
 
-    TurnClient refused(loopback4(port), loopback4(0));
-    EXPECT_EQ(refused.allocate(), 508);
-    EXPECT_EQ(refused.allocate(), 508);  // and stays refused, without a hang
+    TurnClient refused(loopback4(port), user, password, loopback4(0));
+    EXPECT_EQ(allocate(refused), 508);
+    EXPECT_EQ(allocate(refused), 508);  // and stays refused, without a hang
 
     // Refresh with LIFETIME 0 deletes an allocation (RFC 8656 §7.3) and returns its port.
     ASSERT_EQ(
         clients[1]->request(Method::refresh, [](MessageBuilder& b) { b.add_lifetime(0); }).code(),
         0);
-    TurnClient next(loopback4(port), loopback4(0));
-    const Reply again = next.request(Method::allocate, udp_transport);
+    TurnClient next(loopback4(port), user, password, loopback4(0));
+    const Reply again = next.request(Method::allocate, TurnClient::udp_transport());
     ASSERT_EQ(again.code(), 0) << ternd.output();
     const auto p = again.view.xor_relayed_address()->port;
     EXPECT_TRUE(p >= first && p < first + range) << p;
@@ -849,21 +538,21 @@ TEST(FaultFdLimit, AcceptAndRelaySocketsFailCleanlyAtTheOpenFilesLimitAndRecover
     expect_ready(ternd);
     // Lower the running ternd's limit (prlimit(2) on its PID, as prlimit(1) would): a few fds
     // above what it holds now, so TCP connections use them up quickly.
-    const int base = open_fds(ternd.pid());
+    const int base = process_fd_count(ternd.pid());
     ASSERT_GT(base, 0);
     constexpr int spare = 12;
     const rlimit limit{static_cast<rlim_t>(base + spare), static_cast<rlim_t>(base + spare)};
     ASSERT_EQ(::prlimit(ternd.pid(), RLIMIT_NOFILE, &limit, nullptr), 0) << std::strerror(errno);
 
-    std::vector<std::unique_ptr<Stream>> held;
-    std::unique_ptr<Stream> waiting;  // the first connection ternd could not accept
+    std::vector<StreamClient> held;
+    std::optional<StreamClient> waiting;  // the first connection ternd could not accept
     for (int i = 0; i < spare + 10 && !waiting; ++i) {
-        auto s = Stream::connect(loopback4(port));  // the kernel completes it from the backlog
+        auto s = open_stream(loopback4(port));  // the kernel completes it from the backlog
         ASSERT_TRUE(s);
         if (stream_binding_works(*s, 1s)) {
-            held.push_back(std::move(s));
+            held.push_back(std::move(*s));
         } else {
-            waiting = std::move(s);
+            waiting.emplace(std::move(*s));
         }
     }
     ASSERT_TRUE(waiting) << "never hit the open-files limit with " << held.size()
@@ -891,10 +580,10 @@ TEST(FaultFdLimit, AcceptAndRelaySocketsFailCleanlyAtTheOpenFilesLimitAndRecover
     EXPECT_NE(log.find("open-files limit"), std::string::npos) << log;
 
     // No fd for a relay socket: 508, not a crash, and one log line for repeated failures.
-    TurnClient blocked(loopback4(port), loopback4(0));
-    EXPECT_EQ(blocked.allocate(), 508) << ternd.output();
-    TurnClient blocked_too(loopback4(port), loopback4(0));
-    EXPECT_EQ(blocked_too.allocate(), 508) << ternd.output();
+    TurnClient blocked(loopback4(port), user, password, loopback4(0));
+    EXPECT_EQ(allocate(blocked), 508) << ternd.output();
+    TurnClient blocked_too(loopback4(port), user, password, loopback4(0));
+    EXPECT_EQ(allocate(blocked_too), 508) << ternd.output();
     EXPECT_EQ(count_of(ternd.output(), "relay: cannot open"), 1u) << ternd.output();
     EXPECT_TRUE(ternd.running());
 
@@ -904,7 +593,7 @@ TEST(FaultFdLimit, AcceptAndRelaySocketsFailCleanlyAtTheOpenFilesLimitAndRecover
     EXPECT_TRUE(stream_binding_works(*waiting, 3s)) << ternd.output();
     bool allocated = false;
     for (int attempt = 0; attempt < 20 && !allocated; ++attempt) {
-        allocated = blocked.allocate() == 0;
+        allocated = allocate(blocked) == 0;
         if (!allocated) std::this_thread::sleep_for(100ms);
     }
     EXPECT_TRUE(allocated) << ternd.output();
@@ -928,10 +617,10 @@ void expect_stalled_reader_bounded(bool tls) {
     expect_ready(ternd);
 
     // A tiny receive window, so almost everything stays queued on ternd's side.
-    auto stream = Stream::connect(loopback4(tls ? tls_port : port), tls, 4096);
+    auto stream = open_stream(loopback4(tls ? tls_port : port), tls, 4096);
     ASSERT_TRUE(stream);
-    TurnClient slow(std::move(stream));
-    const Reply allocated = slow.request(Method::allocate, udp_transport);
+    TurnClient slow(std::move(*stream), user, password);
+    const Reply allocated = slow.request(Method::allocate, TurnClient::udp_transport());
     ASSERT_EQ(allocated.code(), 0) << ternd.output();
     const auto relayed = *allocated.view.xor_relayed_address();
     UdpClient peer(loopback4(0));
@@ -945,7 +634,7 @@ void expect_stalled_reader_bounded(bool tls) {
                   .code(),
               0);
 
-    const long rss_before = vm_rss_kib(ternd.pid());
+    const long rss_before = process_rss_kib(ternd.pid());
     ASSERT_GT(rss_before, 0);
     // ~96 MB towards a client that reads nothing: unbounded queueing would show in RSS.
     const Bytes payload(4092, 0x5A);
@@ -956,7 +645,7 @@ void expect_stalled_reader_bounded(bool tls) {
         if (i % 32 == 31) std::this_thread::sleep_for(1ms);  // let the worker keep up
     }
     std::this_thread::sleep_for(300ms);
-    const long rss_after = vm_rss_kib(ternd.pid());
+    const long rss_after = process_rss_kib(ternd.pid());
     std::cout << "ternd RSS " << rss_before << " KiB before, " << rss_after << " KiB after " << sent
               << " datagrams\n";
     EXPECT_LT(rss_after - rss_before, 30 * 1024)
@@ -966,7 +655,7 @@ void expect_stalled_reader_bounded(bool tls) {
     // Others are still served, over UDP and over a second TCP connection.
     EXPECT_TRUE(udp_binding_works(port));
     {
-        auto other = Stream::connect(loopback4(port));
+        auto other = open_stream(loopback4(port));
         ASSERT_TRUE(other);
         EXPECT_TRUE(stream_binding_works(*other));
     }

@@ -40,15 +40,6 @@ constexpr std::uint16_t channel = 0x4001;
 constexpr const char* reloaded = "SIGHUP: configuration reloaded from";
 constexpr const char* refused = "keeping the running configuration";
 
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = haystack.find(needle); at != std::string::npos;
-         at = haystack.find(needle, at + needle.size())) {
-        ++n;
-    }
-    return n;
-}
-
 // Waits until `needle` occurs at least `n` times in ternd's output.
 bool wait_for_count(const TerndProcess& ternd, const std::string& needle, std::size_t n,
                     std::chrono::milliseconds timeout = 5s) {
@@ -155,6 +146,16 @@ struct Spec {
         return y;
     }
 };
+
+// The default config on fresh ports, serving `certs`.
+Spec spec_for(const Certificates& certs) {
+    Spec spec;
+    spec.port = free_port();
+    spec.tls_port = free_port();
+    spec.cert = certs.cert;
+    spec.key = certs.key;
+    return spec;
+}
 
 // 1-based line of the first line of `yaml` that starts with `prefix`.
 int line_of(const std::string& yaml, const std::string& prefix) {
@@ -315,11 +316,7 @@ void expect_lossless(const StreamResult& r, const char* what) {
 
 void live_relay_survives_reloads(bool tcp) {
     Certificates certs;
-    Spec spec;
-    spec.port = free_port();
-    spec.tls_port = free_port();
-    spec.cert = certs.cert;
-    spec.key = certs.key;
+    Spec spec = spec_for(certs);
     TerndProcess ternd(spec.yaml());
     ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
     const auto server = loopback4(spec.port);
@@ -410,11 +407,7 @@ TEST(ReloadUnderTraffic, TcpRelayLosesNothingWhileSecretsUsersLimitsPeersAndCert
 
 TEST(ReloadRefused, BrokenConfigsAreRefusedByKeyAndLineAndTheRelayAndOldCredentialsCarryOn) {
     Certificates certs;
-    Spec spec;
-    spec.port = free_port();
-    spec.tls_port = free_port();
-    spec.cert = certs.cert;
-    spec.key = certs.key;
+    Spec spec = spec_for(certs);
     TerndProcess ternd(spec.yaml());
     ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
     const auto server = loopback4(spec.port);
@@ -503,11 +496,7 @@ int tls_echoes(TurnClient& c, int n, std::uint8_t mark) {
 
 TEST(ReloadTls, NewConnectionsGetTheNewCertificateOldOnesKeepWorkingBadKeysAreRefused) {
     Certificates certs;
-    Spec spec;
-    spec.port = free_port();
-    spec.tls_port = free_port();
-    spec.cert = certs.cert;
-    spec.key = certs.key;
+    Spec spec = spec_for(certs);
     TerndProcess ternd(spec.yaml());
     ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
     const auto tls_server = loopback4(spec.tls_port);

@@ -117,6 +117,15 @@ std::string data_dir() {
     return TERN_TEST_DATA_DIR;
 }
 
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = haystack.find(needle); at != std::string::npos;
+         at = haystack.find(needle, at + needle.size())) {
+        ++n;
+    }
+    return n;
+}
+
 TerndProcess::TerndProcess(const std::string& yaml) {
     char tmpl[] = "/tmp/tern-it-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -239,9 +248,10 @@ std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& r
     return result;
 }
 
-std::optional<StreamClient> StreamClient::connect_tcp(const TransportAddress& server) {
+std::optional<StreamClient> StreamClient::connect_tcp(const TransportAddress& server, int rcvbuf) {
     const int fd = ::socket(family_of(server), SOCK_STREAM, 0);
     if (fd < 0) return std::nullopt;
+    if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     sockaddr_storage ss{};
     const socklen_t len = to_sockaddr(server, ss);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
@@ -257,8 +267,8 @@ std::optional<StreamClient> StreamClient::connect_tcp(const TransportAddress& se
 
 std::optional<StreamClient> StreamClient::connect_tls(const TransportAddress& server,
                                                       const std::string& ca_file,
-                                                      const std::string& host) {
-    auto c = connect_tcp(server);
+                                                      const std::string& host, int rcvbuf) {
+    auto c = connect_tcp(server, rcvbuf);
     if (!c) return std::nullopt;
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
@@ -302,8 +312,22 @@ bool StreamClient::send(const Bytes& bytes) {
         return SSL_write(static_cast<SSL*>(ssl_), bytes.data(), static_cast<int>(bytes.size())) ==
                static_cast<int>(bytes.size());
     }
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+        const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        sent += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+void StreamClient::abort() {
+    const linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    if (ssl_) SSL_free(static_cast<SSL*>(ssl_));
+    ssl_ = nullptr;
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
 }
 
 std::optional<Bytes> StreamClient::read_exact(std::size_t n,
@@ -355,10 +379,10 @@ bool StreamClient::wait_closed(std::chrono::milliseconds timeout) {
         if (left.count() <= 0) return false;
         pollfd p{fd_, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left.count())) != 1) return false;
-        std::uint8_t buf[512];
-        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
-        if (n < 0) return false;
+        std::uint8_t buf[4096];
+        const ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return true;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
     }
 }
 
@@ -489,9 +513,10 @@ std::optional<Bytes> StreamClient::receive_frame(std::chrono::milliseconds timeo
     return head;
 }
 
-std::string StreamClient::peer_certificate_sha256() const {
-    if (!ssl_) return {};
-    X509* cert = SSL_get1_peer_certificate(static_cast<SSL*>(ssl_));
+namespace {
+
+// SHA-256 of `cert`'s DER form, lower-case hex; takes ownership of `cert` (empty if null).
+std::string sha256_hex(X509* cert) {
     if (!cert) return {};
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -506,23 +531,19 @@ std::string StreamClient::peer_certificate_sha256() const {
     return out;
 }
 
+}  // namespace
+
+std::string StreamClient::peer_certificate_sha256() const {
+    if (!ssl_) return {};
+    return sha256_hex(SSL_get1_peer_certificate(static_cast<SSL*>(ssl_)));
+}
+
 std::string certificate_file_sha256(const std::string& pem_file) {
     FILE* f = std::fopen(pem_file.c_str(), "r");
     if (!f) return {};
     X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
     std::fclose(f);
-    if (!cert) return {};
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    X509_digest(cert, EVP_sha256(), md, &len);
-    X509_free(cert);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 0xF];
-    }
-    return out;
+    return sha256_hex(cert);
 }
 
 protocol::TransactionId random_id() {
@@ -618,7 +639,9 @@ bool TurnClient::send_raw(const Bytes& bytes) {
 }
 
 std::optional<Bytes> TurnClient::receive_raw(std::chrono::milliseconds timeout) {
-    return stream_ ? stream_->receive_frame(timeout) : udp_->receive(timeout);
+    auto got = stream_ ? stream_->receive_frame(timeout) : udp_->receive(timeout);
+    if (got && on_receive_) on_receive_(*got);
+    return got;
 }
 
 Bytes TurnClient::build(protocol::Method method, const Attributes& attrs,
@@ -639,16 +662,19 @@ Bytes TurnClient::build(protocol::Method method, const Attributes& attrs,
     return msg;
 }
 
-Reply TurnClient::exchange(const Bytes& msg, int attempts) {
+Reply TurnClient::exchange(const Bytes& msg, int attempts, std::chrono::milliseconds stream_wait) {
     Reply r;
     // Retransmissions are for UDP only (RFC 8489 §6.2.1-6.2.2).
     if (stream_) attempts = 1;
     for (int attempt = 0; attempt < attempts && !r.ok; ++attempt) {
         send_raw(msg);
-        const auto deadline = std::chrono::steady_clock::now() + (stream_ ? 3s : 1s);
+        const auto deadline = std::chrono::steady_clock::now() + (stream_ ? stream_wait : 1s);
         while (std::chrono::steady_clock::now() < deadline) {
-            auto got = receive_raw(200ms);
-            if (!got) continue;
+            // The whole remaining time: a stream read cut short mid-frame would lose sync.
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            auto got = receive_raw(std::max(left, std::chrono::milliseconds(1)));
+            if (!got) break;  // timed out, or the stream closed
             r.bytes = std::move(*got);
             if (protocol::MessageView::parse(r.bytes, r.view) != protocol::ParseError::ok) {
                 continue;
@@ -664,12 +690,13 @@ Reply TurnClient::exchange(const Bytes& msg, int attempts) {
     return r;
 }
 
-Reply TurnClient::request(protocol::Method method, const Attributes& attrs) {
-    Reply r = exchange(build(method, attrs));
+Reply TurnClient::request(protocol::Method method, const Attributes& attrs,
+                          std::chrono::milliseconds stream_wait) {
+    Reply r = exchange(build(method, attrs), 3, stream_wait);
     if ((r.code() == 401 || r.code() == 438) && r.view.nonce() && r.view.realm()) {
         const bool first = nonce_.empty() || r.code() == 438;
         learn(r);
-        if (first) r = exchange(build(method, attrs));
+        if (first) r = exchange(build(method, attrs), 3, stream_wait);
     }
     return r;
 }

@@ -33,6 +33,9 @@ TransportAddress loopback6(std::uint16_t port);
 
 std::string data_dir();  // tests/data in the source tree
 
+// How many times `needle` occurs in `haystack`, without overlaps (log lines in ternd's output).
+std::size_t count_of(const std::string& haystack, const std::string& needle);
+
 class TerndProcess {
 public:
     // Writes `yaml` to a fresh temp dir as tern.yaml and starts ternd --config on it.
@@ -74,22 +77,29 @@ std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& r
                                   TransportAddress* reply_from = nullptr);
 
 // A connected stream client (TCP, or TLS verifying the server certificate against `ca_file`
-// with host name `host`).
+// with host name `host`). `rcvbuf`, if set, is the SO_RCVBUF applied before connect, so the
+// advertised window stays small.
 class StreamClient {
 public:
-    static std::optional<StreamClient> connect_tcp(const TransportAddress& server);
+    static std::optional<StreamClient> connect_tcp(const TransportAddress& server, int rcvbuf = 0);
     static std::optional<StreamClient> connect_tls(const TransportAddress& server,
                                                    const std::string& ca_file,
-                                                   const std::string& host);
+                                                   const std::string& host, int rcvbuf = 0);
     StreamClient(StreamClient&& other) noexcept;
     StreamClient& operator=(StreamClient&&) = delete;
     ~StreamClient();
 
     TransportAddress local_address() const;
+    // The socket, for faults a test stages itself (shutdown(SHUT_WR), say); -1 after abort().
+    int fd() const { return fd_; }
+    // Sends all of `bytes` (TCP: as many send calls as it takes).
     bool send(const Bytes& bytes);
+    // The client vanishes: SO_LINGER 0 turns close() into a RST; no TLS close_notify, no FIN.
+    void abort();
     // Reads exactly one STUN message (20-byte header + length); nullopt on timeout or close.
     std::optional<Bytes> receive_message(std::chrono::milliseconds timeout = 2s);
-    // True when the server closed the connection within `timeout`.
+    // True when the server closed the connection (FIN or RST) within `timeout`; whatever else
+    // arrives (TLS session tickets, say) is read and dropped.
     bool wait_closed(std::chrono::milliseconds timeout);
     // One STUN message or one ChannelData frame (its stream padding read and dropped);
     // nullopt on timeout or close.
@@ -215,12 +225,17 @@ public:
                 const std::function<void(Bytes&)>& tamper = {});
 
     // Sends `msg` and waits for the response with its transaction id (skipping indications and
-    // ChannelData). UDP retransmits `attempts` times, 1 s apart (RFC 8489 §6.2.1).
-    Reply exchange(const Bytes& msg, int attempts = 3);
+    // ChannelData). UDP retransmits `attempts` times, 1 s apart (RFC 8489 §6.2.1); a stream
+    // sends once and waits up to `stream_wait`.
+    Reply exchange(const Bytes& msg, int attempts = 3, std::chrono::milliseconds stream_wait = 3s);
 
     // Sends the request; on 401 or 438 carrying a nonce (the first contact, or a stale nonce)
     // learns REALM and NONCE and sends it once more, authenticated.
-    Reply request(protocol::Method method, const Attributes& attrs);
+    Reply request(protocol::Method method, const Attributes& attrs,
+                  std::chrono::milliseconds stream_wait = 3s);
+
+    // Runs `hook` on every datagram or frame received, on any path (exchange included).
+    void on_receive(std::function<void(const Bytes&)> hook) { on_receive_ = std::move(hook); }
 
     // Gets a nonce without creating anything: an unauthenticated Allocate is always answered
     // with 401, REALM and NONCE.
@@ -239,6 +254,7 @@ private:
     Bytes key_;
     std::string realm_;
     std::string nonce_;
+    std::function<void(const Bytes&)> on_receive_;
 };
 
 // ---------------------------------------------------------------------------------------------
