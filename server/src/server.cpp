@@ -210,6 +210,12 @@ void Server::reload() {
         for (const auto& e : loaded.errors) spdlog::error("  {}", e.to_string());
         return;
     }
+    if (loaded.config->auth.secrets.empty() && loaded.config->auth.users.empty()) {
+        // Never open: only the secret this process generated (shown at start, if any) works.
+        spdlog::warn("SIGHUP: {} configures no auth.secrets or auth.users; only this process's "
+                     "generated secret is accepted",
+                     config_path_);
+    }
     config::Config next = with_runtime_secret(std::move(*loaded.config));
 
     // Sockets and threads are fixed at start; say so rather than pretend.

@@ -475,6 +475,36 @@ TEST(ReloadRefused, BrokenConfigsAreRefusedByKeyAndLineAndTheRelayAndOldCredenti
 // TLS certificates on reload.
 
 // ChannelData frames through an existing TLS connection: how many of `n` came back.
+// A reload that removes every credential must not open the relay: ternd keeps only a secret of
+// its own (with_runtime_secret), says so, and the removed credentials stop working.
+TEST(ReloadCredentials, RemovingEveryCredentialLeavesTheRelayClosedNotOpen) {
+    const auto port = free_port();
+    const auto yaml = [&](bool with_credentials) {
+        std::string y = "listen: [ \"udp://127.0.0.1:" + std::to_string(port) + "\" ]\n";
+        if (with_credentials) {
+            y += std::string("auth:\n  secrets: [ \"") + old_secret +
+                 "\" ]\n  users: { alice: { password: wonderland } }\n";
+        }
+        return y + "limits: { shutdown_grace: 0 }\n";
+    };
+    TerndProcess ternd(yaml(true));
+    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
+    const auto server = loopback4(port);
+    ASSERT_EQ(allocate_code(server, "alice", "wonderland"), 0);
+    ASSERT_EQ(rest_allocate_code(server, old_secret), 0);
+
+    ternd.rewrite_config(yaml(false));
+    ternd.send_signal(SIGHUP);
+    ASSERT_TRUE(wait_for_count(ternd, reloaded, 1)) << ternd.output();
+    EXPECT_EQ(count_of(ternd.output(), "configures no auth.secrets or auth.users"), 1u)
+        << ternd.output();
+    EXPECT_TRUE(eventually([&] { return allocate_code(server, "alice", "wonderland") == 401; }));
+    EXPECT_EQ(rest_allocate_code(server, old_secret), 401);
+    // Nor does any guess at an empty or default secret work.
+    EXPECT_EQ(rest_allocate_code(server, ""), 401);
+    EXPECT_EQ(rest_allocate_code(server, "tern"), 401);
+}
+
 int tls_echoes(TurnClient& c, int n, std::uint8_t mark) {
     for (int i = 0; i < n; ++i) {
         Bytes payload(64, mark);
