@@ -56,20 +56,25 @@ struct RequestDispatcher::Credentials {
 };
 
 RequestDispatcher::RequestDispatcher(std::shared_ptr<const config::Config> config,
-                                     allocation::AllocationManager* relay, std::uint64_t hash_seed)
+                                     allocation::AllocationManager* relay, std::uint64_t hash_seed,
+                                     SourceRateLimiter* unauthenticated)
     : config_(std::move(config)),
       credentials_(std::make_unique<Credentials>(*config_)),
       relay_(relay),
-      unauthenticated_(config_->limits.unauthenticated_rate, config_->limits.unauthenticated_burst,
-                       source_slots, hash_seed) {}
+      own_limiter_(unauthenticated != nullptr
+                       ? nullptr
+                       : std::make_unique<SourceRateLimiter>(config_->limits.unauthenticated_rate,
+                                                             config_->limits.unauthenticated_burst,
+                                                             source_slots, hash_seed)),
+      unauthenticated_(unauthenticated != nullptr ? unauthenticated : own_limiter_.get()) {}
 
 RequestDispatcher::~RequestDispatcher() = default;
 
 void RequestDispatcher::set_config(std::shared_ptr<const config::Config> config) {
     config_ = std::move(config);
     credentials_ = std::make_unique<Credentials>(*config_);
-    unauthenticated_.set_rate(config_->limits.unauthenticated_rate,
-                              config_->limits.unauthenticated_burst);
+    unauthenticated_->set_rate(config_->limits.unauthenticated_rate,
+                               config_->limits.unauthenticated_burst);
 }
 
 std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView& msg,
@@ -85,7 +90,7 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
     }
     if (!result.ok()) {
         // Challenges and failures cost the sender's bucket; past its rate it gets silence.
-        if (!unauthenticated_.allow(context.source, context.now)) {
+        if (!unauthenticated_->allow(context.source, context.now)) {
             ++counters_.rate_limited;
             return {};
         }
@@ -174,7 +179,7 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
     // Every answer to a sender that has not authenticated costs its bucket: all of them except
     // TURN requests, which pay below unless they authenticate.
     const bool turn = relay_ != nullptr && is_turn_method(msg.method());
-    if (!turn && !unauthenticated_.allow(context.source, context.now)) {
+    if (!turn && !unauthenticated_->allow(context.source, context.now)) {
         ++counters_.rate_limited;
         return {};
     }
@@ -193,7 +198,7 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
         }
     }
     if (n_unknown > 0) {
-        if (turn && !unauthenticated_.allow(context.source, context.now)) {
+        if (turn && !unauthenticated_->allow(context.source, context.now)) {
             ++counters_.rate_limited;
             return {};
         }

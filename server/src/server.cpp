@@ -99,9 +99,15 @@ bool Server::open() {
     randombytes_buf(&seed, sizeof seed);
     // A first policy without the listening addresses; completed below once they are bound.
     auto peers = make_peer_policy(*config_, {});
+    // 8192 sources per worker, as one table: a source cannot multiply its rate by the workers.
+    unauthenticated_ = std::make_unique<SourceRateLimiter>(
+        config_->limits.unauthenticated_rate, config_->limits.unauthenticated_burst,
+        std::size_t{8192} * n, seed ^ 0x243F6A8885A308D3ull);
     for (unsigned i = 0; i < n; ++i) {
-        workers_.push_back(std::make_unique<Worker>(
-            i, config_, peers, SharedRelayState{*ports_, *quota_, *user_bandwidth_, *connections_, seed}));
+        workers_.push_back(
+            std::make_unique<Worker>(i, config_, peers,
+                                     SharedRelayState{*ports_, *quota_, *user_bandwidth_,
+                                                      *unauthenticated_, *connections_, seed}));
     }
 
     for (const auto& listener : config_->listen) {
@@ -212,9 +218,10 @@ void Server::reload() {
     }
     if (loaded.config->auth.secrets.empty() && loaded.config->auth.users.empty()) {
         // Never open: only the secret this process generated (shown at start, if any) works.
-        spdlog::warn("SIGHUP: {} configures no auth.secrets or auth.users; only this process's "
-                     "generated secret is accepted",
-                     config_path_);
+        spdlog::warn(
+            "SIGHUP: {} configures no auth.secrets or auth.users; only this process's "
+            "generated secret is accepted",
+            config_path_);
     }
     config::Config next = with_runtime_secret(std::move(*loaded.config));
 

@@ -37,7 +37,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
       timer_(io_),
       manager_(manager_settings(*config), std::move(peers), shared.ports, *this,
                shared.hash_seed + index, &shared.quota, &shared.user_bandwidth),
-      dispatcher_(std::move(config), &manager_, shared.hash_seed ^ (index * 0x9E3779B97F4A7C15ull)),
+      dispatcher_(std::move(config), &manager_, shared.hash_seed ^ (index * 0x9E3779B97F4A7C15ull),
+                  &shared.unauthenticated),
       connections_quota_(shared.connections) {}
 
 Worker::~Worker() {

@@ -34,11 +34,11 @@ constexpr int burst = 40;
 constexpr int bindings = 2000;
 constexpr int allocates = 500;
 
-// One worker, so one bucket per source address: with several workers SO_REUSEPORT spreads one
-// address's ports over them and each has its own bucket (see security.md, Gaps).
-std::string flood_yaml(std::uint16_t port, int unauthenticated_rate) {
+std::string flood_yaml(std::uint16_t port, int unauthenticated_rate, int threads = 1) {
     return "realm: flood.test\n"
-           "threads: 1\n"
+           "threads: " +
+           std::to_string(threads) +
+           "\n"
            "listen: [ \"udp://127.0.0.1:" +
            std::to_string(port) +
            "\" ]\n"
@@ -216,6 +216,29 @@ TEST(FloodUnauthenticated, OneSourceIsCutToItsBurstAndRateOthersAndAuthenticated
     // Another source address keeps its own bucket.
     EXPECT_GT(run.other_source_sent, 3);
     EXPECT_EQ(run.other_source_answered, run.other_source_sent);
+}
+
+// SO_REUSEPORT hashes each source port to a worker; the buckets are one table for the whole
+// process, so spreading a flood over 16 ports and both workers does not double its share.
+TEST(FloodUnauthenticated, ASourceSpreadOverWorkersStillGetsOneBucket) {
+    const std::uint16_t port = free_port();
+    TerndProcess ternd(flood_yaml(port, rate, 2));
+    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
+    const auto server = loopback4(port);
+    FloodResult result;
+    const auto start = Clock::now();
+    for (int i = 0; i < 16; ++i) {
+        UdpClient socket(loopback4(0));
+        flood(socket, server, bindings / 16, make_binding, result);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    std::printf("flood over 16 ports, 2 workers: sent %d in %.2f s, answered %d\n", result.sent,
+                seconds, result.binding_answers);
+    ASSERT_EQ(result.sent, bindings / 16 * 16);
+    // One bucket: a bucket per worker would answer about twice the burst.
+    EXPECT_LE(result.binding_answers, burst + rate * seconds + 2);
+    EXPECT_GE(result.binding_answers, burst);
+    EXPECT_TRUE(ternd.running()) << ternd.output();
 }
 
 TEST(FloodUnauthenticated, WithTheLimitOffEveryRequestIsAnswered) {

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 namespace tern::server {
 namespace {
@@ -59,6 +61,26 @@ TEST(SourceRateLimiter, ManySourcesStayInBoundedMemory) {
             {10, static_cast<std::uint8_t>(i >> 8), static_cast<std::uint8_t>(i), 1}, 1);
         EXPECT_TRUE(l.allow(a, t0));
     }
+}
+
+// Workers share one limiter: two threads answering the same source (from different ports, as
+// SO_REUSEPORT would spread them) together get its burst once, not once each.
+TEST(SourceRateLimiter, ThreadsSharingItShareEachSourcesBucket) {
+    SourceRateLimiter l(10, 500, 8192, 1);
+    std::atomic<int> granted{0};
+    auto worker = [&](std::uint16_t port) {
+        int mine = 0;
+        for (int i = 0; i < 5000; ++i) {
+            if (l.allow(TransportAddress::v4({198, 51, 100, 1}, port), t0)) ++mine;
+        }
+        granted += mine;
+    };
+    std::thread a(worker, 1000);
+    std::thread b(worker, 2000);
+    a.join();
+    b.join();
+    EXPECT_EQ(granted.load(), 500);
+    EXPECT_EQ(l.refused(), 9500u);
 }
 
 }  // namespace

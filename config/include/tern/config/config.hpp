@@ -114,8 +114,8 @@ struct Limits {
     // complete message.
     std::uint32_t handshake_timeout = 10;
     std::uint32_t connection_idle_timeout = 600;  // seconds a TCP/TLS client may send nothing
-    // Requests per second (and burst) one source IP may send without authenticating, per
-    // worker thread; 0 = no limit.
+    // Requests per second (and burst) one source IP may send without authenticating; 0 = no
+    // limit.
     std::uint32_t unauthenticated_rate = 50;
     std::uint32_t unauthenticated_burst = 100;
     // On SIGTERM, seconds live allocations may keep relaying (new ones refused) before exit.

@@ -30,10 +30,13 @@ class RequestDispatcher {
 public:
     // `relay` (may be null: STUN only) must outlive the dispatcher; it gets the TURN methods,
     // Send indications and ChannelData after authentication.
-    // `hash_seed` keys the per-source rate limiter's table; random per process in the server.
+    // `unauthenticated` (may be null) is the per-source rate limiter shared by every worker and
+    // must outlive the dispatcher; without one the dispatcher keeps its own, keyed by
+    // `hash_seed` (random per process in the server).
     explicit RequestDispatcher(std::shared_ptr<const config::Config> config,
                                allocation::AllocationManager* relay = nullptr,
-                               std::uint64_t hash_seed = 0);
+                               std::uint64_t hash_seed = 0,
+                               SourceRateLimiter* unauthenticated = nullptr);
     ~RequestDispatcher();
     RequestDispatcher(const RequestDispatcher&) = delete;
     RequestDispatcher& operator=(const RequestDispatcher&) = delete;
@@ -60,7 +63,8 @@ private:
     std::shared_ptr<const config::Config> config_;
     std::unique_ptr<Credentials> credentials_;
     allocation::AllocationManager* relay_;
-    SourceRateLimiter unauthenticated_;
+    std::unique_ptr<SourceRateLimiter> own_limiter_;
+    SourceRateLimiter* unauthenticated_;
     DispatchCounters counters_;
 };
 

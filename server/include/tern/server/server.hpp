@@ -15,6 +15,7 @@
 #include "tern/allocation/user_bandwidth.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/connection_quota.hpp"
+#include "tern/server/source_rate_limiter.hpp"
 #include "tern/server/worker.hpp"
 
 namespace tern::server {
@@ -50,6 +51,8 @@ private:
     std::unique_ptr<allocation::UserBandwidth> user_bandwidth_ =
         std::make_unique<allocation::UserBandwidth>();
     std::unique_ptr<ConnectionQuota> connections_;
+    std::unique_ptr<SourceRateLimiter>
+        unauthenticated_;  // limits.unauthenticated_rate, all workers
     std::string config_path_;
     std::string generated_secret_;
     std::string generated_nonce_secret_;

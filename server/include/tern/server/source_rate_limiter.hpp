@@ -1,9 +1,13 @@
 // A token bucket per source IP for every answer to a sender that has not authenticated
-// (Binding, 420/400, and TURN challenges and failures): bounded memory, no allocation per call.
+// (Binding, 420/400, and TURN challenges and failures): one table for the whole process, so the
+// limit holds however SO_REUSEPORT spreads a source's ports over workers.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "tern/allocation/clock.hpp"
@@ -15,8 +19,10 @@ namespace tern::server {
 class SourceRateLimiter {
 public:
     // `rate` tokens per second up to `burst`; rate 0 turns the limiter off. `slots` sources are
-    // tracked at once (rounded up to a power of two); when full, the source seen least recently
-    // in a short probe window is forgotten, which can only make the limiter more lenient.
+    // tracked at once (rounded up to a power of two, at least 16 per shard); when full, the
+    // source seen least recently in a short probe window is forgotten, which can only make the
+    // limiter more lenient. Thread-safe: a source's shard is locked only while its bucket is
+    // updated, and only for answers to unauthenticated senders, never for relayed data.
     SourceRateLimiter(std::uint32_t rate, std::uint32_t burst, std::size_t slots,
                       std::uint64_t hash_seed);
 
@@ -24,7 +30,7 @@ public:
     bool allow(const protocol::TransportAddress& source, allocation::TimePoint now) noexcept;
 
     void set_rate(std::uint32_t rate, std::uint32_t burst) noexcept;
-    std::uint64_t refused() const noexcept { return refused_; }
+    std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
 private:
     struct Slot {
@@ -33,15 +39,21 @@ private:
         allocation::TimePoint last{};
         bool used = false;
     };
+    // Workers rarely meet on one shard, so a plain mutex costs about an uncontended lock.
+    struct Shard {
+        std::mutex mutex;
+        std::vector<Slot> slots;
+    };
     static constexpr std::size_t probe = 8;
+    static constexpr std::size_t shard_count = 64;
 
-    std::size_t index_of(const allocation::IpKey& ip) const noexcept;
+    std::uint64_t hash(const allocation::IpKey& ip) const noexcept;
 
-    double rate_;
-    double burst_;
+    std::atomic<double> rate_;
+    std::atomic<double> burst_;
     std::uint64_t seed_;
-    std::vector<Slot> slots_;
-    std::uint64_t refused_ = 0;
+    std::array<Shard, shard_count> shards_;
+    std::atomic<std::uint64_t> refused_{0};
 };
 
 }  // namespace tern::server

@@ -19,6 +19,7 @@
 #include "tern/config/config.hpp"
 #include "tern/server/relay_socket.hpp"
 #include "tern/server/request_dispatcher.hpp"
+#include "tern/server/source_rate_limiter.hpp"
 #include "tern/server/stream_listener.hpp"
 #include "tern/server/udp_listener.hpp"
 
@@ -30,6 +31,7 @@ struct SharedRelayState {
     allocation::RelayPorts& ports;
     allocation::AllocationQuota& quota;
     allocation::UserBandwidth& user_bandwidth;
+    SourceRateLimiter& unauthenticated;
     ConnectionQuota& connections;
     std::uint64_t hash_seed;
 };
