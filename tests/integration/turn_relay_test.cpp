@@ -223,7 +223,7 @@ TEST_F(TurnRelay, TlsChannelsStaticUser) {
     // strict. uclient's TLS runs lost up to ~30 % of echoes at times in earlier sessions; since
     // then 50 release-build runs in a row lost none (loaded machine included, and with the
     // earlier ternd too), so the cause was not in ternd's framing. The sanitizer tree runs this
-    // with a much slower ternd, where uclient's fixed wait can still count late echoes as lost.
+    // with a much slower ternd, where uclient's fixed wait may count late echoes as lost.
     EXPECT_EQ(rc, 0) << out << "\nternd:\n" << server_.process->output();
     const auto s = parse_uclient(out);
     ASSERT_TRUE(s.found) << "no uclient summary in:\n" << out;
