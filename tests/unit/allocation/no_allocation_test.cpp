@@ -1,14 +1,30 @@
-// Proves the per-packet look-ups do not touch the heap: the global operator new is replaced in
-// this test binary and counts calls while a guard is armed.
+// Proves the per-packet look-ups and the relay path do not touch the heap: the global operator new
+// is replaced in this test binary and counts calls while a guard is armed.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <new>
 
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "tern/allocation/allocation_manager.hpp"
 #include "tern/allocation/allocation_table.hpp"
 #include "tern/allocation/peer_policy.hpp"
 #include "tern/allocation/transaction_cache.hpp"
+#include "tern/protocol/attribute_type.hpp"
+#include "tern/protocol/message.hpp"
+#include "tern/protocol/message_builder.hpp"
+#include "test_addresses.hpp"
+#include "test_random.hpp"
+
+// GCC sees the replaced delete inlined into std::allocator and takes its free() for a mismatch
+// with operator new; here both sides are malloc/free by construction.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 namespace {
 std::atomic<bool> armed{false};
@@ -31,6 +47,10 @@ namespace tern::allocation {
 namespace {
 
 using namespace std::chrono_literals;
+using protocol::MessageBuilder;
+using protocol::MessageClass;
+using protocol::MessageView;
+using protocol::Method;
 using protocol::TransportAddress;
 
 class HeapGuard {
@@ -89,6 +109,114 @@ TEST(NoAllocation, PerPacketLookups) {
     }
     EXPECT_TRUE(all);
     EXPECT_EQ(n, 0);
+}
+
+// Counts, and keeps nothing: a recording egress would itself allocate.
+class CountingEgress final : public RelayEgress {
+public:
+    OpenRelayResult open_relay(const TransportAddress&, bool) override {
+        return {OpenRelayStatus::opened, next_++};
+    }
+    void close_relay(RelayId) noexcept override {}
+    bool send_to_peer(RelayId, const TransportAddress&,
+                      std::span<const std::uint8_t> payload) noexcept override {
+        ++to_peer;
+        bytes += payload.size();
+        return true;
+    }
+    bool send_to_client(const FiveTuple&, ClientId,
+                        std::span<const std::uint8_t> message) noexcept override {
+        ++to_client;
+        bytes += message.size();
+        return true;
+    }
+    std::uint64_t to_peer = 0;
+    std::uint64_t to_client = 0;
+    std::uint64_t bytes = 0;
+
+private:
+    RelayId next_ = 1;
+};
+
+// The whole relay path, not only its look-ups: ChannelData and Send indications from the client,
+// and peer datagrams back as ChannelData or Data indications, with both bandwidth caps on.
+TEST(NoAllocation, RelayPathBothWays) {
+    ManagerSettings settings;
+    settings.limits.allocation_bandwidth = 4000000000u;  // on, but never short here
+    settings.limits.user_bandwidth = 4000000000u;
+    const std::vector<protocol::Cidr> none;
+    const std::vector<TransportAddress> no_own;
+    auto peers = std::make_shared<const PeerPolicy>(none, none, no_own);
+    testing::SeededRandom random(1);
+    RelayPorts ports(50000, 50099, random);
+    CountingEgress egress;
+    AllocationManager manager(settings, peers, ports, egress, 7);
+
+    const FiveTuple tuple{testing::addr("203.0.113.5:40000"), testing::addr("198.51.100.1:3478"),
+                          Transport::udp};
+    const TransportAddress channel_peer = testing::addr("8.8.8.8:5000");
+    const TransportAddress indication_peer = testing::addr("1.1.1.1:6000");
+    const std::array<std::uint8_t, 16> key{};
+    const Requester alice{"alice", key, false, std::nullopt};
+    TimePoint now = testing::t0;
+    std::array<std::uint8_t, 1024> out{};
+    std::uint32_t serial = 0;
+    auto request = [&](Method method, auto&& add) {
+        std::array<std::uint8_t, 256> buf{};
+        protocol::TransactionId id{};
+        id.bytes[0] = static_cast<std::uint8_t>(++serial);
+        MessageBuilder b(buf, {method, MessageClass::request}, id);
+        add(b);
+        MessageView view;
+        ASSERT_EQ(MessageView::parse(b.finish(), view), protocol::ParseError::ok);
+        const auto reply = manager.handle_request(view, tuple, 1, alice, now, out);
+        MessageView answer;
+        ASSERT_EQ(MessageView::parse(reply, answer), protocol::ParseError::ok);
+        ASSERT_FALSE(answer.error_code()) << answer.error_code()->code;
+    };
+    request(Method::allocate, [](MessageBuilder& b) { b.add_requested_transport(17); });
+    request(Method::channel_bind, [&](MessageBuilder& b) {
+        b.add_channel_number(0x4000);
+        b.add_xor_address(protocol::attr::xor_peer_address, channel_peer);
+    });
+    request(Method::create_permission, [&](MessageBuilder& b) {
+        b.add_xor_address(protocol::attr::xor_peer_address, indication_peer);
+    });
+    const Allocation* a = manager.find(tuple, now);
+    ASSERT_NE(a, nullptr);
+    const RelayId relay = a->relay_ids[0];
+
+    // The packets, built before counting starts.
+    std::vector<std::uint8_t> channel_data(4 + 160, 0x42);
+    channel_data[0] = 0x40;
+    channel_data[1] = 0x00;
+    channel_data[2] = 0;
+    channel_data[3] = 160;
+    std::array<std::uint8_t, 512> send_buf{};
+    MessageBuilder send(send_buf, {Method::send, MessageClass::indication}, {});
+    send.add_xor_address(protocol::attr::xor_peer_address, indication_peer);
+    const std::vector<std::uint8_t> payload(160, 0x24);
+    send.add_bytes(protocol::attr::data, payload);
+    MessageView send_view;
+    ASSERT_EQ(MessageView::parse(send.finish(), send_view), protocol::ParseError::ok);
+
+    constexpr int rounds = 10000;
+    int allocations_seen = 0;
+    {
+        HeapGuard guard;
+        for (int i = 0; i < rounds; ++i) {
+            now += 100us;
+            manager.on_channel_data(channel_data, tuple, now);
+            manager.on_send_indication(send_view, tuple, now);
+            manager.on_peer_datagram(relay, channel_peer, payload, now);     // as ChannelData
+            manager.on_peer_datagram(relay, indication_peer, payload, now);  // a Data indication
+        }
+        allocations_seen = guard.count();
+    }
+    EXPECT_EQ(allocations_seen, 0);
+    EXPECT_EQ(egress.to_peer, 2u * rounds);
+    EXPECT_EQ(egress.to_client, 2u * rounds);
+    EXPECT_EQ(manager.counters().dropped_bandwidth, 0u);
 }
 
 }  // namespace
