@@ -91,6 +91,9 @@ void check_rebuild(const MessageView& m) {
         require(same_bytes(rebuilt.attribute(i).value, m.attribute(i).value));
     }
     if (protected_message) return;
+    // Three more attributes must still fit the parser's index (max_attributes), or the sealed copy
+    // is refused as too_many_attributes, as any message that long would be.
+    if (m.attribute_count() + 3 > max_attributes) return;
 
     // Sign what was rebuilt; all three checks must then pass.
     static const std::uint8_t key[] = {'k', 'e', 'y'};
