@@ -31,24 +31,6 @@ std::string quota_yaml(std::uint16_t port, const std::string& limits) {
            limits + ", shutdown_grace: 0 }\n";
 }
 
-int permit(TurnClient& c, const TransportAddress& peer) {
-    return c
-        .request(
-            Method::create_permission,
-            [&](MessageBuilder& b) { b.add_xor_address(protocol::attr::xor_peer_address, peer); })
-        .code();
-}
-
-int bind(TurnClient& c, std::uint16_t channel, const TransportAddress& peer) {
-    return c
-        .request(Method::channel_bind,
-                 [&](MessageBuilder& b) {
-                     b.add_channel_number(channel);
-                     b.add_xor_address(protocol::attr::xor_peer_address, peer);
-                 })
-        .code();
-}
-
 TransportAddress peer_at(std::uint8_t last_octet) {
     return TransportAddress::v4({127, 0, 0, last_octet}, 40000);
 }
@@ -61,14 +43,14 @@ TEST(Quota, PermissionsAndChannelsPerAllocationStopAtTheirLimits) {
     TurnClient c(loopback4(port), "alice", "wonderland");
     ASSERT_EQ(c.request(Method::allocate, TurnClient::udp_transport()).code(), 0);
 
-    EXPECT_EQ(permit(c, peer_at(2)), 0);
-    EXPECT_EQ(permit(c, peer_at(3)), 0);
-    EXPECT_EQ(permit(c, peer_at(4)), 508);  // a third peer IP
-    EXPECT_EQ(permit(c, peer_at(2)), 0);    // refreshing one needs no room
+    EXPECT_EQ(c.permit(peer_at(2)), 0);
+    EXPECT_EQ(c.permit(peer_at(3)), 0);
+    EXPECT_EQ(c.permit(peer_at(4)), 508);  // a third peer IP
+    EXPECT_EQ(c.permit(peer_at(2)), 0);    // refreshing one needs no room
 
-    EXPECT_EQ(bind(c, 0x4000, peer_at(2)), 0);
-    EXPECT_EQ(bind(c, 0x4001, peer_at(3)), 508);  // a second channel
-    EXPECT_EQ(bind(c, 0x4000, peer_at(2)), 0);    // refreshing the binding
+    EXPECT_EQ(c.bind(0x4000, peer_at(2)), 0);
+    EXPECT_EQ(c.bind(0x4001, peer_at(3)), 508);  // a second channel
+    EXPECT_EQ(c.bind(0x4000, peer_at(2)), 0);    // refreshing the binding
 }
 
 TEST(Quota, TotalAllocationsStopAtTheLimitWhoeverAsks) {

@@ -712,6 +712,23 @@ Attributes TurnClient::udp_transport() {
     return [](protocol::MessageBuilder& b) { b.add_requested_transport(17); };
 }
 
+int TurnClient::permit(const TransportAddress& peer) {
+    return request(protocol::Method::create_permission,
+                   [&](protocol::MessageBuilder& b) {
+                       b.add_xor_address(protocol::attr::xor_peer_address, peer);
+                   })
+        .code();
+}
+
+int TurnClient::bind(std::uint16_t channel, const TransportAddress& peer) {
+    return request(protocol::Method::channel_bind,
+                   [&](protocol::MessageBuilder& b) {
+                       b.add_channel_number(channel);
+                       b.add_xor_address(protocol::attr::xor_peer_address, peer);
+                   })
+        .code();
+}
+
 void TurnClient::learn(const Reply& r) {
     realm_ = std::string(*r.view.realm());
     nonce_ = std::string(*r.view.nonce());

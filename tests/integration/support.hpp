@@ -242,6 +242,9 @@ public:
     bool fetch_nonce();
 
     static Attributes udp_transport();
+    // The result code of a CreatePermission for `peer`, or of a ChannelBind of `channel` to it.
+    int permit(const TransportAddress& peer);
+    int bind(std::uint16_t channel, const TransportAddress& peer);
 
 private:
     void learn(const Reply& r);

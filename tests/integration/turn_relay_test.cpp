@@ -489,39 +489,28 @@ TEST(TurnRelayOwnClient, PermissionSendDataChannelBindAndChannelData) {
     EXPECT_EQ(after.code(), 437) << after.describe();
 }
 
-// ChannelBind for `channel` to a fresh peer; the result code.
-int bind_channel(TurnClient& c, std::uint16_t channel, const TransportAddress& peer) {
-    return c
-        .request(Method::channel_bind,
-                 [&](MessageBuilder& b) {
-                     b.add_channel_number(channel);
-                     b.add_xor_address(protocol::attr::xor_peer_address, peer);
-                 })
-        .code();
-}
-
 TEST(TurnRelayChannels, Rfc5766ChannelNumbersOnlyWhenConfigured) {
     // Default (rfc8656): 0x4000-0x4FFF only; 0x5000-0x7FFF are not channels (RFC 8656 §12).
     Server strict(/*allow_loopback=*/true, /*rfc5766_channels=*/false);
     ASSERT_TRUE(strict.ready()) << strict.process->output();
     TurnClient a(loopback4(strict.port), "alice", "wonderland");
     ASSERT_EQ(a.request(Method::allocate, TurnClient::udp_transport()).code(), 0);
-    EXPECT_EQ(bind_channel(a, 0x4FFF, loopback4(30001)), 0);
-    EXPECT_EQ(bind_channel(a, 0x5000, loopback4(30002)), 400);
-    EXPECT_EQ(bind_channel(a, 0x7FFF, loopback4(30003)), 400);
+    EXPECT_EQ(a.bind(0x4FFF, loopback4(30001)), 0);
+    EXPECT_EQ(a.bind(0x5000, loopback4(30002)), 400);
+    EXPECT_EQ(a.bind(0x7FFF, loopback4(30003)), 400);
 
     // relay.channel_numbers: rfc5766 (what turnutils_uclient needs) widens it to 0x7FFF.
     Server wide;
     ASSERT_TRUE(wide.ready()) << wide.process->output();
     TurnClient b(loopback4(wide.port), "alice", "wonderland");
     ASSERT_EQ(b.request(Method::allocate, TurnClient::udp_transport()).code(), 0);
-    EXPECT_EQ(bind_channel(b, 0x5000, loopback4(30002)), 0);
-    EXPECT_EQ(bind_channel(b, 0x7FFF, loopback4(30003)), 0);
+    EXPECT_EQ(b.bind(0x5000, loopback4(30002)), 0);
+    EXPECT_EQ(b.bind(0x7FFF, loopback4(30003)), 0);
     // Still one peer per channel and one channel per peer.
-    EXPECT_EQ(bind_channel(b, 0x5000, loopback4(30004)), 400);
-    EXPECT_EQ(bind_channel(b, 0x6000, loopback4(30003)), 400);
+    EXPECT_EQ(b.bind(0x5000, loopback4(30004)), 400);
+    EXPECT_EQ(b.bind(0x6000, loopback4(30003)), 400);
     // Rebinding the same pair refreshes it.
-    EXPECT_EQ(bind_channel(b, 0x7FFF, loopback4(30003)), 0);
+    EXPECT_EQ(b.bind(0x7FFF, loopback4(30003)), 0);
 }
 
 // ChannelData over a TCP or TLS control connection, sent in bursts and echoed by the peer:
