@@ -532,6 +532,12 @@ TEST(FaultRelayPorts, ExhaustedRangeIs508AndADeletedAllocationsPortIsReused) {
 // answering UDP, refuses Allocates with 508 (no fd for a relay socket) and recovers by itself.
 
 TEST(FaultFdLimit, AcceptAndRelaySocketsFailCleanlyAtTheOpenFilesLimitAndRecover) {
+#ifdef TERN_SANITIZED
+    // The sanitizer runtime needs descriptors too: UBSan's vptr check probes memory through a
+    // pipe, so at the open-files limit it reports an invalid vptr that is not there. The
+    // release tree runs this test.
+    GTEST_SKIP() << "not meaningful under ASan/UBSan at the open-files limit";
+#endif
     const std::uint16_t port = free_port();
     TerndProcess ternd(server_yaml(listen_url("udp", port) + ", " + listen_url("tcp", port),
                                    "max_connections: 1000, max_connections_per_ip: 1000"));
