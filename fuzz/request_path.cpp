@@ -108,7 +108,8 @@ const config::Config& fuzz_config() {
         cfg.relay.channel_numbers = config::ChannelNumbers::rfc5766;
         cfg.limits.max_allocations = 4;
         cfg.limits.max_allocations_per_user = 3;
-        // Shallow buckets (the minimum depth) so a script can run them dry and refill them.
+        // Shallow buckets (70 kB and 100 kB deep, about one largest datagram) so a script can
+        // run them dry and refill them.
         cfg.limits.allocation_bandwidth = 70000;
         cfg.limits.user_bandwidth = 100000;
         return cfg;
