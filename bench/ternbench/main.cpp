@@ -1,0 +1,284 @@
+// ternbench: the load generator of `make bench` (closed-loop and fixed-rate relaying, allocation
+// set-up rate, idle allocation memory over UDP/TCP/TLS) and the bare forwarder it compares with.
+#include <openssl/ssl.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "forwarder.hpp"
+#include "link.hpp"
+#include "relay_load.hpp"
+#include "server_probe.hpp"
+#include "setup_load.hpp"
+
+namespace {
+
+using namespace ternbench;
+
+constexpr const char* usage = R"(usage:
+  ternbench forward    --listen IP:PORT --peer IP:PORT
+  ternbench throughput --server IP:PORT [--transport udp|tcp|tls] --secret S [--peer IP:PORT]
+                       [--clients 32] [--window 8] [--size 100] [--warmup 1] [--duration 5]
+                       [--pid SERVER_PID] [--indications] [--forwarder]
+  ternbench rate       (as throughput) --rate PACKETS_PER_SECOND
+  ternbench setup      --server IP:PORT [--transport udp] --secret S [--clients 64]
+                       [--warmup 1] [--duration 5] [--pid SERVER_PID]
+  ternbench idle       --server IP:PORT [--transport udp] --secret S [--allocations 10000]
+                       [--pid SERVER_PID]
+One JSON object goes to stdout; diagnostics to stderr. A round trip is two relayed packets.
+)";
+
+class Options {
+public:
+    Options(int argc, char** argv) {
+        for (int i = 2; i < argc; ++i) {
+            const std::string a = argv[i];
+            if (a.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument " + a);
+            std::string key(a, 2);
+            if (key == "indications" || key == "forwarder") {
+                values_[key].assign(1, '1');  // not = "1": GCC 12 -Wrestrict false positive
+            } else if (i + 1 < argc) {
+                values_[key].assign(argv[++i]);
+            } else {
+                throw std::invalid_argument(a + " needs a value");
+            }
+        }
+    }
+    std::string text(const std::string& key, const std::string& fallback = {}) const {
+        const auto it = values_.find(key);
+        if (it != values_.end()) return it->second;
+        if (fallback.empty()) throw std::invalid_argument("--" + key + " is required");
+        return fallback;
+    }
+    double number(const std::string& key, double fallback) const {
+        const auto it = values_.find(key);
+        return it == values_.end() ? fallback : std::stod(it->second);
+    }
+    bool flag(const std::string& key) const { return values_.count(key) != 0; }
+    TransportAddress address(const std::string& key, const std::string& fallback = {}) const {
+        const std::string t = text(key, fallback);
+        const auto a = TransportAddress::parse(t);
+        if (!a || a->family != tern::protocol::AddressFamily::ipv4) {
+            throw std::invalid_argument("--" + key + ": expected IPv4:port, got " + t);
+        }
+        return *a;
+    }
+
+private:
+    std::map<std::string, std::string> values_;
+};
+
+sockaddr_in to_sockaddr(const TransportAddress& a) {
+    sockaddr_in s{};
+    s.sin_family = AF_INET;
+    s.sin_port = htons(a.port);
+    std::memcpy(&s.sin_addr, a.bytes.data(), 4);
+    return s;
+}
+
+Transport transport_of(const Options& o) {
+    const std::string t = o.text("transport", "udp");
+    if (t == "udp") return Transport::udp;
+    if (t == "tcp") return Transport::tcp;
+    if (t == "tls") return Transport::tls;
+    throw std::invalid_argument("--transport must be udp, tcp or tls");
+}
+
+// A flat JSON object, printed on one line.
+class Json {
+public:
+    Json& add(const std::string& key, const std::string& value) {
+        fields_ << (first_ ? "" : ",") << '"' << key << "\":\"" << value << '"';
+        first_ = false;
+        return *this;
+    }
+    Json& add(const std::string& key, double value) {
+        char buffer[64];
+        std::snprintf(buffer, sizeof buffer, "%.6g", value);
+        fields_ << (first_ ? "" : ",") << '"' << key << "\":" << buffer;
+        first_ = false;
+        return *this;
+    }
+    void print() const { std::cout << '{' << fields_.str() << "}\n"; }
+
+private:
+    std::ostringstream fields_;
+    bool first_ = true;
+};
+
+struct Clients {
+    SSL_CTX* tls = nullptr;
+    std::vector<std::unique_ptr<Link>> links;
+    ~Clients() {
+        links.clear();
+        if (tls != nullptr) SSL_CTX_free(tls);
+    }
+};
+
+void open_clients(Clients& c, Transport t, const TransportAddress& server, std::size_t count) {
+    if (t == Transport::tls) c.tls = make_client_tls();
+    const sockaddr_in to = to_sockaddr(server);
+    c.links.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        c.links.push_back(std::make_unique<Link>(t, to, client_source(i), c.tls));
+    }
+}
+
+Clock::time_point after(double seconds) {
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+int relay(const Options& o, bool fixed_rate) {
+    const Transport t = transport_of(o);
+    const bool forwarder = o.flag("forwarder");
+    if (forwarder && (t != Transport::udp || o.flag("indications"))) {
+        throw std::invalid_argument("--forwarder relays UDP ChannelData only");
+    }
+    const TransportAddress server = o.address("server");
+    const TransportAddress peer = o.address("peer", "127.0.0.1:9000");
+    const ServerProbe probe(static_cast<pid_t>(o.number("pid", 0)));
+    RelayPlan plan;
+    plan.indications = o.flag("indications");
+    plan.size = static_cast<std::size_t>(o.number("size", 100));
+    plan.window = static_cast<std::size_t>(o.number("window", 8));
+    plan.rate = fixed_rate ? o.number("rate", 10000) : 0;
+    plan.warmup_s = o.number("warmup", 1);
+    plan.duration_s = o.number("duration", 5);
+
+    Clients c;
+    open_clients(c, t, server, static_cast<std::size_t>(o.number("clients", 32)));
+    if (!forwarder) {
+        SetupPlan setup;
+        setup.secret = o.text("secret");
+        setup.peer = peer;
+        SetupEngine engine(c.links, setup);
+        engine.run(after(20));
+    }
+    const RelayResult r = run_relay_load(c.links, peer, plan, probe);
+    const double relayed = 2.0 * static_cast<double>(r.received_in_window);
+    Json j;
+    j.add("test", fixed_rate ? "rate" : "throughput")
+        .add("transport", to_string(t))
+        .add("mode", plan.indications ? "indications" : "channel_data")
+        .add("size", static_cast<double>(plan.size))
+        .add("clients", static_cast<double>(c.links.size()))
+        .add("relayed_pps", relayed / r.window_s)
+        .add("sent", static_cast<double>(r.sent))
+        .add("received", static_cast<double>(r.received))
+        .add("loss", r.sent == 0 ? 0.0
+                                 : static_cast<double>(r.sent - std::min(r.sent, r.received)) /
+                                       static_cast<double>(r.sent))
+        .add("rtt_p50_us", r.rtt_p50_us)
+        .add("rtt_p99_us", r.rtt_p99_us)
+        .add("kernel_udp_drops", static_cast<double>(r.udp_drops))
+        .add("window_refills", static_cast<double>(r.refills));
+    if (fixed_rate) j.add("rate", plan.rate);
+    if (probe.enabled()) {
+        j.add("server_cpu_s", r.server_cpu_s)
+            .add("server_cpu_util", r.server_cpu_s / r.window_s)
+            .add("cpu_us_per_relayed", relayed > 0 ? r.server_cpu_s / relayed * 1e6 : 0)
+            .add("rss_kib", static_cast<double>(r.rss_kib));
+    }
+    j.print();
+    return r.received_in_window > 0 ? 0 : 3;
+}
+
+int setup(const Options& o) {
+    const Transport t = transport_of(o);
+    const ServerProbe probe(static_cast<pid_t>(o.number("pid", 0)));
+    Clients c;
+    open_clients(c, t, o.address("server"), static_cast<std::size_t>(o.number("clients", 64)));
+    SetupPlan plan;
+    plan.secret = o.text("secret");
+    plan.peer = o.address("peer", "127.0.0.1:9000");
+    plan.cycle = true;
+    SetupEngine engine(c.links, plan);
+    const double duration = o.number("duration", 5);
+    engine.run(after(o.number("warmup", 1)));
+    const ServerSample before = probe.sample();
+    const std::uint64_t start = engine.cycles_completed();
+    engine.run(after(duration));
+    const ServerSample end = probe.sample();
+    const double cycles = static_cast<double>(engine.cycles_completed() - start);
+    Json j;
+    j.add("test", "setup")
+        .add("transport", to_string(t))
+        .add("clients", static_cast<double>(c.links.size()))
+        .add("setups_per_s", cycles / duration)
+        .add("errors", static_cast<double>(engine.errors()));
+    if (probe.enabled()) {
+        const double cpu = end.cpu_seconds - before.cpu_seconds;
+        j.add("server_cpu_s", cpu)
+            .add("server_cpu_util", cpu / duration)
+            .add("cpu_us_per_setup", cycles > 0 ? cpu / cycles * 1e6 : 0);
+    }
+    j.print();
+    return cycles > 0 ? 0 : 3;
+}
+
+int idle(const Options& o) {
+    const Transport t = transport_of(o);
+    const ServerProbe probe(static_cast<pid_t>(o.number("pid", 0)));
+    if (!probe.enabled()) throw std::invalid_argument("idle needs --pid");
+    const auto count = static_cast<std::size_t>(o.number("allocations", 10000));
+    const ServerSample before = probe.sample();
+    Clients c;
+    open_clients(c, t, o.address("server"), count);
+    SetupPlan plan;
+    plan.secret = o.text("secret");
+    plan.peer = o.address("peer", "127.0.0.1:9000");
+    SetupEngine engine(c.links, plan);
+    const auto started = Clock::now();
+    engine.run(after(120));
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the server settle
+    const ServerSample held = probe.sample();
+    const auto n = static_cast<double>(count);
+    Json j;
+    j.add("test", "idle")
+        .add("transport", to_string(t))
+        .add("allocations", n)
+        .add("rss_before_kib", static_cast<double>(before.rss_kib))
+        .add("rss_kib", static_cast<double>(held.rss_kib))
+        .add("bytes_per_allocation",
+             (static_cast<double>(held.rss_kib) - static_cast<double>(before.rss_kib)) * 1024 / n)
+        .add("fds_per_allocation",
+             (static_cast<double>(held.fds) - static_cast<double>(before.fds)) / n)
+        .add("setup_seconds", seconds)
+        .add("errors", static_cast<double>(engine.errors()));
+    j.print();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
+        std::cerr << usage;
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string command = argv[1];
+    try {
+        const Options o(argc, argv);
+        if (command == "forward") {
+            return run_forwarder(o.address("listen"), o.address("peer", "127.0.0.1:9000"));
+        }
+        if (command == "throughput") return relay(o, false);
+        if (command == "rate") return relay(o, true);
+        if (command == "setup") return setup(o);
+        if (command == "idle") return idle(o);
+        std::cerr << "unknown command " << command << "\n" << usage;
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "ternbench " << command << ": " << e.what() << "\n";
+        return 1;
+    }
+}

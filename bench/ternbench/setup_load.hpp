@@ -1,0 +1,58 @@
+// Drives many benchmark clients through TURN allocation set-up at once: Allocate (401), Allocate,
+// CreatePermission, ChannelBind, and in cycle mode Refresh 0 and round again.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "link.hpp"
+#include "turn_messages.hpp"
+
+namespace ternbench {
+
+using Clock = std::chrono::steady_clock;
+
+struct SetupPlan {
+    std::string secret;
+    TransportAddress peer;              // the permission and the channel point here
+    bool cycle = false;                 // false: stop once every link holds a bound channel
+    std::size_t max_in_progress = 256;  // links mid-set-up at once (hold mode)
+};
+
+class SetupEngine {
+public:
+    SetupEngine(std::vector<std::unique_ptr<Link>>& links, SetupPlan plan);
+    ~SetupEngine();
+    SetupEngine(const SetupEngine&) = delete;
+    SetupEngine& operator=(const SetupEngine&) = delete;
+
+    // Hold mode: returns once every link is set up; throws on a failure or after `deadline`.
+    // Cycle mode: runs until `deadline`.
+    void run(Clock::time_point deadline);
+
+    std::uint64_t cycles_completed() const noexcept { return completed_; }
+    std::uint64_t errors() const noexcept { return errors_; }
+    TransportAddress relayed(std::size_t link) const;
+
+private:
+    struct State;
+    void start(std::size_t i, Clock::time_point now);
+    void send_step(std::size_t i, Clock::time_point now, bool fresh);
+    void on_message(std::size_t i, std::span<const std::uint8_t> bytes, Clock::time_point now);
+    void check_retransmits(Clock::time_point now);
+
+    std::vector<std::unique_ptr<Link>>& links_;
+    SetupPlan plan_;
+    std::vector<State> states_;
+    int epoll_ = -1;
+    std::size_t next_to_start_ = 0;
+    std::size_t in_progress_ = 0;
+    std::size_t done_ = 0;
+    std::uint64_t completed_ = 0;
+    std::uint64_t errors_ = 0;
+};
+
+}  // namespace ternbench
