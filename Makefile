@@ -1,6 +1,7 @@
 # tern: the two commands a newcomer needs on a fresh Debian 12 machine.
 #   make run    install what is missing, build, run ternd on its embedded default config
 #   make test   install what is missing, build, run every test suite (ctest), static analysis
+#   make bench  ternd against coturn and a bare UDP forwarder, side by side (docs/performance.md)
 # Variables: BUILD (build dir), WERROR=ON (CI), FUZZ_SECONDS (per fuzz target in make test),
 #            FUZZ_TIME (per target in make fuzz).
 
@@ -18,10 +19,13 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
               libyaml-cpp-dev libspdlog-dev libfmt-dev
 TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
-              clang-tidy cppcheck chromium libnss3-tools nftables iproute2
+              clang-tidy cppcheck chromium libnss3-tools nftables iproute2 libbenchmark-dev \
+              python3 util-linux
+# make bench: Google Benchmark, coturn to compare with, taskset (util-linux) to pin, python3.
+BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl
 
 .PHONY: all build run test unit-and-integration fuzz-smoke fuzz sanitize lint deps test-deps \
-        e2e-deps clean format
+        e2e-deps clean format bench bench-quick bench-micro bench-smoke
 
 all: build
 
@@ -95,6 +99,28 @@ lint: build
 unit-and-integration: build
 	@echo "browser for the e2e test: $$(chromium --version 2>/dev/null | grep -v 'unexpected operator')"
 	cd $(BUILD) && ctest --output-on-failure -j 2
+	$(MAKE) --no-print-directory bench-smoke
+
+# A few seconds of ternbench against ternd: the generator and the runner still work. Not a
+# measurement; `make bench` is.
+bench-smoke: build
+	python3 bench/run.py --build $(BUILD) --smoke
+
+# ternd, coturn and the bare forwarder, each pinned to CPU 0 with ternbench on CPU 1, over
+# interleaved rounds; prints one table of medians and ratios (<= 15 min; bench-quick <= 2 min).
+bench:
+	@$(call install_missing,$(BENCH_DEPS))
+	$(MAKE) --no-print-directory build
+	python3 bench/run.py --build $(BUILD) $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) --no-print-directory bench BENCH_ARGS=--quick
+
+# Google Benchmark micro-benchmarks of the parser, integrity, relay path and look-ups.
+bench-micro:
+	@$(call install_missing,$(BENCH_DEPS))
+	$(MAKE) --no-print-directory build
+	$(BUILD)/bench/micro/tern_microbench $(MICRO_ARGS)
 
 fuzz-smoke:
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DTERN_BUILD_FUZZERS=ON \

@@ -122,12 +122,17 @@ struct Clients {
     }
 };
 
-void open_clients(Clients& c, Transport t, const TransportAddress& server, std::size_t count) {
+// Set-up runs use addresses of their own (from client 40,000 on), so they never meet a 5-tuple
+// that an earlier run against the same server left allocated.
+constexpr std::size_t setup_address_offset = 40000;
+
+void open_clients(Clients& c, Transport t, const TransportAddress& server, std::size_t count,
+                  std::size_t first_address = 0) {
     if (t == Transport::tls) c.tls = make_client_tls();
     const sockaddr_in to = to_sockaddr(server);
     c.links.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
-        c.links.push_back(std::make_unique<Link>(t, to, client_source(i), c.tls));
+        c.links.push_back(std::make_unique<Link>(t, to, client_source(first_address + i), c.tls));
     }
 }
 
@@ -195,11 +200,28 @@ int setup(const Options& o) {
     const Transport t = transport_of(o);
     const ServerProbe probe(static_cast<pid_t>(o.number("pid", 0)));
     Clients c;
-    open_clients(c, t, o.address("server"), static_cast<std::size_t>(o.number("clients", 64)));
+    open_clients(c, t, o.address("server"), static_cast<std::size_t>(o.number("clients", 64)),
+                 setup_address_offset);
     SetupPlan plan;
     plan.secret = o.text("secret");
     plan.peer = o.address("peer", "127.0.0.1:9000");
     plan.cycle = true;
+    const sockaddr_in server = to_sockaddr(o.address("server"));
+    // Each client has its own address; its source port walks through 20,000 values so a
+    // 5-tuple comes back only after minutes (coturn keeps a deleted one for a while).
+    std::vector<std::uint16_t> next_port(c.links.size(), 0);
+    plan.reopen = [&](std::size_t i) {
+        for (int attempt = 0;; ++attempt) {
+            sockaddr_in source = client_source(setup_address_offset + i);
+            source.sin_port = htons(static_cast<std::uint16_t>(40000 + next_port[i]));
+            next_port[i] = static_cast<std::uint16_t>((next_port[i] + 1) % 20000);
+            try {
+                return std::make_unique<Link>(t, server, source, c.tls);
+            } catch (const std::runtime_error&) {
+                if (attempt == 16) throw;  // that port is taken: try the next
+            }
+        }
+    };
     SetupEngine engine(c.links, plan);
     const double duration = o.number("duration", 5);
     engine.run(after(o.number("warmup", 1)));

@@ -32,6 +32,7 @@ struct SetupEngine::State {
     int retransmits = 0;
     std::array<std::uint8_t, 512> request{};
     std::size_t request_size = 0;
+    bool reopen = false;
 };
 
 SetupEngine::SetupEngine(std::vector<std::unique_ptr<Link>>& links, SetupPlan plan)
@@ -146,6 +147,10 @@ void SetupEngine::on_message(std::size_t i, std::span<const std::uint8_t> bytes,
         case Step::release:
             ++completed_;
             s.step = Step::challenge;
+            if (plan_.reopen) {
+                s.reopen = true;  // not here: the link is mid-receive
+                return;
+            }
             break;
         default:
             return;
@@ -184,6 +189,16 @@ void SetupEngine::run(Clock::time_point deadline) {
             const bool open = links_[i]->receive(
                 [&](std::span<const std::uint8_t> frame) { on_message(i, frame, now); });
             if (!open) throw std::runtime_error("client " + std::to_string(i) + ": closed");
+            if (states_[i].reopen) {
+                states_[i].reopen = false;
+                ::epoll_ctl(epoll_, EPOLL_CTL_DEL, links_[i]->fd(), nullptr);
+                links_[i] = plan_.reopen(i);
+                epoll_event ev{};
+                ev.events = EPOLLIN;
+                ev.data.u64 = i;
+                ::epoll_ctl(epoll_, EPOLL_CTL_ADD, links_[i]->fd(), &ev);
+                send_step(i, now, true);
+            }
         }
         if (now - last_check >= std::chrono::milliseconds(100)) {
             check_retransmits(now);

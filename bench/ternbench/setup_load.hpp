@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct SetupPlan {
     TransportAddress peer;              // the permission and the channel point here
     bool cycle = false;                 // false: stop once every link holds a bound channel
     std::size_t max_in_progress = 256;  // links mid-set-up at once (hold mode)
+    // Cycle mode: a fresh link (new source port) for client i after each Refresh 0. Servers
+    // differ on reusing a 5-tuple right after its deletion (coturn answers 437 for a while).
+    std::function<std::unique_ptr<Link>(std::size_t)> reopen;
 };
 
 class SetupEngine {

@@ -1,0 +1,905 @@
+#!/usr/bin/env python3
+"""tern benchmark runner: ternd against coturn and the bare UDP forwarder, side by side.
+
+`make bench` calls this script. For every case it starts one server at a time (ternd, coturn or
+`ternbench forward`) on loopback, pinned to one CPU, runs `ternbench` pinned to another CPU
+against it, and stops the server again. Rounds are interleaved (round 1 runs every case on every
+server, then round 2, ...) and the order of servers rotates from round to round, so slow drift of a
+shared machine spreads over all servers instead of hitting the one that always goes last. The
+table reports the median over rounds, the spread (min-max) of the headline figures, the ratios
+ternd/forwarder and ternd/coturn, and the targets of issue 6.
+
+    python3 bench/run.py --build build            # full run (3 rounds, <= 15 min)
+    python3 bench/run.py --build build --quick    # 1 short round (<= 2 min)
+    python3 bench/run.py --build build --only udp-cd-100 --rounds 1
+    python3 bench/run.py --build build --smoke    # `make test`: ternd only, a few seconds
+
+Standard library only (Python 3.11; Debian 12's /usr/bin/python3 is enough).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SECRET = "tern-bench-secret-7f3a9c2e51d04b86"
+REALM = "bench.tern"
+# Listening and peer ports come from PORT_POOL; relay ports from RELAY_PORTS. Both lie below the
+# kernel's ephemeral range (32768-60999 by default), so they never collide with the generator's
+# client sockets. Only one server runs at a time, so ternd and coturn share the relay range.
+PORT_POOL = (10000, 11999)
+RELAY_PORTS = (12000, 31999)
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+SERVER_LABEL = {
+    "forwarder": "forwarder",
+    "ternd": "ternd",
+    "coturn": "coturn",
+    "ternd-t1": "ternd threads: 1",
+    "ternd-t2": "ternd threads: 2",
+}
+
+
+class BenchError(Exception):
+    """A measurement failed; the message says why (and may carry a log tail)."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def tail(text: str, lines: int = 15) -> str:
+    rows = [r for r in text.splitlines() if r.strip()]
+    return "\n".join("    | " + r for r in rows[-lines:])
+
+
+# --------------------------------------------------------------------------------------------
+# Cases
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    kind: str  # throughput | rate | setup | idle
+    servers: list[str]
+    transport: str = "udp"
+    size: int = 100
+    clients: int = 32
+    window: int | None = 8
+    rate: int | None = None
+    indications: bool = False
+    pinned: bool = True
+
+
+def all_cases() -> list[Case]:
+    three = ["forwarder", "ternd", "coturn"]
+    two = ["ternd", "coturn"]
+    return [
+        Case("udp-cd-100", "throughput", three, size=100),
+        Case("udp-cd-1200", "throughput", three, size=1200),
+        # 40k client packets/s, each a round trip: 80k relayed packets/s.
+        Case("udp-rate-80k", "rate", three, rate=40000, window=None),
+        # 10k client packets/s (20k relayed/s): latency at a moderate load.
+        Case("udp-rtt-10k", "rate", three, rate=10000, window=None),
+        Case("udp-ind-100", "throughput", two, indications=True),
+        Case("tcp-cd-100", "throughput", two, transport="tcp"),
+        Case("tls-cd-100", "throughput", two, transport="tls"),
+        Case("setup", "setup", two, clients=64, window=None),
+        Case("idle", "idle", two, window=None),
+        # Multi-core: neither server nor generator pinned; more clients to feed two workers.
+        Case("scale", "throughput", ["ternd-t1", "ternd-t2"], clients=64, pinned=False),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Environment
+
+
+class Env:
+    def __init__(self, args: argparse.Namespace, tmp: pathlib.Path):
+        build = pathlib.Path(args.build).resolve()
+        self.ternd = build / "server" / "ternd"
+        self.ternbench = build / "bench" / "ternbench" / "ternbench"
+        self.coturn = shutil.which("turnserver")
+        self.tmp = tmp
+        self.cert = tmp / "cert.pem"
+        self.key = tmp / "key.pem"
+        self.counter = 0
+        self.next_port = random.randint(PORT_POOL[0], PORT_POOL[1])
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) >= 2:
+            self.server_cpu, self.client_cpu = cpus[0], cpus[1]
+        else:
+            self.server_cpu = self.client_cpu = None
+        self.warmup = args.warmup
+        self.duration = args.duration
+        self.idle_allocations = args.idle_allocations
+
+    def can_pin(self) -> bool:
+        return self.server_cpu is not None
+
+    def fresh_port(self) -> int:
+        """A port free on 127.0.0.1 for both UDP and TCP, not handed out recently."""
+        span = PORT_POOL[1] - PORT_POOL[0] + 1
+        for _ in range(span):
+            port = self.next_port
+            self.next_port = PORT_POOL[0] + (port - PORT_POOL[0] + 1) % span
+            if port_free(port):
+                return port
+        raise BenchError(f"no free port in {PORT_POOL[0]}-{PORT_POOL[1]}")
+
+    def make_cert(self) -> None:
+        cmd = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+               "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=bench.tern",
+               "-keyout", str(self.key), "-out", str(self.cert)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError("openssl failed:\n" + tail(r.stderr))
+
+
+def port_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Servers
+
+
+def ternd_config(env: Env, port: int, tls_port: int, threads: int) -> str:
+    return (
+        f"realm: {REALM}\n"
+        f'listen: [ "udp://127.0.0.1:{port}", "tcp://127.0.0.1:{port}", '
+        f'"tls://127.0.0.1:{tls_port}" ]\n'
+        f"tls: {{ certificate: {env.cert}, private_key: {env.key} }}\n"
+        f'auth: {{ secrets: [ "{SECRET}" ] }}\n'
+        f"relay: {{ addresses: [ 127.0.0.1 ], ports: {RELAY_PORTS[0]}-{RELAY_PORTS[1]}, "
+        f"allow_peers: [ 127.0.0.0/8 ] }}\n"
+        "limits: { max_allocations: 1000000, max_allocations_per_user: 1000000,\n"
+        "          allocation_bandwidth: 0, user_bandwidth: 0, unauthenticated_rate: 0,\n"
+        "          max_connections: 100000, max_connections_per_ip: 100000, shutdown_grace: 0 }\n"
+        f"threads: {threads}\n"
+        "log: { level: warn }\n"
+    )
+
+
+def coturn_command(env: Env, port: int, tls_port: int, tag: str) -> list[str]:
+    assert env.coturn is not None
+    return [
+        env.coturn,
+        "-n",                                   # no configuration file: only these flags
+        "--no-cli",                             # no telnet admin CLI
+        "--listening-ip=127.0.0.1",
+        f"--listening-port={port}",             # UDP and TCP
+        f"--tls-listening-port={tls_port}",
+        "--no-dtls",                            # ternd has no DTLS listener either
+        "--relay-ip=127.0.0.1",
+        f"--min-port={RELAY_PORTS[0]}",
+        f"--max-port={RELAY_PORTS[1]}",
+        "--use-auth-secret",                    # TURN REST API credentials ...
+        f"--static-auth-secret={SECRET}",       # ... with the same secret as ternd
+        f"--realm={REALM}",
+        "--allow-loopback-peers",               # the generator's peer is on 127.0.0.1
+        f"--cert={env.cert}",
+        f"--pkey={env.key}",
+        "--user-quota=0",                       # no allocation quotas ...
+        "--total-quota=0",
+        "--max-bps=0",                          # ... and no bandwidth cap, as in ternd's config
+        "--relay-threads=0",                    # single-threaded mode: one event loop, like
+                                                # ternd's one worker; -m 1 adds a listener and
+                                                # an auth thread that hand work across threads
+                                                # on the one pinned core (measured slower)
+        "--log-file=/dev/null",                 # coturn logs every session; keep that cheap
+        "--simple-log",                         # (use the name as given, no pid/date suffix)
+        "--no-stdout-log",
+        f"--pidfile={env.tmp / (tag + '.pid')}",
+        f"--userdb={env.tmp / (tag + '.sqlite')}",  # not the system's /var/lib/turn/turndb
+    ]
+
+
+def stun_binding_probe(port: int, timeout: float = 0.2) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12), ("127.0.0.1", port))
+        data = s.recv(2048)
+        return len(data) >= 20
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def tcp_probe(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Server:
+    def __init__(self, env: Env, kind: str, pinned: bool, peer_port: int):
+        self.env = env
+        self.kind = kind
+        env.counter += 1
+        self.tag = f"{kind}-{env.counter}"
+        self.port = env.fresh_port()
+        self.tls_port = env.fresh_port() if kind != "forwarder" else None
+        self.log_path = env.tmp / (self.tag + ".log")
+        if kind == "forwarder":
+            cmd = [str(env.ternbench), "forward", "--listen", f"127.0.0.1:{self.port}",
+                   "--peer", f"127.0.0.1:{peer_port}"]
+            self.binary = env.ternbench
+        elif kind.startswith("ternd"):
+            threads = 2 if kind == "ternd-t2" else 1
+            conf = env.tmp / (self.tag + ".yaml")
+            conf.write_text(ternd_config(env, self.port, self.tls_port, threads))
+            cmd = [str(env.ternd), "--config", str(conf)]
+            self.binary = env.ternd
+        elif kind == "coturn":
+            if env.coturn is None:
+                raise BenchError("coturn (turnserver) is not installed: apt install coturn")
+            cmd = coturn_command(env, self.port, self.tls_port, self.tag)
+            self.binary = pathlib.Path(env.coturn)
+        else:
+            raise BenchError(f"unknown server {kind}")
+        if pinned and env.can_pin():
+            # taskset execs the server, so Popen.pid is the server's own pid.
+            cmd = ["taskset", "-c", str(env.server_cpu)] + cmd
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.proc.pid
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self, transport: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.kind} exited with code {self.proc.returncode} while "
+                                 f"starting:\n{tail(self.output())}")
+            if self._ready(transport):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.kind} not ready after {READY_TIMEOUT:.0f} s:\n"
+                                 f"{tail(self.output())}")
+            time.sleep(0.05)
+        self._check_pid()
+
+    def _ready(self, transport: str) -> bool:
+        if self.kind == "forwarder":
+            return "forwarder listening on" in self.output()
+        if self.kind.startswith("ternd") and "is listening on" not in self.output():
+            return False
+        if not stun_binding_probe(self.port):
+            return False
+        if transport == "tcp":
+            return tcp_probe(self.port)
+        if transport == "tls":
+            return tcp_probe(self.tls_port)
+        return True
+
+    def _check_pid(self) -> None:
+        """--pid must name the server itself, not a taskset wrapper."""
+        try:
+            exe = os.readlink(f"/proc/{self.pid}/exe")
+        except OSError as e:
+            raise BenchError(f"cannot inspect /proc/{self.pid}/exe: {e}") from e
+        if os.path.basename(exe).startswith("taskset"):
+            raise BenchError(f"pid {self.pid} is taskset, not the server")
+
+    def stop(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                os.kill(self.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    log(f"  {self.kind} (pid {self.pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s;"
+                        " SIGKILL")
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.proc.wait()
+        except ProcessLookupError:
+            pass
+        finally:
+            self.log_file.close()
+
+
+# --------------------------------------------------------------------------------------------
+# One measurement
+
+
+def ternbench_command(env: Env, case: Case, server: Server, peer_port: int, pinned: bool,
+                      warmup: float, duration: float) -> list[str]:
+    port = server.tls_port if case.transport == "tls" else server.port
+    cmd = [str(env.ternbench), case.kind, "--server", f"127.0.0.1:{port}",
+           "--transport", case.transport, "--secret", SECRET, "--pid", str(server.pid)]
+    if case.kind in ("throughput", "rate"):
+        cmd += ["--peer", f"127.0.0.1:{peer_port}", "--clients", str(case.clients),
+                "--size", str(case.size), "--warmup", f"{warmup:g}", "--duration", f"{duration:g}"]
+        if case.window is not None:
+            cmd += ["--window", str(case.window)]
+        if case.rate is not None:
+            cmd += ["--rate", str(case.rate)]
+        if case.indications:
+            cmd.append("--indications")
+        if server.kind == "forwarder":
+            cmd.append("--forwarder")
+    elif case.kind == "setup":
+        cmd += ["--peer", f"127.0.0.1:{peer_port}", "--clients", str(case.clients), "--warmup", f"{warmup:g}",
+                "--duration", f"{duration:g}"]
+    elif case.kind == "idle":
+        cmd += ["--peer", f"127.0.0.1:{peer_port}", "--allocations", str(env.idle_allocations)]
+    if pinned and env.can_pin():
+        cmd = ["taskset", "-c", str(env.client_cpu)] + cmd
+    return cmd
+
+
+def estimate_seconds(env: Env, case: Case) -> float:
+    if case.kind == "idle":
+        return 4.0 + env.idle_allocations / 1500.0
+    return env.warmup + env.duration + 1.5
+
+
+def ternbench_timeout(env: Env, case: Case, warmup: float, duration: float) -> float:
+    if case.kind == "idle":
+        return 60.0 + env.idle_allocations / 100.0
+    return warmup + duration + 30.0
+
+
+def run_ternbench(cmd: list[str], timeout: float, server: Server) -> dict:
+    try:
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise BenchError(f"ternbench timed out after {timeout:.0f} s:\n{tail(err)}") from e
+    if server.proc.poll() is not None:
+        raise BenchError(f"{server.kind} died during the run (exit code "
+                         f"{server.proc.returncode}):\n{tail(server.output())}\n"
+                         f"  ternbench stderr:\n{tail(r.stderr)}")
+    if r.returncode != 0:
+        raise BenchError(f"ternbench exited with code {r.returncode}:\n{tail(r.stderr)}")
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1])
+        if not isinstance(result, dict):
+            raise ValueError("not a JSON object")
+    except (IndexError, ValueError) as e:
+        raise BenchError(f"ternbench printed no JSON object ({e}); stdout:\n{tail(r.stdout)}\n"
+                         f"  stderr:\n{tail(r.stderr)}") from e
+    return result
+
+
+def measure(env: Env, case: Case, server_kind: str) -> dict:
+    pinned = case.pinned
+    peer_port = env.fresh_port()
+    server = Server(env, server_kind, pinned, peer_port)
+    try:
+        server.wait_ready(case.transport)
+        cmd = ternbench_command(env, case, server, peer_port, pinned, env.warmup, env.duration)
+        return run_ternbench(cmd, ternbench_timeout(env, case, env.warmup, env.duration), server)
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+
+
+def f_pps(v: float) -> str:
+    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
+
+
+def f_us(v: float) -> str:
+    return f"{v:.2f} µs" if v < 100 else f"{v:.0f} µs"
+
+
+def f_rtt(v: float) -> str:
+    return f"{v:.0f} µs"
+
+
+def f_pct(v: float) -> str:
+    return f"{v * 100:.0f} %"
+
+
+def f_loss(v: float) -> str:
+    return f"{v * 100:.2f} %" if v < 0.1 else f"{v * 100:.1f} %"
+
+
+def f_int(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def f_mib(v: float) -> str:
+    return f"{v / 1024:.1f} MiB"
+
+
+def f_bytes(v: float) -> str:
+    return f"{v:,.0f} B"
+
+
+def f_fds(v: float) -> str:
+    return f"{v:.2f}"
+
+
+@dataclasses.dataclass
+class Metric:
+    key: str
+    label: str
+    fmt: object
+    headline: bool = False  # show the spread (min-max) over rounds
+    only_nonzero: bool = False  # leave the row out when every value is zero
+    ratios: bool = True  # fill the ratio columns
+
+
+PPS = Metric("relayed_pps", "relayed packets/s", f_pps, headline=True)
+CPU_PKT = Metric("cpu_us_per_relayed", "server CPU per relayed packet", f_us, headline=True)
+CPU_UTIL = Metric("server_cpu_util", "server CPU (of one core)", f_pct, ratios=False)
+P50 = Metric("rtt_p50_us", "RTT p50", f_rtt)
+P99 = Metric("rtt_p99_us", "RTT p99", f_rtt)
+LOSS = Metric("loss", "loss", f_loss, only_nonzero=True, ratios=False)
+DROPS = Metric("kernel_udp_drops", "kernel UDP drops (system-wide)", f_int, only_nonzero=True,
+               ratios=False)
+ERRORS = Metric("errors", "errors (failed requests)", f_int, only_nonzero=True, ratios=False)
+
+METRICS = {
+    "throughput": [PPS, CPU_PKT, CPU_UTIL, P50, LOSS, DROPS],
+    "udp-rate-80k": [PPS, CPU_PKT, CPU_UTIL, Metric("loss", "loss", f_loss, headline=True, ratios=False), DROPS],
+    "udp-rtt-10k": [Metric("rtt_p50_us", "RTT p50", f_rtt, headline=True),
+                    Metric("rtt_p99_us", "RTT p99", f_rtt, headline=True),
+                    PPS, CPU_PKT, LOSS, DROPS],
+    "setup": [Metric("setups_per_s", "allocation setups/s", f_int, headline=True),
+              Metric("cpu_us_per_setup", "server CPU per setup", f_us), CPU_UTIL, ERRORS],
+    "idle": [Metric("rss_kib", "server RSS", f_mib, ratios=False),
+             Metric("bytes_per_allocation", "RSS per idle allocation", f_bytes, headline=True),
+             Metric("fds_per_allocation", "fds per idle allocation", f_fds),
+             Metric("setup_seconds", "time to set them up", lambda v: f"{v:.1f} s",
+                    ratios=False),
+             ERRORS],
+}
+
+
+def metrics_for(case: Case) -> list[Metric]:
+    return METRICS.get(case.name) or METRICS[case.kind]
+
+
+# A target: (description, numerator server, denominator server or None for an absolute bound,
+# comparison, bound). The numerator/denominator are medians of the metric in this case, except
+# where "ref_case" names another case for the denominator.
+@dataclasses.dataclass
+class Target:
+    text: str
+    num: str
+    den: str | None
+    op: str  # ">=" or "<="
+    bound: float
+    ref_case: str | None = None
+
+
+TARGETS: dict[tuple[str, str], list[Target]] = {}
+for _c in ("udp-cd-100", "udp-cd-1200"):
+    TARGETS[(_c, "relayed_pps")] = [Target("≥ 0.9× fwd", "ternd", "forwarder", ">=", 0.9),
+                                    Target("≥ 1.3× coturn", "ternd", "coturn", ">=", 1.3)]
+    TARGETS[(_c, "cpu_us_per_relayed")] = [Target("≤ 1.1× fwd", "ternd", "forwarder", "<=", 1.1)]
+TARGETS[("udp-rate-80k", "cpu_us_per_relayed")] = [
+    Target("≤ 1.1× fwd", "ternd", "forwarder", "<=", 1.1)]
+TARGETS[("udp-rtt-10k", "rtt_p50_us")] = [Target("≤ coturn", "ternd", "coturn", "<=", 1.0)]
+TARGETS[("udp-rtt-10k", "rtt_p99_us")] = [Target("≤ coturn", "ternd", "coturn", "<=", 1.0)]
+TARGETS[("setup", "setups_per_s")] = [Target("≥ 3× coturn", "ternd", "coturn", ">=", 3.0)]
+TARGETS[("idle", "bytes_per_allocation")] = [Target("≤ 1024 B", "ternd", None, "<=", 1024)]
+TARGETS[("idle", "fds_per_allocation")] = [Target("≤ 1", "ternd", None, "<=", 1.0)]
+TARGETS[("udp-ind-100", "cpu_us_per_relayed")] = [
+    Target("≤ 1.2× udp-cd-100", "ternd", "ternd", "<=", 1.2, ref_case="udp-cd-100")]
+TARGETS[("tcp-cd-100", "relayed_pps")] = [Target("report vs coturn", "ternd", "coturn", "", 0)]
+TARGETS[("tls-cd-100", "relayed_pps")] = [Target("report vs coturn", "ternd", "coturn", "", 0)]
+
+
+class Results:
+    def __init__(self) -> None:
+        # (case, server) -> list of dicts (a measurement) or strings ("fail", "skipped")
+        self.runs: dict[tuple[str, str], list] = {}
+
+    def add(self, case: str, server: str, value) -> None:
+        self.runs.setdefault((case, server), []).append(value)
+
+    def values(self, case: str, server: str, key: str) -> list[float]:
+        out = []
+        for r in self.runs.get((case, server), []):
+            if isinstance(r, dict) and isinstance(r.get(key), (int, float)):
+                out.append(float(r[key]))
+        return out
+
+    def median(self, case: str, server: str, key: str) -> float | None:
+        v = self.values(case, server, key)
+        return statistics.median(v) if v else None
+
+    def cell(self, case: str, server: str, m: Metric) -> str:
+        runs = self.runs.get((case, server), [])
+        if not runs:
+            return "–"
+        v = self.values(case, server, m.key)
+        fails = sum(1 for r in runs if r == "fail")
+        skipped = sum(1 for r in runs if r == "skipped")
+        if not v:
+            if fails:
+                return "fail"
+            if skipped:
+                return "skipped"
+            return "n/a"
+        text = m.fmt(statistics.median(v))
+        if m.headline and len(v) > 1:
+            lo, hi = m.fmt(min(v)).split(" ")[0], m.fmt(max(v)).split(" ")[0]
+            text += f" ({lo}–{hi})"
+        notes = []
+        if fails:
+            notes.append(f"{fails} fail")
+        if skipped:
+            notes.append(f"{skipped} skipped")
+        if notes:
+            text += " [" + ", ".join(notes) + "]"
+        return text
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def f_ratio(r: float | None) -> str:
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def judge(res: Results, case: str, key: str) -> tuple[str, str]:
+    targets = TARGETS.get((case, key))
+    if not targets:
+        return "", ""
+    texts, marks = [], []
+    for t in targets:
+        texts.append(t.text)
+        num = res.median(case, t.num, key)
+        if t.op == "":
+            continue
+        if t.den is None:
+            value = num
+            shown = ""
+        else:
+            value = ratio(num, res.median(t.ref_case or case, t.den, key))
+            shown = f" {f_ratio(value)}" if t.ref_case else ""
+        if value is None:
+            marks.append("?")
+            continue
+        ok = value >= t.bound if t.op == ">=" else value <= t.bound
+        marks.append(("✓" if ok else "✗") + shown)
+    return ", ".join(texts), " / ".join(marks)
+
+
+GENERATOR_BOUND = 0.85
+
+
+def generator_bound(res: Results, case: str, server: str) -> bool:
+    util = res.median(case, server, "server_cpu_util")
+    return util is not None and util < GENERATOR_BOUND
+
+
+def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
+    out = list(header)
+    main = [c for c in cases if c.name != "scale"]
+    marked = False
+    if main:
+        out += ["",
+                "| case | metric | forwarder | ternd | coturn | ternd÷fwd | ternd÷coturn "
+                "| target | met |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+        for c in main:
+            for m in metrics_for(c):
+                if m.only_nonzero and not any(
+                        v != 0 for s in c.servers for v in res.values(c.name, s, m.key)):
+                    continue
+                cells = [res.cell(c.name, s, m) if s in c.servers else ""
+                         for s in ("forwarder", "ternd", "coturn")]
+                if m.key == "relayed_pps" and c.kind == "throughput":
+                    for i, s in enumerate(("forwarder", "ternd", "coturn")):
+                        if generator_bound(res, c.name, s):
+                            cells[i] += " †"
+                            marked = True
+                r_fwd = (f_ratio(ratio(res.median(c.name, "ternd", m.key),
+                                       res.median(c.name, "forwarder", m.key)))
+                         if "forwarder" in c.servers and m.ratios else "")
+                r_cot = (f_ratio(ratio(res.median(c.name, "ternd", m.key),
+                                       res.median(c.name, "coturn", m.key)))
+                         if "coturn" in c.servers and m.ratios else "")
+                target, met = judge(res, c.name, m.key)
+                out.append(f"| {c.name} | {m.label} | " + " | ".join(cells)
+                           + f" | {r_fwd} | {r_cot} | {target} | {met} |")
+    if marked:
+        out += ["", f"† the server used less than {GENERATOR_BOUND:.0%} of its core in this "
+                "closed-loop run: the generator (or a busy machine), not the server, limited it."]
+    scale = [c for c in cases if c.name == "scale"]
+    if scale:
+        c = scale[0]
+        out += ["",
+                "Multi-core (udp-cd-100, 64 clients; neither server nor generator pinned):",
+                "",
+                "| metric | ternd threads: 1 | ternd threads: 2 | 2÷1 |",
+                "| --- | ---: | ---: | ---: |"]
+        for m in (PPS, CPU_PKT, Metric("server_cpu_util", "server CPU (cores)",
+                                       lambda v: f"{v:.2f}", ratios=False), LOSS, DROPS):
+            if m.only_nonzero and not any(
+                    v != 0 for s in c.servers for v in res.values(c.name, s, m.key)):
+                continue
+            r = ratio(res.median(c.name, "ternd-t2", m.key), res.median(c.name, "ternd-t1", m.key))
+            out.append(f"| {m.label} | {res.cell(c.name, 'ternd-t1', m)} | "
+                       f"{res.cell(c.name, 'ternd-t2', m)} | {f_ratio(r) if m.ratios else ''} |")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Header
+
+
+def command_output(cmd: list[str]) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (r.stdout or r.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def header_lines(env: Env, args: argparse.Namespace, started: datetime.datetime) -> list[str]:
+    rev = command_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]) or "unknown"
+    if rev != "unknown" and subprocess.run(
+            ["git", "-C", str(REPO), "diff", "--quiet", "HEAD"],
+            capture_output=True).returncode == 1:
+        rev += " (with uncommitted changes)"
+    coturn = "not installed"
+    if env.coturn:
+        coturn = command_output([env.coturn, "--version"]).splitlines()[0:1]
+        coturn = coturn[0] if coturn else "unknown version"
+    pin = (f"server pinned to CPU {env.server_cpu}, ternbench to CPU {env.client_cpu}"
+           if env.can_pin() else "NOT pinned (fewer than 2 CPUs available)")
+    return [
+        f"## tern benchmark, {started:%Y-%m-%d %H:%M %Z}".rstrip(),
+        "",
+        f"- machine: {os.cpu_count()} CPUs (nproc {command_output(['nproc']) or '?'}), "
+        f"{cpu_model()}, Linux {platform.release()}",
+        f"- ternd {rev}; coturn {coturn}",
+        f"- {args.rounds} round(s) interleaved, server order rotated per round; warmup "
+        f"{env.warmup:g} s, duration {env.duration:g} s; {pin}; loopback",
+        "- cells: median over rounds, (min–max) for headline figures; ratios of medians",
+        "- closed loop: 32 clients × window 8 (scale: 64 clients); relayed packets/s counts both "
+        "legs of a round trip",
+        "- udp-rate-80k: 40k client packets/s = 80k relayed/s; udp-rtt-10k: 10k client packets/s "
+        "= 20k relayed/s",
+        f"- idle: {env.idle_allocations} allocations, each with one permission and one channel",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Modes
+
+
+def check_binaries(env: Env, need_coturn: bool) -> None:
+    missing = [str(p) for p in (env.ternd, env.ternbench) if not os.access(p, os.X_OK)]
+    if missing:
+        sys.exit("bench/run.py: not built: " + ", ".join(missing) + " (run `make bench`, or pass "
+                 "--build DIR)")
+    if need_coturn and env.coturn is None:
+        log("warning: coturn (turnserver) is not installed; its cells will read 'fail' "
+            "(apt install coturn)")
+
+
+def smoke(env: Env) -> int:
+    """`make test`: ternbench against one ternd, UDP throughput 2 s and setup 1 s."""
+    failures = 0
+    peer_port = env.fresh_port()
+    server = Server(env, "ternd", False, peer_port)
+    try:
+        server.wait_ready("udp")
+        for case, key, duration in ((Case("smoke-udp", "throughput", ["ternd"], clients=8),
+                                     "relayed_pps", 2.0),
+                                    (Case("smoke-setup", "setup", ["ternd"], clients=8,
+                                          window=None), "setups_per_s", 1.0)):
+            cmd = ternbench_command(env, case, server, peer_port, False, 0.5, duration)
+            try:
+                result = run_ternbench(cmd, duration + 8.0, server)
+            except BenchError as e:
+                log(f"smoke {case.kind}: FAIL: {e}")
+                failures += 1
+                continue
+            print(json.dumps(result), flush=True)
+            if not result.get(key):
+                log(f"smoke {case.kind}: FAIL: {key} is {result.get(key)!r}")
+                failures += 1
+            if result.get("errors"):
+                log(f"smoke {case.kind}: FAIL: {result['errors']} error response(s)")
+                failures += 1
+    except BenchError as e:
+        log(f"smoke: FAIL: {e}")
+        failures += 1
+    finally:
+        server.stop()
+    log("smoke: " + ("OK" if failures == 0 else f"{failures} failure(s)"))
+    return 0 if failures == 0 else 1
+
+
+def bench(env: Env, args: argparse.Namespace) -> int:
+    started_wall = datetime.datetime.now().astimezone()
+    t0 = time.monotonic()
+    cases = [c for c in all_cases() if args.only is None or args.only in c.name]
+    if not cases:
+        sys.exit(f"bench/run.py: no case name contains {args.only!r}")
+    if not env.can_pin():
+        log("warning: fewer than 2 CPUs available; nothing is pinned, figures are not comparable")
+    header = header_lines(env, args, started_wall)
+    res = Results()
+    raw = []
+    skipped = 0
+    total = sum(len(c.servers) for c in cases) * args.rounds
+    done = 0
+    for rnd in range(args.rounds):
+        for case in cases:
+            k = rnd % len(case.servers)
+            order = case.servers[k:] + case.servers[:k]
+            for server_kind in order:
+                done += 1
+                where = f"[{done}/{total}] round {rnd + 1} {case.name} {SERVER_LABEL[server_kind]}"
+                elapsed = time.monotonic() - t0
+                if elapsed + estimate_seconds(env, case) > args.budget:
+                    skipped += 1
+                    log(f"{where}: SKIPPED, time budget of {args.budget:.0f} s would be exceeded "
+                        f"({elapsed:.0f} s elapsed)")
+                    res.add(case.name, server_kind, "skipped")
+                    continue
+                t = time.monotonic()
+                try:
+                    result = measure(env, case, server_kind)
+                except BenchError as e:
+                    log(f"{where}: FAIL: {e}")
+                    res.add(case.name, server_kind, "fail")
+                    raw.append({"round": rnd + 1, "case": case.name, "server": server_kind,
+                                "error": str(e)})
+                    continue
+                res.add(case.name, server_kind, result)
+                raw.append({"round": rnd + 1, "case": case.name, "server": server_kind,
+                            "result": result})
+                log(f"{where}: {summary(case, result)} ({time.monotonic() - t:.1f} s)")
+    elapsed = time.monotonic() - t0
+    header.append(f"- total elapsed {elapsed:.0f} s (budget {args.budget:.0f} s)"
+                  + (f"; {skipped} measurement(s) SKIPPED for time" if skipped else ""))
+    table = render_table(res, cases, header)
+    failed = [r for r in raw if "error" in r]
+    if failed:
+        table += "\nFailed measurements (their cells read 'fail'):\n\n"
+        for r in failed:
+            lines = [x.strip(" |") for x in r["error"].splitlines() if x.strip(" |")]
+            why = lines[0] + (f" … {lines[-1]}" if len(lines) > 1 else "")
+            table += f"- round {r['round']} {r['case']} {SERVER_LABEL[r['server']]}: {why}\n"
+    print()
+    print(table, end="", flush=True)
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
+        out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+        log(f"\nwritten: {out} and {out.with_suffix('.json')}")
+    log(f"total elapsed: {elapsed:.0f} s")
+    if failed:
+        log(f"{len(failed)} measurement(s) failed; see above")
+    return 0
+
+
+def summary(case: Case, r: dict) -> str:
+    parts = []
+    for key, fmt in (("relayed_pps", lambda v: f_pps(v) + " relayed/s"),
+                     ("cpu_us_per_relayed", lambda v: f_us(v) + "/pkt"),
+                     ("rtt_p50_us", lambda v: "p50 " + f_rtt(v)),
+                     ("rtt_p99_us", lambda v: "p99 " + f_rtt(v)),
+                     ("loss", lambda v: "loss " + f_loss(v)),
+                     ("setups_per_s", lambda v: f_int(v) + " setups/s"),
+                     ("bytes_per_allocation", lambda v: f_bytes(v) + "/alloc"),
+                     ("fds_per_allocation", lambda v: f_fds(v) + " fd/alloc")):
+        if isinstance(r.get(key), (int, float)):
+            parts.append(fmt(r[key]))
+    return ", ".join(parts) or json.dumps(r)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=str(REPO / "build"),
+                   help="build directory holding server/ternd and bench/ternbench/ternbench")
+    p.add_argument("--quick", action="store_true", help="1 short round (<= 2 min)")
+    p.add_argument("--smoke", action="store_true",
+                   help="make test: ternd only, UDP throughput 2 s + setup 1 s; fails on 0")
+    p.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
+    p.add_argument("--duration", type=float, help="seconds measured per run (default 5, quick 2)")
+    p.add_argument("--warmup", type=float, help="seconds before measuring (default 1, quick 0.5)")
+    p.add_argument("--idle-allocations", type=int,
+                   help="allocations in the idle case (default 10000, quick 2000)")
+    p.add_argument("--budget", type=float,
+                   help="seconds; measurements that would end later are skipped "
+                        "(default 900, quick 120)")
+    p.add_argument("--only", metavar="SUBSTRING", help="run only cases whose name contains this")
+    p.add_argument("--out", help="also write the table here (default BUILD/bench-results.md; "
+                                 "raw results beside it as .json)")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
+    args = p.parse_args()
+    q = args.quick
+    args.rounds = args.rounds or (1 if q else 3)
+    args.duration = args.duration or (2.0 if q else 5.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if q else 1.0)
+    args.idle_allocations = args.idle_allocations or (2000 if q else 10000)
+    args.budget = args.budget or (120.0 if q else 900.0)
+    if args.out is None and not args.smoke:
+        args.out = str(pathlib.Path(args.build) / "bench-results.md")
+
+    # SIGTERM (e.g. from make or a CI timeout) unwinds like Ctrl-C, so servers are stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="tern-bench-"))
+    try:
+        env = Env(args, tmp)
+        check_binaries(env, need_coturn=not args.smoke)
+        env.make_cert()
+        if args.smoke:
+            return smoke(env)
+        return bench(env, args)
+    except BenchError as e:
+        log(f"bench/run.py: {e}")
+        return 1
+    except KeyboardInterrupt:
+        log("bench/run.py: interrupted")
+        return 130
+    finally:
+        if args.keep_tmp:
+            log(f"temp dir kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
