@@ -1,10 +1,12 @@
 #include "tern/server/udp_listener.hpp"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -74,6 +76,22 @@ socklen_t write_packet_info(std::uint8_t* buffer, std::size_t size,
     return CMSG_SPACE(sizeof info);
 }
 
+// Appends a UDP_SEGMENT control message (RFC-less Linux UDP GSO: the kernel cuts the payload
+// into datagrams of `segment` bytes) after the packet-info message, if `used` says there is one.
+socklen_t write_segment_size(std::uint8_t* buffer, std::size_t size, socklen_t used,
+                             std::uint16_t segment) {
+    msghdr h{};
+    h.msg_control = buffer;
+    h.msg_controllen = size;
+    cmsghdr* c = CMSG_FIRSTHDR(&h);
+    if (used != 0) c = CMSG_NXTHDR(&h, c);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof segment);
+    std::memcpy(CMSG_DATA(c), &segment, sizeof segment);
+    return used + static_cast<socklen_t>(CMSG_SPACE(sizeof segment));
+}
+
 }  // namespace
 
 UdpListener::UdpListener(asio::io_context& io, RequestDispatcher& dispatcher,
@@ -81,7 +99,12 @@ UdpListener::UdpListener(asio::io_context& io, RequestDispatcher& dispatcher,
     : socket_(io),
       dispatcher_(dispatcher),
       receive_buffer_(batch_size * receive_slot_size),
-      reply_buffer_(batch_size * reply_slot_size) {
+      reply_buffer_(batch_size * reply_slot_size),
+      queue_buffer_(batch_size * queue_slot_size) {
+    // TERN_UDP_GSO=0 turns segmented sends off, for measuring what they gain (bench/run.py).
+    if (const char* gso = std::getenv("TERN_UDP_GSO"); gso != nullptr && gso[0] == '0') {
+        gso_ = false;
+    }
     context_.transport = config::Transport::udp;
     context_.client = client;
 }
@@ -225,6 +248,77 @@ bool UdpListener::send_to(const protocol::TransportAddress& client,
         h.msg_controllen = write_packet_info(control.bytes.data(), control_size, local, 0);
     }
     return ::sendmsg(socket_.native_handle(), &h, MSG_DONTWAIT) >= 0;
+}
+
+bool UdpListener::queue_to(const protocol::TransportAddress& client,
+                           const protocol::TransportAddress& local,
+                           std::span<const std::uint8_t> bytes) noexcept {
+    if (bytes.size() > queue_slot_size) {
+        flush();  // keep the order datagrams were relayed in
+        return send_to(client, local, bytes);
+    }
+    if (queued_ == batch_size) flush();
+    const std::size_t i = queued_++;
+    std::uint8_t* slot = queue_buffer_.data() + i * queue_slot_size;
+    std::memcpy(slot, bytes.data(), bytes.size());
+    queue_iov_[i] = {slot, bytes.size()};
+    queue_to_len_[i] = to_sockaddr(client, queue_to_[i]);
+    queue_local_[i] = local;
+    return true;
+}
+
+void UdpListener::flush() noexcept {
+    // Runs of datagrams to one client become one message each: with GSO a run of equal sizes
+    // (the last may be shorter) is one send the kernel segments; without, one datagram each.
+    std::size_t messages = 0;
+    for (std::size_t i = 0; i < queued_;) {
+        std::size_t run = 1;
+        if (gso_) {
+            const std::size_t size = queue_iov_[i].iov_len;
+            while (i + run < queued_ && run < 64 && queue_iov_[i + run - 1].iov_len == size &&
+                   queue_iov_[i + run].iov_len <= size &&
+                   queue_to_len_[i + run] == queue_to_len_[i] &&
+                   std::memcmp(&queue_to_[i + run], &queue_to_[i], queue_to_len_[i]) == 0 &&
+                   queue_local_[i + run] == queue_local_[i]) {
+                ++run;
+            }
+        }
+        auto& h = queue_headers_[messages].msg_hdr;
+        h = {};
+        h.msg_name = &queue_to_[i];
+        h.msg_namelen = queue_to_len_[i];
+        h.msg_iov = &queue_iov_[i];
+        h.msg_iovlen = run;
+        socklen_t control = 0;
+        std::uint8_t* control_bytes = queue_control_[messages].bytes.data();
+        if (wildcard_) {
+            control = write_packet_info(control_bytes, control_size, queue_local_[i], 0);
+        }
+        if (run > 1) {
+            control = write_segment_size(control_bytes, control_size, control,
+                                         static_cast<std::uint16_t>(queue_iov_[i].iov_len));
+        }
+        if (control != 0) {
+            h.msg_control = control_bytes;
+            h.msg_controllen = control;
+        }
+        ++messages;
+        i += run;
+    }
+    for (std::size_t sent = 0; sent < messages;) {
+        const int m = ::sendmmsg(socket_.native_handle(), queue_headers_.data() + sent,
+                                 static_cast<unsigned>(messages - sent), MSG_DONTWAIT);
+        if (m > 0) {
+            sent += static_cast<std::size_t>(m);
+        } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;  // a full send buffer: the rest is lost like any UDP datagram
+        } else {
+            // EIO here is a device without UDP GSO support: stop segmenting from now on.
+            if (errno == EIO && queue_headers_[sent].msg_hdr.msg_iovlen > 1) gso_ = false;
+            ++sent;
+        }
+    }
+    queued_ = 0;
 }
 
 }  // namespace tern::server

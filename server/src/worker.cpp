@@ -15,6 +15,47 @@ namespace tern::server {
 
 namespace asio = boost::asio;
 
+// The flush handler runs after every handler already ready in this event-loop turn. Its memory
+// is one block owned by the worker (one flush is pending at most), so posting it never allocates.
+template <typename T>
+struct Worker::FlushAllocator {
+    using value_type = T;
+    FlushBlock* block;
+
+    explicit FlushAllocator(FlushBlock* b) noexcept : block(b) {}
+    template <typename U>
+    FlushAllocator(const FlushAllocator<U>& other) noexcept : block(other.block) {}  // NOLINT
+    T* allocate(std::size_t n) {
+        if (!block->in_use && n * sizeof(T) <= sizeof block->bytes) {
+            block->in_use = true;
+            return reinterpret_cast<T*>(block->bytes.data());
+        }
+        return std::allocator<T>().allocate(n);
+    }
+    void deallocate(T* p, std::size_t n) noexcept {
+        if (reinterpret_cast<unsigned char*>(p) == block->bytes.data()) {
+            block->in_use = false;
+        } else {
+            std::allocator<T>().deallocate(p, n);
+        }
+    }
+    template <typename U>
+    bool operator==(const FlushAllocator<U>& other) const noexcept {
+        return block == other.block;
+    }
+    template <typename U>
+    bool operator!=(const FlushAllocator<U>& other) const noexcept {
+        return block != other.block;
+    }
+};
+
+struct Worker::FlushHandler {
+    Worker* worker;
+    using allocator_type = FlushAllocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type(&worker->flush_block_); }
+    void operator()() const { worker->flush_client_queues(); }
+};
+
 namespace {
 // Lifetimes are whole seconds (RFC 8656), so a one-second sweep is exact enough and costs one
 // timer per worker instead of one per allocation, permission and channel.
@@ -193,10 +234,24 @@ bool Worker::send_to_client(const allocation::FiveTuple& tuple, allocation::Clie
                             std::span<const std::uint8_t> message) noexcept {
     if (tuple.transport == allocation::Transport::udp) {
         if (client >= udp_.size()) return false;
-        return udp_[client]->send_to(tuple.client, tuple.server, message);
+        // Queued, and flushed once this event-loop turn's ready sockets are drained: a burst
+        // from many relay sockets leaves in one sendmmsg.
+        UdpListener& listener = *udp_[client];
+        if (!flush_posted_) {
+            flush_posted_ = true;
+            asio::post(io_, FlushHandler{this});
+        }
+        return listener.queue_to(tuple.client, tuple.server, message);
     }
     const auto it = connections_.find(client);
     return it != connections_.end() && it->second->send(message);
+}
+
+void Worker::flush_client_queues() noexcept {
+    flush_posted_ = false;
+    for (auto& l : udp_) {
+        if (l->has_queued()) l->flush();
+    }
 }
 
 void Worker::on_peer_datagram(RelaySocket& socket, const protocol::TransportAddress& peer,

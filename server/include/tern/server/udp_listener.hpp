@@ -39,6 +39,15 @@ public:
     bool send_to(const protocol::TransportAddress& client, const protocol::TransportAddress& local,
                  std::span<const std::uint8_t> bytes) noexcept;
 
+    // As send_to, but the datagram waits in this listener's queue until flush(), so relayed data
+    // leaving one event-loop turn goes out in one sendmmsg (runs of equal-size datagrams to one
+    // client as one UDP GSO send). A full queue flushes first; a datagram too big for a queue
+    // slot is sent at once. True = queued (a refusal at flush is a loss, as for any datagram).
+    bool queue_to(const protocol::TransportAddress& client, const protocol::TransportAddress& local,
+                  std::span<const std::uint8_t> bytes) noexcept;
+    void flush() noexcept;
+    bool has_queued() const noexcept { return queued_ > 0; }
+
 private:
     void wait_readable();
     void drain();
@@ -63,6 +72,18 @@ private:
     std::array<Control, batch_size> receive_control_{};
     std::array<Control, batch_size> reply_control_{};
     bool wildcard_ = false;
+
+    // The outgoing queue of relayed datagrams (queue_to / flush).
+    static constexpr std::size_t queue_slot_size = 2048;  // a ChannelData of a 1500-byte MTU
+    std::vector<std::uint8_t> queue_buffer_;
+    std::size_t queued_ = 0;
+    std::array<sockaddr_storage, batch_size> queue_to_{};
+    std::array<socklen_t, batch_size> queue_to_len_{};
+    std::array<protocol::TransportAddress, batch_size> queue_local_{};
+    std::array<iovec, batch_size> queue_iov_{};
+    std::array<mmsghdr, batch_size> queue_headers_{};
+    std::array<Control, batch_size> queue_control_{};
+    bool gso_ = true;  // off after the kernel refuses a segmented send once (no UDP GSO here)
 };
 
 }  // namespace tern::server

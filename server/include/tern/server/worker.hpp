@@ -3,10 +3,12 @@
 // no cross-thread hops.
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <system_error>
@@ -84,6 +86,7 @@ private:
     void detach(allocation::ClientId id, const PacketContext& context) noexcept override;
 
     void tick();
+    void flush_client_queues() noexcept;
 
     unsigned index_;
     boost::asio::io_context io_;  // declared first: destroyed last, after the sockets
@@ -96,6 +99,15 @@ private:
     allocation::AllocationManager manager_;
     RequestDispatcher dispatcher_;
     std::vector<std::unique_ptr<UdpListener>> udp_;
+    bool flush_posted_ = false;  // a flush of the listeners' relayed-data queues is pending
+    struct FlushBlock {
+        alignas(std::max_align_t) std::array<unsigned char, 256> bytes{};
+        bool in_use = false;
+    };
+    template <typename T>
+    struct FlushAllocator;
+    struct FlushHandler;
+    FlushBlock flush_block_;
     std::vector<std::unique_ptr<StreamListener>> streams_;
     ConnectionQuota& connections_quota_;
     // Relay sockets that failed to open (EMFILE, say): logged at most once per interval.

@@ -1,0 +1,120 @@
+// UdpListener's outgoing queue: whatever is batched (sendmmsg) or segmented (UDP GSO), each
+// client must receive exactly the datagrams queued for it, whole and in order.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "tern/server/socket_address.hpp"
+#include "tern/server/udp_listener.hpp"
+
+namespace tern::server {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+struct Receiver {
+    Receiver() {
+        fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    }
+    ~Receiver() { ::close(fd); }
+    Receiver(const Receiver&) = delete;
+    Receiver& operator=(const Receiver&) = delete;
+    protocol::TransportAddress address() const {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        return from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+    }
+    // Every datagram that arrives within 200 ms of the previous one.
+    std::vector<Bytes> drain() const {
+        std::vector<Bytes> got;
+        pollfd p{fd, POLLIN, 0};
+        while (::poll(&p, 1, 200) == 1) {
+            Bytes b(4096);
+            const ssize_t n = ::recv(fd, b.data(), b.size(), 0);
+            if (n < 0) break;
+            b.resize(static_cast<std::size_t>(n));
+            got.push_back(std::move(b));
+        }
+        return got;
+    }
+    int fd = -1;
+};
+
+Bytes datagram(std::uint8_t tag, std::size_t size) {
+    Bytes b(size, tag);
+    if (size > 1) b[1] = static_cast<std::uint8_t>(size);  // size in the bytes too
+    return b;
+}
+
+class UdpListenerQueue : public ::testing::TestWithParam<const char*> {
+protected:
+    void SetUp() override {
+        ::setenv("TERN_UDP_GSO", GetParam(), 1);
+        listener_ = std::make_unique<UdpListener>(io_, dispatcher_);
+        ::unsetenv("TERN_UDP_GSO");
+        ASSERT_FALSE(listener_->open(protocol::TransportAddress::v4({127, 0, 0, 1}, 0)));
+        local_ = listener_->local_address();
+    }
+    boost::asio::io_context io_;
+    RequestDispatcher dispatcher_{std::make_shared<const config::Config>()};
+    std::unique_ptr<UdpListener> listener_;
+    protocol::TransportAddress local_;
+};
+
+TEST_P(UdpListenerQueue, EachClientGetsItsDatagramsWholeAndInOrder) {
+    Receiver a;
+    Receiver b;
+    // A run of equal sizes with a shorter tail (one GSO send), then interleaved clients, then
+    // a size change mid-run: every boundary a segmented send must respect.
+    std::vector<std::pair<Receiver*, Bytes>> plan;
+    for (std::uint8_t i = 0; i < 5; ++i) plan.emplace_back(&a, datagram(i, 104));
+    plan.emplace_back(&a, datagram(5, 60));
+    plan.emplace_back(&b, datagram(6, 104));
+    plan.emplace_back(&a, datagram(7, 104));
+    plan.emplace_back(&b, datagram(8, 1204));
+    plan.emplace_back(&b, datagram(9, 1204));
+    plan.emplace_back(&b, datagram(10, 300));
+    plan.emplace_back(&b, datagram(11, 1204));
+    for (const auto& [to, bytes] : plan) {
+        ASSERT_TRUE(listener_->queue_to(to->address(), local_, bytes));
+    }
+    EXPECT_TRUE(listener_->has_queued());
+    listener_->flush();
+    EXPECT_FALSE(listener_->has_queued());
+
+    for (Receiver* r : {&a, &b}) {
+        std::vector<Bytes> expected;
+        for (const auto& [to, bytes] : plan) {
+            if (to == r) expected.push_back(bytes);
+        }
+        EXPECT_EQ(r->drain(), expected);
+    }
+}
+
+TEST_P(UdpListenerQueue, AFullQueueFlushesItselfAndOversizedDatagramsKeepTheirPlace) {
+    Receiver a;
+    std::vector<Bytes> sent;
+    for (std::size_t i = 0; i < UdpListener::batch_size + 3; ++i) {
+        sent.push_back(datagram(static_cast<std::uint8_t>(i), 200));
+    }
+    sent.insert(sent.begin() + 10, datagram(0xEE, 3000));  // past a queue slot: sent at once
+    for (const Bytes& d : sent) ASSERT_TRUE(listener_->queue_to(a.address(), local_, d));
+    listener_->flush();
+    EXPECT_EQ(a.drain(), sent);
+}
+
+INSTANTIATE_TEST_SUITE_P(GsoOnAndOff, UdpListenerQueue, ::testing::Values("1", "0"));
+
+}  // namespace
+}  // namespace tern::server
