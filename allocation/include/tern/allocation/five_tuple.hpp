@@ -24,7 +24,7 @@ struct FiveTuple {
 // hash them should use a per-process random seed to keep collision floods expensive.
 std::uint64_t hash_value(const FiveTuple& tuple, std::uint64_t seed = 0) noexcept;
 
-// Folds `bytes` into `h`; shared by the five-tuple hash and keys built on top of it.
+// Folds `bytes` into `h`, for keys built on top of the five-tuple hash.
 std::uint64_t hash_mix(std::uint64_t h, const std::uint8_t* bytes, std::size_t size) noexcept;
 
 struct FiveTupleHash {
