@@ -135,9 +135,16 @@ void AllocationManager::reconfigure(ManagerSettings settings,
     peers_ = std::move(peers);
     table_.set_limits(table_limits());
     apply_rates();
-    table_.for_each([this](Allocation& a) {
+    const bool user_cap = !user_rate_.unlimited();
+    table_.for_each([this, user_cap](Allocation& a) {
         a.permissions.set_max(settings_.limits.max_permissions_per_allocation);
         a.channels.set_max(settings_.limits.max_channels_per_allocation);
+        if (!user_cap) {
+            a.user_budget.reset();
+        } else if (!a.user_budget) {
+            // A full bucket whatever the time point: the first consume() refills from here.
+            a.user_budget = users_->attach(a.username, TimePoint{}, user_rate_);
+        }
     });
 }
 
@@ -146,8 +153,8 @@ void AllocationManager::apply_rates() noexcept {
     user_rate_ = bucket_rate(settings_.limits.user_bandwidth);
 }
 
-bool AllocationManager::within_budget(TokenBucket& own, SharedTokenBucket* user,
-                                      std::size_t bytes, TimePoint now) noexcept {
+bool AllocationManager::within_budget(TokenBucket& own, SharedTokenBucket* user, std::size_t bytes,
+                                      TimePoint now) noexcept {
     if (!own.consume(bytes, now, allocation_rate_)) return false;
     if (user == nullptr || user->consume(bytes, now, user_rate_)) return true;
     own.refund(bytes, allocation_rate_);
@@ -223,7 +230,12 @@ std::optional<AllocationManager::OpenedRelay> AllocationManager::open_relay(
         if (!port) return std::nullopt;  // the range is exhausted
         const TransportAddress address = with_port(ip, *port);
         const OpenRelayResult opened = egress_.open_relay(address, dont_fragment);
-        if (opened.status == OpenRelayStatus::opened) return OpenedRelay{address, opened.id};
+        if (opened.status == OpenRelayStatus::opened) {
+            if (opened.id < max_relay_index) return OpenedRelay{address, opened.id};
+            egress_.close_relay(opened.id);  // breaks the egress contract: ids are indexes
+            ports_.release(ip.family, *port);
+            return std::nullopt;
+        }
         if (opened.status == OpenRelayStatus::address_in_use) {
             ports_.mark_unusable(ip.family, *port, now);  // another process holds it
         } else {
@@ -234,9 +246,15 @@ std::optional<AllocationManager::OpenedRelay> AllocationManager::open_relay(
     return std::nullopt;
 }
 
+void AllocationManager::index_relay(RelayId id, Allocation& a) {
+    if (id >= by_relay_.size()) by_relay_.resize(std::size_t{id} + 1, nullptr);
+    by_relay_[id] = &a;
+}
+
 void AllocationManager::release(Allocation& allocation) noexcept {
     for (std::size_t i = 0; i < allocation.relays.size() && i < allocation.relay_ids.size(); ++i) {
-        by_relay_.erase(allocation.relay_ids[i]);
+        if (allocation.relay_ids[i] < by_relay_.size())
+            by_relay_[allocation.relay_ids[i]] = nullptr;
         egress_.close_relay(allocation.relay_ids[i]);
         ports_.release(allocation.relays[i].family, allocation.relays[i].port);
     }
@@ -384,14 +402,16 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
     Allocation& a = *created.allocation;
     a.client = client;
     a.relay_ids[0] = primary->id;
-    by_relay_[primary->id] = &a;
+    index_relay(primary->id, a);
     if (secondary) {
         a.relay_ids[1] = secondary->id;
-        by_relay_[secondary->id] = &a;
+        index_relay(secondary->id, a);
     }
     if (requester.teardown_at) table_.cap_expiry(a, *requester.teardown_at);
-    // Always attached, so a reload that turns the user cap on covers live allocations too.
-    a.user_budget = users_->attach(requester.username, now, user_rate_);
+    // Only under a cap: a user's buckets cost memory for each user; reconfigure() attaches them
+    // to live allocations when a reload turns the cap on.
+    if (!user_rate_.unlimited())
+        a.user_budget = users_->attach(requester.username, now, user_rate_);
     ++counters_.allocations_created;
 
     MessageBuilder b = r.success();
@@ -550,9 +570,10 @@ void AllocationManager::relay_to_peer(Allocation& a, const TransportAddress& pee
 void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& peer,
                                          std::span<const std::uint8_t> payload,
                                          TimePoint now) noexcept {
-    const auto it = by_relay_.find(relay);
-    if (it == by_relay_.end() || !it->second->live(now)) return;
-    Allocation& a = *it->second;
+    if (relay >= by_relay_.size() || by_relay_[relay] == nullptr || !by_relay_[relay]->live(now)) {
+        return;
+    }
+    Allocation& a = *by_relay_[relay];
     if (!a.permissions.allowed(peer, now)) {
         ++counters_.dropped_no_permission;  // §11.3 / §12.6: no permission, no delivery
         return;

@@ -2,6 +2,7 @@
 #include "tern/allocation/allocation_table.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <iterator>
 #include <utility>
 
@@ -15,7 +16,20 @@ Duration granted_lifetime(std::optional<Duration> requested,
 }
 
 AllocationTable::AllocationTable(const AllocationLimits& limits, std::uint64_t hash_seed)
-    : limits_(limits), table_(0, FiveTupleHash{hash_seed}) {}
+    : table_(0, FiveTupleHash{hash_seed}) {
+    set_limits(limits);
+}
+
+void AllocationTable::set_limits(const AllocationLimits& limits) {
+    limits_ = limits;
+    const bool count = limits.max_allocations_per_user != SIZE_MAX;
+    if (count == count_users_) return;
+    count_users_ = count;
+    per_user_.clear();
+    if (count) {
+        for (const auto& [tuple, a] : table_) ++per_user_[a.username];
+    }
+}
 
 Allocation* AllocationTable::find(const FiveTuple& tuple, TimePoint now) noexcept {
     auto it = table_.find(tuple);
@@ -92,7 +106,7 @@ CreateOutcome AllocationTable::create(const FiveTuple& tuple, std::string_view u
                  nullptr};
     auto [it, inserted] = table_.emplace(tuple, std::move(a));
     (void)inserted;  // admit() guaranteed the key was free
-    ++per_user_[it->second.username];
+    if (count_users_) ++per_user_[it->second.username];
     earliest_expiry_ = std::min(earliest_expiry_, it->second.expires);
     return CreateOutcome{CreateResult::created, &it->second};
 }

@@ -18,7 +18,12 @@ RelayReceiveBuffers::RelayReceiveBuffers() : storage(batch_size * slot_size) {
 }
 
 RelaySocket::RelaySocket(asio::io_context& io, RelaySink& sink, RelayReceiveBuffers& buffers)
-    : socket_(io), sink_(sink), buffers_(buffers) {}
+    : socket_(io.get_executor()), sink_(sink), buffers_(buffers) {}
+
+protocol::TransportAddress RelaySocket::local_address() const {
+    boost::system::error_code ec;
+    return from_endpoint(socket_.local_endpoint(ec));
+}
 
 std::error_code RelaySocket::open(const protocol::TransportAddress& address, bool dont_fragment) {
     boost::system::error_code ec;
@@ -44,8 +49,7 @@ std::error_code RelaySocket::open(const protocol::TransportAddress& address, boo
     if (ec) return ec;
     socket_.non_blocking(true, ec);
     if (ec) return ec;
-    local_ = from_endpoint(socket_.local_endpoint(ec));
-    return ec;
+    return {};
 }
 
 void RelaySocket::start() {

@@ -179,7 +179,7 @@ void Worker::apply(std::shared_ptr<const config::Config> config,
 
 allocation::OpenRelayResult Worker::open_relay(const protocol::TransportAddress& address,
                                                bool dont_fragment) {
-    auto socket = std::make_shared<RelaySocket>(io_, *this, relay_buffers_);
+    auto socket = std::make_unique<RelaySocket>(io_, *this, relay_buffers_);
     if (const auto ec = socket->open(address, dont_fragment)) {
         if (ec.value() == EADDRINUSE) return {allocation::OpenRelayStatus::address_in_use, 0};
         // The Allocate gets 508. Out of file descriptors, every Allocate fails the same way, so
@@ -205,13 +205,13 @@ allocation::OpenRelayResult Worker::open_relay(const protocol::TransportAddress&
     if (!free_relay_ids_.empty()) {
         id = free_relay_ids_.back();
         free_relay_ids_.pop_back();
-        relays_[id] = socket;
+        relays_[id] = std::move(socket);
     } else {
         id = static_cast<allocation::RelayId>(relays_.size());
-        relays_.push_back(socket);
+        relays_.push_back(std::move(socket));
     }
-    socket->set_id(id);
-    socket->start();
+    relays_[id]->set_id(id);
+    relays_[id]->start();
     return {allocation::OpenRelayStatus::opened, id};
 }
 

@@ -1721,6 +1721,32 @@ TEST_F(AllocationManagerTest, UserBandwidthHoldsAcrossWorkersSharingIt) {
     EXPECT_EQ(w1.counters().dropped_bandwidth + w2.counters().dropped_bandwidth, 20u);
 }
 
+TEST_F(AllocationManagerTest, ReloadTurningTheUserCapOnCoversLiveAllocationsOfThatUser) {
+    // Without a cap no allocation holds user buckets (they cost memory per user)...
+    const FiveTuple t1 = tuple(40001);
+    const FiveTuple t2 = tuple(40002);
+    must_allocate(t1, alice());
+    must_allocate(t2, alice());
+    ASSERT_TRUE(bind(t1, alice(), 0x4000, peer_a).success());
+    ASSERT_TRUE(bind(t2, alice(), 0x4000, peer_a).success());
+    EXPECT_EQ(manager().find(t1, now)->user_budget, nullptr);
+    // ...and a reload that sets one gives both of alice's allocations one shared budget.
+    ManagerSettings capped = settings;
+    capped.limits.user_bandwidth = 100000;
+    manager().reconfigure(capped, peers);
+    ASSERT_NE(manager().find(t1, now)->user_budget, nullptr);
+    EXPECT_EQ(manager().find(t1, now)->user_budget, manager().find(t2, now)->user_budget);
+    const std::vector<std::uint8_t> payload(1000, 0x42);
+    for (int i = 0; i < 60; ++i) channel_data(t1, 0x4000, payload);
+    for (int i = 0; i < 60; ++i) channel_data(t2, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 100u);
+    // Lifting it again lets the same traffic through and drops the buckets.
+    manager().reconfigure(settings, peers);
+    EXPECT_EQ(manager().find(t1, now)->user_budget, nullptr);
+    for (int i = 0; i < 60; ++i) channel_data(t1, 0x4000, payload);
+    EXPECT_EQ(egress.to_peer.size(), 160u);
+}
+
 TEST_F(AllocationManagerTest, ReloadAppliesANewBandwidthCapToLiveAllocations) {
     const FiveTuple t = tuple(40000);
     must_allocate(t, alice());

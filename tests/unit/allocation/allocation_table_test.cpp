@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include <string>
 
 namespace tern::allocation {
@@ -104,6 +106,23 @@ TEST(AllocationTable, PerUserQuotaIs486AndTotalIs508) {
               CreateResult::user_quota);
     EXPECT_EQ(table.count_for("dave"), 0u);
     EXPECT_EQ(table.size(), 4u);
+}
+
+TEST(AllocationTable, UnlimitedPerUserKeepsNoCountsAndALimitLaterCountsTheLiveOnes) {
+    AllocationLimits unlimited = small_limits();
+    unlimited.max_allocations_per_user = SIZE_MAX;  // as under a shared AllocationQuota
+    AllocationTable table(unlimited);
+    for (int i = 1; i <= 3; ++i) {
+        ASSERT_EQ(table.create(tuple(i), "alice", relay(i), std::nullopt, t0).result,
+                  CreateResult::created);
+    }
+    EXPECT_EQ(table.count_for("alice"), 0u);  // not counted: nothing enforces it
+    table.set_limits(small_limits());         // 2 per user: the three live ones count at once
+    EXPECT_EQ(table.count_for("alice"), 3u);
+    EXPECT_EQ(table.create(tuple(4), "alice", relay(4), std::nullopt, t0).result,
+              CreateResult::user_quota);
+    ASSERT_TRUE(table.remove(tuple(1)).has_value());
+    EXPECT_EQ(table.count_for("alice"), 2u);
 }
 
 TEST(AllocationTable, LapsedAllocationsDoNotHoldQuota) {

@@ -74,8 +74,8 @@ TEST(PeerPolicy, DefaultRangeTableIsExactlyTheDocumentedList) {
 // Prefixes that embed an IPv4 address a translator or relay router would reach: a private
 // IPv4 address must not be reachable through them.
 TEST(PeerPolicy, Ipv4EmbeddingPrefixesAreRefused) {
-    for (const char* text : {"64:ff9b:1::a00:1",  // local-use NAT64 of 10.0.0.1
-                             "2002:a00:1::1",     // 6to4 for 10.0.0.1
+    for (const char* text : {"64:ff9b:1::a00:1",                      // local-use NAT64 of 10.0.0.1
+                             "2002:a00:1::1",                         // 6to4 for 10.0.0.1
                              "2001:0:4136:e378:8000:63bf:f5ff:fffe",  // Teredo
                              "2001:db8::1"}) {
         const auto a = TransportAddress::parse_ip(text);
@@ -85,8 +85,7 @@ TEST(PeerPolicy, Ipv4EmbeddingPrefixesAreRefused) {
     // Ordinary global unicast next door stays allowed.
     EXPECT_EQ(default_policy().check(*TransportAddress::parse_ip("2001:4860::8888")),
               PeerVerdict::allowed);
-    EXPECT_EQ(default_policy().check(*TransportAddress::parse_ip("2003::1")),
-              PeerVerdict::allowed);
+    EXPECT_EQ(default_policy().check(*TransportAddress::parse_ip("2003::1")), PeerVerdict::allowed);
 }
 
 // Every default range is refused at its first and last address (and in mapped form for IPv4);

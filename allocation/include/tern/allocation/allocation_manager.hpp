@@ -188,7 +188,11 @@ private:
     BucketRate user_rate_;
     AllocationTable table_;
     TransactionCache transactions_;
-    std::unordered_map<RelayId, Allocation*> by_relay_;  // map nodes do not move
+    // Indexed by RelayId (the egress hands out small reused indexes): 8 bytes per relay socket
+    // and one load per peer datagram. Table nodes do not move, so the pointers stay valid.
+    std::vector<Allocation*> by_relay_;
+    static constexpr RelayId max_relay_index = RelayId{1} << 22;
+    void index_relay(RelayId id, Allocation& a);
     // Where Data indications and ChannelData for clients are assembled; one thread uses it.
     std::vector<std::uint8_t> client_buffer_;
     RelayCounters counters_;

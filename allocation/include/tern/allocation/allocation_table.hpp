@@ -2,6 +2,7 @@
 // lifetimes, refresh and deletion, and the per-user and total quotas (486 vs 508).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -41,10 +42,36 @@ struct AllocationLimits {
 Duration granted_lifetime(std::optional<Duration> requested,
                           const AllocationLimits& limits) noexcept;
 
+// An allocation's relayed addresses: one, or two with ADDITIONAL-ADDRESS-FAMILY (RFC 8656
+// §7.2). Inline, because a heap block per allocation shows in the memory of idle allocations.
+class RelayAddresses {
+public:
+    RelayAddresses() = default;
+    RelayAddresses(const std::vector<protocol::TransportAddress>& addresses) noexcept {  // NOLINT
+        for (const auto& a : addresses) {
+            if (size_ < addresses_.size()) addresses_[size_++] = a;
+        }
+    }
+    std::size_t size() const noexcept { return size_; }
+    const protocol::TransportAddress& operator[](std::size_t i) const noexcept {
+        return addresses_[i];
+    }
+    const protocol::TransportAddress* begin() const noexcept { return addresses_.data(); }
+    const protocol::TransportAddress* end() const noexcept { return addresses_.data() + size_; }
+    friend bool operator==(const RelayAddresses& a,
+                           const std::vector<protocol::TransportAddress>& b) noexcept {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end());
+    }
+
+private:
+    std::array<protocol::TransportAddress, 2> addresses_{};
+    std::uint8_t size_ = 0;
+};
+
 struct Allocation {
     FiveTuple tuple;
     std::string username;  // the caller answers 441 when a request's username differs (§5)
-    std::vector<protocol::TransportAddress> relays;  // one, or two with ADDITIONAL-ADDRESS-FAMILY
+    RelayAddresses relays;
     TimePoint expires;
     PermissionTable permissions;
     ChannelTable channels;
@@ -52,7 +79,8 @@ struct Allocation {
     std::array<RelayId, 2> relay_ids{};  // parallel to relays
     TokenBucket to_peer_budget;          // limits.allocation_bandwidth, each direction
     TokenBucket to_client_budget;
-    std::shared_ptr<UserBuckets> user_budget;  // limits.user_bandwidth; shared with the user's others
+    std::shared_ptr<UserBuckets>
+        user_budget;  // limits.user_bandwidth; shared with the user's others
 
     bool live(TimePoint now) const noexcept { return now < expires; }
 };
@@ -109,7 +137,9 @@ public:
     void cap_expiry(Allocation& allocation, TimePoint at) noexcept;
 
     // New limits apply to later admissions; allocations over a lowered quota stay until they end.
-    void set_limits(const AllocationLimits& limits) noexcept { limits_ = limits; }
+    // Per-user counts are kept only under a finite max_allocations_per_user (a shared
+    // AllocationQuota counts users instead, and a count per user costs memory per allocation).
+    void set_limits(const AllocationLimits& limits);
 
     // Removes every lapsed allocation and returns them (plus any that admit()/create() had to
     // sweep to make room), so the caller can close relay sockets and free ports.
@@ -140,6 +170,7 @@ private:
     AllocationLimits limits_;
     std::unordered_map<FiveTuple, Allocation, FiveTupleHash> table_;
     std::unordered_map<std::string, std::size_t, UserHash, std::equal_to<>> per_user_;
+    bool count_users_ = false;
     std::vector<Allocation> reaped_;
     // No allocation lapses before this (a lower bound, exact after each full sweep): lets a
     // flood of Allocate requests at quota skip the O(n) sweep when nothing can have lapsed.

@@ -10,7 +10,8 @@
 
 namespace tern::allocation {
 
-// Names one relay socket of the I/O layer; chosen by open_relay().
+// Names one relay socket of the I/O layer; chosen by open_relay() as a small index (reused
+// after close_relay), because the allocation layer keeps a vector indexed by it.
 using RelayId = std::uint32_t;
 // Names the control channel of a client for the I/O layer (UDP listener or TCP/TLS
 // connection); the state machine stores it with the allocation and passes it back.

@@ -49,7 +49,7 @@ public:
     // Binds `address` exactly (the port comes from the relay port pool). dont_fragment sets DF
     // on outgoing IPv4 datagrams (RFC 8656 §14.8, DONT-FRAGMENT).
     std::error_code open(const protocol::TransportAddress& address, bool dont_fragment);
-    protocol::TransportAddress local_address() const noexcept { return local_; }
+    protocol::TransportAddress local_address() const;  // asks the kernel (tests, logs)
     // The owner's name for this socket (the allocation layer's RelayId), handed to the sink.
     void set_id(std::uint32_t id) noexcept { id_ = id; }
     std::uint32_t id() const noexcept { return id_; }
@@ -65,10 +65,12 @@ private:
     void wait_readable();
     void drain();
 
-    boost::asio::ip::udp::socket socket_;
+    // Bound to the io_context's own executor type: an idle allocation pays for every byte here
+    // (any_io_executor would add 32).
+    boost::asio::basic_datagram_socket<boost::asio::ip::udp, boost::asio::io_context::executor_type>
+        socket_;
     RelaySink& sink_;
     RelayReceiveBuffers& buffers_;
-    protocol::TransportAddress local_;
     std::uint32_t id_ = 0;
 };
 

@@ -92,7 +92,7 @@ private:
     boost::asio::io_context io_;  // declared first: destroyed last, after the sockets
     boost::asio::steady_timer timer_;
     RelayReceiveBuffers relay_buffers_;
-    std::vector<std::shared_ptr<RelaySocket>> relays_;  // indexed by RelayId
+    std::vector<std::unique_ptr<RelaySocket>> relays_;  // indexed by RelayId
     std::vector<allocation::RelayId> free_relay_ids_;
     std::unordered_map<allocation::ClientId, ClientConnection*> connections_;
     allocation::ClientId next_connection_id_ = allocation::ClientId{1} << 32;
