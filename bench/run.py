@@ -53,6 +53,7 @@ SERVER_LABEL = {
     "coturn": "coturn",
     "ternd-t1": "ternd threads: 1",
     "ternd-t2": "ternd threads: 2",
+    "ternd-nogso": "ternd, UDP GSO off",
 }
 
 
@@ -104,6 +105,8 @@ def all_cases() -> list[Case]:
         Case("idle", "idle", two, window=None),
         # Multi-core: neither server nor generator pinned; more clients to feed two workers.
         Case("scale", "throughput", ["ternd-t1", "ternd-t2"], clients=64, pinned=False),
+        # What segmentation offload on sends to clients gains (TERN_UDP_GSO=0 turns it off).
+        Case("gso", "throughput", ["ternd", "ternd-nogso"], size=100),
     ]
 
 
@@ -271,8 +274,12 @@ class Server:
             # taskset execs the server, so Popen.pid is the server's own pid.
             cmd = ["taskset", "-c", str(env.server_cpu)] + cmd
         self.log_file = open(self.log_path, "wb")
+        child_env = dict(os.environ)
+        if kind == "ternd-nogso":
+            child_env["TERN_UDP_GSO"] = "0"
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=child_env)
         self.pid = self.proc.pid
 
     def output(self) -> str:
@@ -614,7 +621,7 @@ def generator_bound(res: Results, case: str, server: str) -> bool:
 
 def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
     out = list(header)
-    main = [c for c in cases if c.name != "scale"]
+    main = [c for c in cases if c.name not in ("scale", "gso")]
     marked = False
     if main:
         out += ["",
@@ -661,6 +668,18 @@ def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
             r = ratio(res.median(c.name, "ternd-t2", m.key), res.median(c.name, "ternd-t1", m.key))
             out.append(f"| {m.label} | {res.cell(c.name, 'ternd-t1', m)} | "
                        f"{res.cell(c.name, 'ternd-t2', m)} | {f_ratio(r) if m.ratios else ''} |")
+    gso = [c for c in cases if c.name == "gso"]
+    if gso:
+        c = gso[0]
+        out += ["",
+                "UDP GSO on sends to clients (udp-cd-100, pinned as above):",
+                "",
+                "| metric | GSO on | GSO off | on÷off |",
+                "| --- | ---: | ---: | ---: |"]
+        for m in (PPS, CPU_PKT, P50):
+            r = ratio(res.median(c.name, "ternd", m.key), res.median(c.name, "ternd-nogso", m.key))
+            out.append(f"| {m.label} | {res.cell(c.name, 'ternd', m)} | "
+                       f"{res.cell(c.name, 'ternd-nogso', m)} | {f_ratio(r) if m.ratios else ''} |")
     return "\n".join(out) + "\n"
 
 
