@@ -492,6 +492,7 @@ METRICS = {
              Metric("fds_per_allocation", "fds per idle allocation", f_fds),
              Metric("setup_seconds", "time to set them up", lambda v: f"{v:.1f} s",
                     ratios=False),
+             Metric("idle_cpu_util", "server CPU while they sit idle", f_pct, ratios=False),
              ERRORS],
 }
 

@@ -46,6 +46,8 @@ int run_forwarder(const TransportAddress& listen, const TransportAddress& peer) 
     const sockaddr_in listen_at = to_sockaddr(listen);
     const sockaddr_in peer_at = to_sockaddr(peer);
     const int listener = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    const int receive_buffer = 2 << 20;  // the same fan-in buffer ternd's listener asks for
+    ::setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     if (::bind(listener, reinterpret_cast<const sockaddr*>(&listen_at), sizeof listen_at) != 0) {
         std::cerr << "forwarder: cannot bind " << listen.to_string() << ": " << std::strerror(errno)
                   << "\n";

@@ -263,6 +263,9 @@ int idle(const Options& o) {
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the server settle
     const ServerSample held = probe.sample();
+    // What holding them costs: lifetimes are swept once a second per worker.
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    const double idle_cpu = probe.sample().cpu_seconds - held.cpu_seconds;
     const auto n = static_cast<double>(count);
     Json j;
     j.add("test", "idle")
@@ -275,6 +278,7 @@ int idle(const Options& o) {
         .add("fds_per_allocation",
              (static_cast<double>(held.fds) - static_cast<double>(before.fds)) / n)
         .add("setup_seconds", seconds)
+        .add("idle_cpu_util", idle_cpu / 2)
         .add("errors", static_cast<double>(engine.errors()));
     j.print();
     return 0;

@@ -119,6 +119,11 @@ std::error_code UdpListener::open(const protocol::TransportAddress& address) {
     if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         return {errno, std::system_category()};
     }
+    // Every client of this worker lands in this one socket, so a burst from many of them must
+    // fit: ask for 2 MiB (the kernel caps it at net.core.rmem_max; failure is not fatal).
+    const int receive_buffer = 2 << 20;
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                 sizeof receive_buffer);
     wildcard_ = endpoint.address().is_unspecified();
     if (wildcard_) {
         const bool v6 = endpoint.address().is_v6();
