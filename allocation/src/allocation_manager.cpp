@@ -388,7 +388,7 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
     std::optional<Duration> requested_lifetime;
     if (const auto l = request.lifetime()) requested_lifetime = std::chrono::seconds(*l);
     const CreateOutcome created =
-        table_.create(tuple, requester.username, std::move(relays), requested_lifetime, now);
+        table_.create(tuple, requester.username, relays, requested_lifetime, now);
     if (created.result != CreateResult::created) {  // admit() said yes a moment ago
         egress_.close_relay(primary->id);
         ports_.release(primary->address.family, primary->address.port);

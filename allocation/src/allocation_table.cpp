@@ -89,13 +89,13 @@ CreateResult AllocationTable::admit(const FiveTuple& tuple, std::string_view use
 }
 
 CreateOutcome AllocationTable::create(const FiveTuple& tuple, std::string_view username,
-                                      std::vector<protocol::TransportAddress> relays,
+                                      RelayAddresses relays,
                                       std::optional<Duration> requested_lifetime, TimePoint now) {
     const CreateResult admitted = admit(tuple, username, now);
     if (admitted != CreateResult::created) return CreateOutcome{admitted, nullptr};
     Allocation a{tuple,
                  std::string(username),
-                 std::move(relays),
+                 relays,
                  now + granted_lifetime(requested_lifetime, limits_),
                  PermissionTable(limits_.max_permissions_per_allocation),
                  ChannelTable(limits_.max_channels_per_allocation),

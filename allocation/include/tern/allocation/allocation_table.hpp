@@ -122,8 +122,7 @@ public:
     // Quotas are checked before the relay address is needed, so the caller may ask first
     // (admission) and acquire relay ports only when it returns `created`.
     CreateResult admit(const FiveTuple& tuple, std::string_view username, TimePoint now);
-    CreateOutcome create(const FiveTuple& tuple, std::string_view username,
-                         std::vector<protocol::TransportAddress> relays,
+    CreateOutcome create(const FiveTuple& tuple, std::string_view username, RelayAddresses relays,
                          std::optional<Duration> requested_lifetime, TimePoint now);
 
     RefreshOutcome refresh(const FiveTuple& tuple, std::optional<Duration> requested_lifetime,
