@@ -24,7 +24,7 @@ struct Worker::FlushAllocator {
 
     explicit FlushAllocator(FlushBlock* b) noexcept : block(b) {}
     template <typename U>
-    FlushAllocator(const FlushAllocator<U>& other) noexcept : block(other.block) {}  // NOLINT
+    FlushAllocator(const FlushAllocator<U>& other) noexcept : block(other.block) {}
     T* allocate(std::size_t n) {
         // Asio allocates through a rebound copy, never through FlushAllocator<void>.
         // cppcheck-suppress sizeofVoid

@@ -47,7 +47,8 @@ Duration granted_lifetime(std::optional<Duration> requested,
 class RelayAddresses {
 public:
     RelayAddresses() = default;
-    RelayAddresses(const std::vector<protocol::TransportAddress>& addresses) noexcept {  // NOLINT
+    // Implicit: callers hand over the vector of addresses they opened.
+    RelayAddresses(const std::vector<protocol::TransportAddress>& addresses) noexcept {
         for (const auto& a : addresses) {
             if (size_ < addresses_.size()) addresses_[size_++] = a;
         }

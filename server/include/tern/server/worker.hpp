@@ -88,8 +88,19 @@ private:
     void tick();
     void flush_client_queues() noexcept;
 
+    // Memory of the one pending flush handler (see send_to_client): outlives io_, which may
+    // still hold that handler when it is destroyed.
+    struct FlushBlock {
+        alignas(std::max_align_t) std::array<unsigned char, 256> bytes{};
+        bool in_use = false;
+    };
+    template <typename T>
+    struct FlushAllocator;
+    struct FlushHandler;
+    FlushBlock flush_block_;
+
     unsigned index_;
-    boost::asio::io_context io_;  // declared first: destroyed last, after the sockets
+    boost::asio::io_context io_;  // declared early: destroyed after the sockets
     boost::asio::steady_timer timer_;
     RelayReceiveBuffers relay_buffers_;
     std::vector<std::unique_ptr<RelaySocket>> relays_;  // indexed by RelayId
@@ -100,14 +111,6 @@ private:
     RequestDispatcher dispatcher_;
     std::vector<std::unique_ptr<UdpListener>> udp_;
     bool flush_posted_ = false;  // a flush of the listeners' relayed-data queues is pending
-    struct FlushBlock {
-        alignas(std::max_align_t) std::array<unsigned char, 256> bytes{};
-        bool in_use = false;
-    };
-    template <typename T>
-    struct FlushAllocator;
-    struct FlushHandler;
-    FlushBlock flush_block_;
     std::vector<std::unique_ptr<StreamListener>> streams_;
     ConnectionQuota& connections_quota_;
     // Relay sockets that failed to open (EMFILE, say): logged at most once per interval.
