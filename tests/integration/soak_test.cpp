@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -195,6 +196,19 @@ int settle_fds(pid_t pid, int target, std::chrono::milliseconds timeout) {
     return now;
 }
 
+// What each of ternd's descriptors is ("3 -> socket:[123]", with the socket's ss line), so a
+// descriptor left behind can be told apart: relay socket, connection, or something inherited.
+std::string describe_fds(pid_t pid) {
+    std::string out;
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(entry.path(), ec);
+        out += entry.path().filename().string() + " -> " + (ec ? "?" : target.string()) + "\n";
+    }
+    return out;
+}
+
 TEST(SoakChurn, UdpAndTcpAllocationCyclesReturnDescriptorsAndMemoryToBaseline) {
     const std::uint16_t port = free_port();
     TerndProcess ternd(soak_yaml(port));
@@ -221,6 +235,7 @@ TEST(SoakChurn, UdpAndTcpAllocationCyclesReturnDescriptorsAndMemoryToBaseline) {
         fd_before = now;
     }
     const long rss_before = process_rss_kib(ternd.pid());
+    const std::string fds_before = describe_fds(ternd.pid());
     ASSERT_GT(fd_before, 0);
     EXPECT_EQ(fd_before, fd_fresh) << "the warm-up's cycles left descriptors behind";
     ASSERT_GT(rss_before, 0);
@@ -279,7 +294,9 @@ TEST(SoakChurn, UdpAndTcpAllocationCyclesReturnDescriptorsAndMemoryToBaseline) {
     EXPECT_GE(static_cast<double>(stats.echoed), 0.95 * static_cast<double>(stats.sent));
     EXPECT_GT(fd_peak, fd_before);  // relay sockets and connections really came and went
 
-    EXPECT_EQ(fd_after, fd_before) << "ternd kept descriptors after the churn";
+    EXPECT_EQ(fd_after, fd_before) << "ternd kept descriptors after the churn:\n"
+                                   << describe_fds(ternd.pid()) << "before the churn:\n"
+                                   << fds_before;
     // 8 MiB: room for malloc arenas settling on two worker threads and the log buffers, far
     // below what a per-cycle leak costs over thousands of cycles (a TCP connection's buffers
     // are tens of KiB; an allocation and its relay socket a few KiB plus a descriptor).
