@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "link.hpp"
+
 namespace ternbench {
 
 namespace {
@@ -20,14 +22,6 @@ constexpr std::size_t batch = 64;
 constexpr std::size_t slot = 9216;
 constexpr std::uint64_t listener_tag = ~std::uint64_t{0};
 volatile std::sig_atomic_t stopping = 0;
-
-sockaddr_in to_sockaddr(const TransportAddress& a) {
-    sockaddr_in s{};
-    s.sin_family = AF_INET;
-    s.sin_port = htons(a.port);
-    std::memcpy(&s.sin_addr, a.bytes.data(), 4);
-    return s;
-}
 
 std::uint64_t key_of(const sockaddr_in& s) {
     return (std::uint64_t{s.sin_addr.s_addr} << 16) | s.sin_port;
@@ -43,8 +37,8 @@ struct Client {
 int run_forwarder(const TransportAddress& listen, const TransportAddress& peer) {
     std::signal(SIGTERM, [](int) { stopping = 1; });
     std::signal(SIGINT, [](int) { stopping = 1; });
-    const sockaddr_in listen_at = to_sockaddr(listen);
-    const sockaddr_in peer_at = to_sockaddr(peer);
+    const sockaddr_in listen_at = to_sockaddr_v4(listen);
+    const sockaddr_in peer_at = to_sockaddr_v4(peer);
     const int listener = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     const int receive_buffer = 2 << 20;  // the same fan-in buffer ternd's listener asks for
     ::setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);

@@ -26,6 +26,14 @@ std::string to_string(Transport t) {
     return "?";
 }
 
+sockaddr_in to_sockaddr_v4(const tern::protocol::TransportAddress& address) {
+    sockaddr_in s{};
+    s.sin_family = AF_INET;
+    s.sin_port = htons(address.port);
+    std::memcpy(&s.sin_addr, address.bytes.data(), 4);
+    return s;
+}
+
 sockaddr_in client_source(std::size_t i) {
     sockaddr_in a{};
     a.sin_family = AF_INET;

@@ -12,12 +12,16 @@
 #include <string>
 
 #include "tern/protocol/stream_framer.hpp"
+#include "tern/protocol/transport_address.hpp"
 
 namespace ternbench {
 
 enum class Transport { udp, tcp, tls };
 
 std::string to_string(Transport t);
+
+// An IPv4 TransportAddress as the socket API wants it (ternbench speaks IPv4 only).
+sockaddr_in to_sockaddr_v4(const tern::protocol::TransportAddress& address);
 
 // The i-th client source address: 127.10.0.1, 127.10.0.2, ... (never a server's address).
 sockaddr_in client_source(std::size_t i);

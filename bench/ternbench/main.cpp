@@ -75,14 +75,6 @@ private:
     std::map<std::string, std::string> values_;
 };
 
-sockaddr_in to_sockaddr(const TransportAddress& a) {
-    sockaddr_in s{};
-    s.sin_family = AF_INET;
-    s.sin_port = htons(a.port);
-    std::memcpy(&s.sin_addr, a.bytes.data(), 4);
-    return s;
-}
-
 Transport transport_of(const Options& o) {
     const std::string t = o.text("transport", "udp");
     if (t == "udp") return Transport::udp;
@@ -129,7 +121,7 @@ constexpr std::size_t setup_address_offset = 40000;
 void open_clients(Clients& c, Transport t, const TransportAddress& server, std::size_t count,
                   std::size_t first_address = 0) {
     if (t == Transport::tls) c.tls = make_client_tls();
-    const sockaddr_in to = to_sockaddr(server);
+    const sockaddr_in to = to_sockaddr_v4(server);
     c.links.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
         c.links.push_back(std::make_unique<Link>(t, to, client_source(first_address + i), c.tls));
@@ -206,7 +198,7 @@ int setup(const Options& o) {
     plan.secret = o.text("secret");
     plan.peer = o.address("peer", "127.0.0.1:9000");
     plan.cycle = true;
-    const sockaddr_in server = to_sockaddr(o.address("server"));
+    const sockaddr_in server = to_sockaddr_v4(o.address("server"));
     // Each client has its own address; its source port walks through 20,000 values so a
     // 5-tuple comes back only after minutes (coturn keeps a deleted one for a while).
     std::vector<std::uint16_t> next_port(c.links.size(), 0);

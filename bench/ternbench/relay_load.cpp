@@ -46,10 +46,7 @@ public:
         if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0) {
             ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
         }
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(at.port);
-        std::memcpy(&a.sin_addr, at.bytes.data(), 4);
+        const sockaddr_in a = to_sockaddr_v4(at);
         if (::bind(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
             throw std::runtime_error("cannot bind the peer socket to " + at.to_string() + ": " +
                                      std::strerror(errno));

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "loopback_udp.hpp"
 #include "tern/auth/credential_store.hpp"
 #include "tern/auth/rest_credential.hpp"
 #include "tern/config/config.hpp"
@@ -25,7 +26,6 @@
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
 #include "tern/server/server.hpp"
-#include "tern/server/socket_address.hpp"
 
 // GCC sees the replaced delete inlined into std::allocator and takes its free() for a mismatch
 // with operator new; here both sides are malloc/free by construction.
@@ -69,47 +69,7 @@ namespace {
 namespace p = protocol;
 using Bytes = std::vector<std::uint8_t>;
 
-class UdpSocket {
-public:
-    UdpSocket() {
-        fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    }
-    ~UdpSocket() { ::close(fd_); }
-    UdpSocket(const UdpSocket&) = delete;
-    UdpSocket& operator=(const UdpSocket&) = delete;
-
-    p::TransportAddress address() const {
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-        return from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
-    }
-    void send(const p::TransportAddress& to, std::span<const std::uint8_t> bytes) const {
-        sockaddr_storage ss{};
-        const socklen_t len = to_sockaddr(to, ss);
-        ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&ss), len);
-    }
-    // One datagram within a second, with its sender; empty when none came.
-    Bytes receive(p::TransportAddress* from = nullptr) const {
-        pollfd pfd{fd_, POLLIN, 0};
-        if (::poll(&pfd, 1, 1000) != 1) return {};
-        Bytes b(2048);
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        const ssize_t n =
-            ::recvfrom(fd_, b.data(), b.size(), 0, reinterpret_cast<sockaddr*>(&ss), &len);
-        b.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-        if (from != nullptr) *from = from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
-        return b;
-    }
-
-private:
-    int fd_ = -1;
-};
+using UdpSocket = LoopbackUdp;
 
 class RelayPathHeap : public ::testing::Test {
 protected:

@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "tern/server/socket_address.hpp"
+#include "loopback_udp.hpp"
 #include "tern/server/udp_listener.hpp"
 
 namespace tern::server {
@@ -18,38 +18,7 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-struct Receiver {
-    Receiver() {
-        fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    }
-    ~Receiver() { ::close(fd); }
-    Receiver(const Receiver&) = delete;
-    Receiver& operator=(const Receiver&) = delete;
-    protocol::TransportAddress address() const {
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-        return from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
-    }
-    // Every datagram that arrives within 200 ms of the previous one.
-    std::vector<Bytes> drain() const {
-        std::vector<Bytes> got;
-        pollfd p{fd, POLLIN, 0};
-        while (::poll(&p, 1, 200) == 1) {
-            Bytes b(4096);
-            const ssize_t n = ::recv(fd, b.data(), b.size(), 0);
-            if (n < 0) break;
-            b.resize(static_cast<std::size_t>(n));
-            got.push_back(std::move(b));
-        }
-        return got;
-    }
-    int fd = -1;
-};
+using Receiver = LoopbackUdp;
 
 Bytes datagram(std::uint8_t tag, std::size_t size) {
     Bytes b(size, tag);
