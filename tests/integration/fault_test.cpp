@@ -73,7 +73,7 @@ void expect_ready(TerndProcess& ternd) {
 }
 
 std::mt19937& rng() {
-    static std::mt19937 r{std::random_device{}()};
+    static thread_local std::mt19937 r{std::random_device{}()};
     return r;
 }
 

@@ -85,8 +85,9 @@ bool can_bind(const TransportAddress& a, int type) {
     return ok;
 }
 
+// Per thread: the soak test builds requests from several threads at once (UBSan caught the race).
 std::mt19937& rng() {
-    static std::mt19937 r{std::random_device{}()};
+    static thread_local std::mt19937 r{std::random_device{}()};
     return r;
 }
 
