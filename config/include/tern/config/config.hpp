@@ -65,7 +65,12 @@ enum class CredentialExpiry : std::uint8_t {
 const char* to_string(CredentialExpiry e) noexcept;  // "allocate", "request", "strict"
 
 struct Auth {
-    std::vector<std::string> secrets;  // TURN REST API shared secrets, newest first
+    // TURN REST API shared secrets, newest first: those of auth.secrets and of auth.secrets_file
+    // together, each once.
+    std::vector<std::string> secrets;
+    // auth.secrets_file resolved against the config file's directory; empty when not given.
+    // Its secrets are already in `secrets`; the loader reads the file, so a reload rereads it.
+    std::string secrets_file;
     std::vector<StaticUser> users;
     CredentialExpiry expiry = CredentialExpiry::allocate;
     // Key material for NONCE MACs (at least 16 bytes); absent = a random key at start.
