@@ -17,7 +17,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Build and run-time packages; test-only ones next (coturn's clients, strace, clang for fuzzing,
 # Chromium with NSS tools and nftables for the browser end-to-end test).
 BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
-              libyaml-cpp-dev libspdlog-dev libfmt-dev
+              libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev
 TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
               clang-tidy cppcheck chromium libnss3-tools nftables iproute2 libbenchmark-dev \
               python3 util-linux

@@ -1,5 +1,6 @@
 // ternctl: the operator's command line. `credential` mints a TURN REST API credential from a
-// shared secret, the same computation ternd validates, so operators can test without a backend.
+// shared secret, the same computation ternd validates; `status` and `drain` talk to ternd's
+// metrics endpoint.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,18 +11,28 @@
 #include <vector>
 
 #include "tern/auth/rest_credential.hpp"
+#include "tern/ctl/endpoint_client.hpp"
+#include "tern/ctl/status_report.hpp"
 
 namespace {
 
 constexpr std::string_view usage_text =
     "usage: ternctl credential --secret SECRET --user NAME [--ttl SECONDS] [--now UNIX]\n"
     "                          [--uri URI]... [--json]\n"
+    "       ternctl status [--endpoint HOST:PORT]\n"
+    "       ternctl drain [--endpoint HOST:PORT]\n"
     "       ternctl --version\n"
     "\n"
     "credential  print a TURN REST API username and password valid for --ttl seconds\n"
     "            (default 86400); --secret - reads the secret from standard input.\n"
     "            Each --uri (turn:host:3478?transport=udp, turns:host:5349, stun:host) also\n"
-    "            prints a ready RTCIceServer object for a browser's iceServers list.\n";
+    "            prints a ready RTCIceServer object for a browser's iceServers list.\n"
+    "status      summarise a running ternd from its metrics endpoint (metrics.listen;\n"
+    "            default 127.0.0.1:9641): state, allocations, traffic, failures.\n"
+    "drain       ask ternd to drain: new allocations are refused, /healthz answers 503 and\n"
+    "            live allocations finish within limits.shutdown_grace, then ternd exits.\n";
+
+constexpr std::string_view default_endpoint = "127.0.0.1:9641";
 
 int usage(int rc) {
     (rc == 0 ? std::cout : std::cerr) << usage_text;
@@ -162,6 +173,54 @@ int credential(const std::vector<std::string>& args) {
     return 0;
 }
 
+// --endpoint HOST:PORT, the only option of status and drain.
+std::optional<tern::ctl::Endpoint> endpoint_option(const std::vector<std::string>& args) {
+    std::string text(default_endpoint);
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--endpoint" && i + 1 < args.size()) {
+            text = args[++i];
+        } else {
+            std::cerr << "ternctl: unknown option " << args[i] << "\n";
+            return std::nullopt;
+        }
+    }
+    auto endpoint = tern::ctl::parse_endpoint(text);
+    if (!endpoint) std::cerr << "ternctl: --endpoint needs HOST:PORT, got " << text << "\n";
+    return endpoint;
+}
+
+void unreachable(const tern::ctl::Endpoint& e, const std::string& error) {
+    std::cerr << "ternctl: cannot reach ternd's metrics endpoint at " << e.to_string() << ": "
+              << error << "\n(is ternd running with metrics.listen set to this address?)\n";
+}
+
+int status(const std::vector<std::string>& args) {
+    const auto endpoint = endpoint_option(args);
+    if (!endpoint) return usage(2);
+    const auto metrics = tern::ctl::http_request(*endpoint, "GET", "/metrics");
+    if (metrics.status != 200) {
+        unreachable(*endpoint,
+                    metrics.status != 0 ? "HTTP " + std::to_string(metrics.status) : metrics.error);
+        return 1;
+    }
+    const auto health = tern::ctl::http_request(*endpoint, "GET", "/healthz");
+    std::cout << tern::ctl::format_status(tern::ctl::parse_prometheus(metrics.body),
+                                          endpoint->to_string(), health.status == 200);
+    return 0;
+}
+
+int drain(const std::vector<std::string>& args) {
+    const auto endpoint = endpoint_option(args);
+    if (!endpoint) return usage(2);
+    const auto r = tern::ctl::http_request(*endpoint, "POST", "/drain");
+    if (r.status == 0) {
+        unreachable(*endpoint, r.error);
+        return 1;
+    }
+    std::cout << "ternd at " << endpoint->to_string() << ": " << r.body;
+    return r.status == 202 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,6 +232,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (args[0] == "credential") return credential({args.begin() + 1, args.end()});
+    if (args[0] == "status") return status({args.begin() + 1, args.end()});
+    if (args[0] == "drain") return drain({args.begin() + 1, args.end()});
     std::cerr << "ternctl: unknown command " << args[0] << "\n";
     return usage(2);
 }

@@ -23,6 +23,13 @@ using protocol::TransportAddress;
 
 namespace {
 
+Tally& kind_tally(RelayCounters::ByKind& by_kind, const Allocation& a) noexcept {
+    const auto transport = static_cast<std::size_t>(a.tuple.transport);
+    const auto family =
+        a.relays.size() > 0 && a.relays[0].family == protocol::AddressFamily::ipv6 ? 1 : 0;
+    return by_kind[transport][family];
+}
+
 constexpr std::uint8_t udp_protocol = 17;  // REQUESTED-TRANSPORT value for UDP (IANA)
 // A remembered response is at most this large (an Allocate success with two relayed addresses,
 // ADDRESS-ERROR-CODE, MESSAGE-INTEGRITY-SHA256 and a long SOFTWARE fits).
@@ -260,6 +267,7 @@ void AllocationManager::release(Allocation& allocation) noexcept {
     }
     if (quota_ != nullptr) quota_->release(allocation.username);
     ++counters_.allocations_removed;
+    ++kind_tally(counters_.removed_by_kind, allocation);
 }
 
 const TransportAddress* AllocationManager::relay_of(const Allocation& a,
@@ -334,12 +342,14 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
             break;
         case CreateResult::user_quota:
             if (claimed) ports_.release(claimed->family, claimed->port);
+            ++counters_.rejected_user_quota;
             return r.error(486, "Allocation Quota Reached");
         case CreateResult::mismatch:
             if (claimed) ports_.release(claimed->family, claimed->port);
             return r.mismatch();
         case CreateResult::capacity:
             if (claimed) ports_.release(claimed->family, claimed->port);
+            ++counters_.rejected_allocation_quota;
             return r.insufficient_capacity();
     }
 
@@ -413,6 +423,7 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
     if (!user_rate_.unlimited())
         a.user_budget = users_->attach(requester.username, now, user_rate_);
     ++counters_.allocations_created;
+    ++kind_tally(counters_.created_by_kind, a);
 
     MessageBuilder b = r.success();
     b.add_xor_address(protocol::attr::xor_relayed_address, advertised(primary->address));
@@ -624,10 +635,16 @@ void AllocationManager::on_client_closed(const FiveTuple& tuple) {
 
 void AllocationManager::expire(TimePoint now) {
     for (auto& lapsed : table_.expire(now)) release(lapsed);
-    table_.for_each([now](Allocation& a) {
+    std::uint64_t permissions = 0;
+    std::uint64_t channels = 0;
+    table_.for_each([&](Allocation& a) {
         a.permissions.expire(now);
         a.channels.expire(now);
+        permissions += a.permissions.count();
+        channels += a.channels.live_count(now);
     });
+    counters_.permissions_active.set(permissions);
+    counters_.channels_active.set(channels);
     ports_.expire(now);
 }
 

@@ -39,6 +39,34 @@ std::vector<auth::StaticUserCredential> static_users(const config::Config& c) {
 
 }  // namespace
 
+static_assert(static_cast<std::size_t>(auth::AuthOutcome::credential_expired) + 1 ==
+                  std::tuple_size_v<decltype(DispatchCounters::auth_outcomes)>,
+              "one tally per AuthOutcome");
+
+std::size_t method_slot(protocol::Method method) noexcept {
+    switch (method) {
+        case protocol::Method::binding:
+            return 0;
+        case protocol::Method::allocate:
+            return 1;
+        case protocol::Method::refresh:
+            return 2;
+        case protocol::Method::create_permission:
+            return 3;
+        case protocol::Method::channel_bind:
+            return 4;
+        default:
+            return counted_methods.size() - 1;
+    }
+}
+
+std::size_t code_slot(std::uint16_t code) noexcept {
+    for (std::size_t i = 0; i < counted_codes.size(); ++i) {
+        if (counted_codes[i] == code) return i;
+    }
+    return counted_codes.size();
+}
+
 struct RequestDispatcher::Credentials {
     explicit Credentials(const config::Config& c)
         : store(c.realm, c.auth.secrets, static_users(c)),
@@ -95,6 +123,7 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
             return {};
         }
         ++counters_.error_responses;
+        ++counters_.auth_outcomes[static_cast<std::size_t>(result.outcome)];
         if (result.outcome == auth::AuthOutcome::challenge) {
             ++counters_.auth_challenges;
         } else {
@@ -176,6 +205,26 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
             break;
     }
     ++counters_.requests;
+    const auto reply = answer(msg, context, out);
+    if (!reply.empty()) count_response(msg.method(), reply);
+    return reply;
+}
+
+void RequestDispatcher::count_response(protocol::Method method,
+                                       std::span<const std::uint8_t> reply) noexcept {
+    std::uint16_t code = 200;
+    MessageView parsed;
+    if (MessageView::parse(reply, parsed) == protocol::ParseError::ok &&
+        parsed.message_class() == MessageClass::error_response) {
+        const auto error = parsed.error_code();
+        code = error ? error->code : 0;
+    }
+    ++counters_.responses[method_slot(method)][code_slot(code)];
+}
+
+std::span<const std::uint8_t> RequestDispatcher::answer(const MessageView& msg,
+                                                        const PacketContext& context,
+                                                        std::span<std::uint8_t> out) {
     // Every answer to a sender that has not authenticated costs its bucket: all of them except
     // TURN requests, which pay below unless they authenticate.
     const bool turn = relay_ != nullptr && is_turn_method(msg.method());

@@ -128,6 +128,18 @@ bool Server::open() {
     peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->set_peer_policy(peers);
     log_relay_addresses();
+    if (config_->metrics.listen) {
+        metrics_ = std::make_unique<MetricsEndpoint>(
+            control_,
+            EndpointHandlers{[this] { return snapshot().to_prometheus(); },
+                             [this] { return draining_; }, [this] { begin_drain("POST /drain"); }});
+        if (auto ec = metrics_->open(*config_->metrics.listen)) {
+            spdlog::error("metrics.listen: cannot bind {}: {}",
+                          config_->metrics.listen->to_string(), ec.message());
+            return false;
+        }
+        spdlog::info("metrics on http://{}/metrics", metrics_->local_address().to_string());
+    }
     return true;
 }
 
@@ -151,58 +163,110 @@ void Server::log_relay_addresses() const {
 int Server::run() {
     // Signals are caught before the first packet can be answered, so a test that sees a reply
     // may send SIGTERM at once.
-    asio::io_context control(1);
-    asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
-    asio::steady_timer drain_timer(control);
-    bool draining = false;
-    std::chrono::steady_clock::time_point drain_deadline;
-    // While draining: stop once the last allocation is gone or the grace period is over.
-    std::function<void()> watch_drain = [&] {
-        const std::size_t live = quota_->total();
-        if (live == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-            if (live > 0) spdlog::info("grace period over, {} allocations end now", live);
-            control.stop();
-            return;
-        }
-        drain_timer.expires_after(std::chrono::milliseconds(200));
-        drain_timer.async_wait([&](const boost::system::error_code& ec) {
-            if (!ec) watch_drain();
-        });
-    };
+    asio::signal_set signals(control_, SIGINT, SIGTERM, SIGHUP);
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& ec, int signo) {
             if (ec) return;
             if (signo == SIGHUP) {
+                notifier_.reloading();
                 reload();
+                notifier_.ready("serving");
                 signals.async_wait(on_signal);
                 return;
             }
-            const char* name = signo == SIGTERM ? "SIGTERM" : "SIGINT";
-            const auto grace = std::chrono::seconds(config_->limits.shutdown_grace);
-            // A second signal, SIGINT, no grace or nothing to wait for: stop now.
-            if (draining || signo != SIGTERM || grace.count() == 0 || quota_->total() == 0) {
-                spdlog::info("received {}, stopping", name);
-                control.stop();
+            // A second signal and SIGINT stop now; a first SIGTERM drains.
+            if (draining_ || signo != SIGTERM) {
+                spdlog::info("received {}, stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                notifier_.stopping("stopping");
+                control_.stop();
                 return;
             }
-            draining = true;
-            spdlog::info(
-                "received SIGTERM, draining {} allocations for up to {} s "
-                "(send SIGTERM again to stop now)",
-                quota_->total(), grace.count());
-            for (auto& w : workers_) w->drain();
-            drain_deadline = std::chrono::steady_clock::now() + grace;
-            watch_drain();
+            begin_drain("received SIGTERM");
             signals.async_wait(on_signal);
         };
     signals.async_wait(on_signal);
     for (auto& w : workers_) w->start();
-    control.run();
+    if (metrics_) metrics_->start();
+    started_ = std::chrono::steady_clock::now();
+    if (const auto timeout = notifier_.watchdog_timeout()) keep_watchdog_fed(*timeout);
+    notifier_.ready("serving");
+    control_.run();
 
+    if (metrics_) metrics_->close();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
     spdlog::info("stopped");
     return 0;
+}
+
+void Server::begin_drain(std::string_view cause) {
+    const auto grace = std::chrono::seconds(config_->limits.shutdown_grace);
+    if (grace.count() == 0 || quota_->total() == 0) {
+        spdlog::info("{}, stopping", cause);
+        notifier_.stopping("stopping");
+        control_.stop();
+        return;
+    }
+    draining_ = true;
+    spdlog::info("{}, draining {} allocations for up to {} s (send SIGTERM again to stop now)",
+                 cause, quota_->total(), grace.count());
+    notifier_.stopping("draining");
+    for (auto& w : workers_) w->drain();
+    drain_deadline_ = std::chrono::steady_clock::now() + grace;
+    watch_drain();
+}
+
+// While draining: stop once the last allocation is gone or the grace period is over.
+void Server::watch_drain() {
+    const std::size_t live = quota_->total();
+    if (live == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
+        if (live > 0) spdlog::info("grace period over, {} allocations end now", live);
+        control_.stop();
+        return;
+    }
+    drain_timer_.expires_after(std::chrono::milliseconds(200));
+    drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) watch_drain();
+    });
+}
+
+// WATCHDOG=1 only while every worker's loop turns: a stuck worker gets ternd restarted
+// (Restart=on-failure) instead of silently dropping its share of the clients.
+void Server::keep_watchdog_fed(std::chrono::microseconds timeout) {
+    const auto limit = timeout / 2;
+    std::optional<std::size_t> stuck;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        if (workers_[i]->loop_lag() > limit) stuck = i;
+    }
+    if (!stuck) {
+        notifier_.alive();
+        watchdog_withheld_ = false;
+    } else if (!watchdog_withheld_) {
+        watchdog_withheld_ = true;
+        spdlog::error(
+            "worker {} has not run its loop for {} ms; withholding the systemd watchdog", *stuck,
+            std::chrono::duration_cast<std::chrono::milliseconds>(workers_[*stuck]->loop_lag())
+                .count());
+    }
+    watchdog_timer_.expires_after(timeout / 4);
+    watchdog_timer_.async_wait([this, timeout](const boost::system::error_code& ec) {
+        if (!ec) keep_watchdog_fed(timeout);
+    });
+}
+
+std::optional<protocol::TransportAddress> Server::metrics_address() const {
+    if (!metrics_) return std::nullopt;
+    return metrics_->local_address();
+}
+
+MetricsSnapshot Server::snapshot() const {
+    MetricsSnapshot s;
+    s.version = TERN_VERSION;
+    s.draining = draining_;
+    s.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    for (const auto& w : workers_) w->collect(s);
+    return s;
 }
 
 void Server::reload() {
@@ -233,6 +297,10 @@ void Server::reload() {
     if (next.threads != config_->threads) {
         spdlog::warn("SIGHUP: threads changed; restart ternd to apply it");
         next.threads = config_->threads;
+    }
+    if (next.metrics != config_->metrics) {
+        spdlog::warn("SIGHUP: metrics changed; restart ternd to apply it");
+        next.metrics = config_->metrics;
     }
     if (next.relay.ports != config_->relay.ports) {
         spdlog::warn("SIGHUP: relay.ports changed; restart ternd to apply it");

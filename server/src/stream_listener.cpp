@@ -42,10 +42,12 @@ public:
     template <class... Args>
     StreamConnection(RequestDispatcher& dispatcher, const StreamLimits& limits,
                      PacketContext context, std::shared_ptr<asio::ssl::context> tls,
-                     ConnectionRegistry* registry, ConnectionQuota* quota, Args&&... stream_args)
+                     ConnectionRegistry* registry, ConnectionQuota* quota, StreamCounters* counters,
+                     Args&&... stream_args)
         : tls_(std::move(tls)),
           registry_(registry),
           quota_(quota),
+          counters_(counters),
           stream_(std::forward<Args>(stream_args)...),
           timer_(stream_.get_executor()),
           dispatcher_(dispatcher),
@@ -55,9 +57,11 @@ public:
 
     ~StreamConnection() {
         if (quota_ != nullptr) quota_->release(context_.source);
+        if (counters_ != nullptr) ++counters_->closed[is_tls ? 1 : 0];
     }
 
     void start() {
+        if (counters_ != nullptr) ++counters_->opened[is_tls ? 1 : 0];
         if (registry_ != nullptr) context_.client = registry_->attach(*this);
         if constexpr (is_tls) {
             timer_.expires_after(limits_.handshake_timeout);
@@ -70,6 +74,7 @@ public:
                 [self = this->shared_from_this()](const boost::system::error_code& ec) {
                     self->timer_.cancel();
                     if (ec) {
+                        if (self->counters_ != nullptr) ++self->counters_->tls_handshakes_failed;
                         spdlog::debug("tls handshake from {} failed: {}",
                                       self->context_.source.to_string(), ec.message());
                         self->close();
@@ -253,6 +258,7 @@ private:
     std::shared_ptr<asio::ssl::context> tls_;  // kept alive: a reload may swap the listener's
     ConnectionRegistry* registry_;
     ConnectionQuota* quota_;
+    StreamCounters* counters_;
     Stream stream_;
     asio::steady_timer timer_;
     RequestDispatcher& dispatcher_;
@@ -280,7 +286,8 @@ private:
 
 StreamListener::StreamListener(asio::io_context& io, RequestDispatcher& dispatcher,
                                config::Transport transport, StreamLimits limits,
-                               ConnectionRegistry* registry, ConnectionQuota* quota)
+                               ConnectionRegistry* registry, ConnectionQuota* quota,
+                               StreamCounters* counters)
     : io_(io),
       acceptor_(io),
       retry_timer_(io),
@@ -288,7 +295,8 @@ StreamListener::StreamListener(asio::io_context& io, RequestDispatcher& dispatch
       transport_(transport),
       limits_(limits),
       registry_(registry),
-      quota_(quota) {}
+      quota_(quota),
+      counters_(counters) {}
 
 std::error_code StreamListener::open(const protocol::TransportAddress& address) {
     boost::system::error_code ec;
@@ -336,20 +344,27 @@ void StreamListener::accept() {
             context.transport = transport_;
             context.source = from_endpoint(socket.remote_endpoint(opt_ec));
             context.local = from_endpoint(socket.local_endpoint(opt_ec));
-            if (quota_ != nullptr && !quota_->try_acquire(context.source)) {
+            const auto verdict = quota_ != nullptr ? quota_->acquire(context.source)
+                                                   : allocation::QuotaVerdict::granted;
+            if (verdict != allocation::QuotaVerdict::granted) {
                 // Over limits.max_connections(_per_ip): no log line, a flood must not fill logs.
+                if (counters_ != nullptr) {
+                    ++(verdict == allocation::QuotaVerdict::key_full ? counters_->rejected_per_ip
+                                                                     : counters_->rejected_total);
+                }
                 socket.close(opt_ec);
                 accept();
                 return;
             }
             if (transport_ == config::Transport::tls && tls_) {
                 std::make_shared<StreamConnection<TlsStream>>(dispatcher_, limits_, context, tls_,
-                                                              registry_, quota_, std::move(socket),
-                                                              *tls_)
+                                                              registry_, quota_, counters_,
+                                                              std::move(socket), *tls_)
                     ->start();
             } else if (transport_ == config::Transport::tcp) {
-                std::make_shared<StreamConnection<tcp::socket>>(
-                    dispatcher_, limits_, context, nullptr, registry_, quota_, std::move(socket))
+                std::make_shared<StreamConnection<tcp::socket>>(dispatcher_, limits_, context,
+                                                                nullptr, registry_, quota_,
+                                                                counters_, std::move(socket))
                     ->start();
             } else if (quota_ != nullptr) {
                 quota_->release(context.source);  // no connection object to give it back

@@ -106,7 +106,7 @@ std::error_code Worker::add_listener(const config::Listener& listener,
     }
     auto l = std::make_unique<StreamListener>(io_, dispatcher_, listener.transport,
                                               stream_limits(dispatcher_.config()), this,
-                                              &connections_quota_);
+                                              &connections_quota_, &stream_counters_);
     if (auto ec = l->open(address)) return ec;
     l->set_tls_context(std::move(tls));
     bound = l->local_address();
@@ -137,11 +137,28 @@ void Worker::start() {
 
 void Worker::tick() {
     timer_.expires_after(tick_interval);
+    tick_due_ns_.set(static_cast<std::uint64_t>(timer_.expiry().time_since_epoch().count()));
     timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec) return;
-        manager_.expire(std::chrono::steady_clock::now());
+        const auto now = std::chrono::steady_clock::now();
+        lag_ns_.set(static_cast<std::uint64_t>(std::max(now - timer_.expiry(), {}).count()));
+        manager_.expire(now);
         tick();
     });
+}
+
+std::chrono::steady_clock::duration Worker::loop_lag() const noexcept {
+    using D = std::chrono::steady_clock::duration;
+    const auto due = std::chrono::steady_clock::time_point(D(tick_due_ns_.value()));
+    const auto overdue = std::chrono::steady_clock::now() - due;
+    return std::max(D(lag_ns_.value()), overdue);
+}
+
+void Worker::collect(MetricsSnapshot& snapshot) const {
+    snapshot.add(manager_.counters());
+    snapshot.add(dispatcher_.counters());
+    snapshot.add(stream_counters_);
+    snapshot.worker_lag_seconds.push_back(std::chrono::duration<double>(loop_lag()).count());
 }
 
 void Worker::drain() {

@@ -127,7 +127,9 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
     return n;
 }
 
-TerndProcess::TerndProcess(const std::string& yaml) {
+TerndProcess::TerndProcess(const std::string& yaml) : TerndProcess(yaml, {}) {}
+
+TerndProcess::TerndProcess(const std::string& yaml, const std::vector<std::string>& environment) {
     char tmpl[] = "/tmp/tern-it-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -140,6 +142,7 @@ TerndProcess::TerndProcess(const std::string& yaml) {
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(fd, 1);
         ::dup2(fd, 2);
+        for (const auto& e : environment) ::putenv(const_cast<char*>(e.c_str()));
         ::execl(TERND_PATH, TERND_PATH, "--config", config.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }

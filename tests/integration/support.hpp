@@ -40,6 +40,8 @@ class TerndProcess {
 public:
     // Writes `yaml` to a fresh temp dir as tern.yaml and starts ternd --config on it.
     explicit TerndProcess(const std::string& yaml);
+    // The same, with NAME=VALUE `environment` entries added to ternd's environment.
+    TerndProcess(const std::string& yaml, const std::vector<std::string>& environment);
     ~TerndProcess();
     TerndProcess(const TerndProcess&) = delete;
     TerndProcess& operator=(const TerndProcess&) = delete;

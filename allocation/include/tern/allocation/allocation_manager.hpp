@@ -19,6 +19,7 @@
 #include "tern/allocation/peer_policy.hpp"
 #include "tern/allocation/relay_egress.hpp"
 #include "tern/allocation/relay_ports.hpp"
+#include "tern/allocation/tally.hpp"
 #include "tern/allocation/token_bucket.hpp"
 #include "tern/allocation/transaction_cache.hpp"
 #include "tern/allocation/user_bandwidth.hpp"
@@ -62,19 +63,31 @@ struct Requester {
     std::optional<TimePoint> teardown_at;  // auth.expiry strict: the allocation ends then
 };
 
-// Per-worker tallies; plain integers because one thread owns them.
+// Per-worker tallies: the worker's thread writes them, the metrics endpoint reads them.
 struct RelayCounters {
-    std::uint64_t allocations_created = 0;
-    std::uint64_t allocations_removed = 0;
-    std::uint64_t packets_to_peer = 0;
-    std::uint64_t bytes_to_peer = 0;
-    std::uint64_t packets_to_client = 0;
-    std::uint64_t bytes_to_client = 0;
-    std::uint64_t dropped_no_allocation = 0;  // ChannelData / Send from an unknown 5-tuple
-    std::uint64_t dropped_no_permission = 0;  // either direction
-    std::uint64_t dropped_no_channel = 0;     // ChannelData on an unbound channel
-    std::uint64_t dropped_send_failed = 0;
-    std::uint64_t dropped_bandwidth = 0;  // over limits.allocation_bandwidth or user_bandwidth
+    static constexpr std::size_t transports = 3;  // Transport: udp, tcp, tls
+    static constexpr std::size_t families = 2;    // relayed address family: ipv4, ipv6
+    using ByKind = std::array<std::array<Tally, families>, transports>;
+    Tally allocations_created;
+    Tally allocations_removed;
+    // By the client's transport and the first relayed address's family; active = created -
+    // removed.
+    ByKind created_by_kind;
+    ByKind removed_by_kind;
+    Tally packets_to_peer;
+    Tally bytes_to_peer;
+    Tally packets_to_client;
+    Tally bytes_to_client;
+    Tally dropped_no_allocation;  // ChannelData / Send from an unknown 5-tuple
+    Tally dropped_no_permission;  // either direction
+    Tally dropped_no_channel;     // ChannelData on an unbound channel
+    Tally dropped_send_failed;
+    Tally dropped_bandwidth;          // over limits.allocation_bandwidth or user_bandwidth
+    Tally rejected_allocation_quota;  // 486/508 for limits.max_allocations
+    Tally rejected_user_quota;        // 486 for limits.max_allocations_per_user
+    // Live permissions and channels, as counted by the last expire() sweep (once a second).
+    Tally permissions_active;
+    Tally channels_active;
 };
 
 class AllocationManager {

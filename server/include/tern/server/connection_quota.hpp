@@ -23,7 +23,11 @@ public:
     // False when either limit is reached; the caller then closes the connection at once. An
     // IPv4 address and its IPv4-mapped IPv6 form count as one source.
     bool try_acquire(const protocol::TransportAddress& client) {
-        return counts_.acquire(allocation::IpKey::of(client)) == allocation::QuotaVerdict::granted;
+        return acquire(client) == allocation::QuotaVerdict::granted;
+    }
+    // The same, saying which limit refused: key_full = per IP, total_full = in total.
+    allocation::QuotaVerdict acquire(const protocol::TransportAddress& client) {
+        return counts_.acquire(allocation::IpKey::of(client));
     }
     void release(const protocol::TransportAddress& client) {
         counts_.release(allocation::IpKey::of(client));

@@ -2,28 +2,44 @@
 // hands it to the responder for its method. Pure: no sockets, clock or logging per packet.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "tern/allocation/allocation_manager.hpp"
 #include "tern/config/config.hpp"
+#include "tern/protocol/message_type.hpp"
 #include "tern/server/packet_context.hpp"
 #include "tern/server/source_rate_limiter.hpp"
 
 namespace tern::server {
 
-// Per-worker tallies, summed when scraped; plain integers because one thread owns them.
+// Request methods and response codes as the metrics count them; others count as "other".
+inline constexpr std::array<std::string_view, 6> counted_methods = {
+    "binding", "allocate", "refresh", "create_permission", "channel_bind", "other"};
+inline constexpr std::array<std::uint16_t, 17> counted_codes = {
+    200, 300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443, 446, 447, 486, 500, 508};
+std::size_t method_slot(protocol::Method method) noexcept;
+std::size_t code_slot(std::uint16_t code) noexcept;  // counted_codes.size() = other
+
+// Per-worker tallies: the worker's thread writes them, the metrics endpoint sums them.
 struct DispatchCounters {
-    std::uint64_t requests = 0;
-    std::uint64_t success_responses = 0;
-    std::uint64_t error_responses = 0;
-    std::uint64_t indications = 0;
-    std::uint64_t dropped_malformed = 0;
-    std::uint64_t dropped_other = 0;    // responses, ChannelData without a relay, junk
-    std::uint64_t auth_challenges = 0;  // 401 without credentials
-    std::uint64_t auth_failures = 0;    // 400/401/438 for requests that tried to authenticate
-    std::uint64_t rate_limited = 0;     // unauthenticated requests dropped by the source limiter
+    using Tally = allocation::Tally;
+    Tally requests;
+    Tally success_responses;
+    Tally error_responses;
+    Tally indications;
+    Tally dropped_malformed;
+    Tally dropped_other;    // responses, ChannelData without a relay, junk
+    Tally auth_challenges;  // 401 without credentials
+    Tally auth_failures;    // 400/401/438 for requests that tried to authenticate
+    Tally rate_limited;     // unauthenticated requests dropped by the source limiter
+    // Responses sent, by method_slot and code_slot.
+    std::array<std::array<Tally, counted_codes.size() + 1>, counted_methods.size()> responses;
+    // Failed authentications by auth::AuthOutcome (the challenge included).
+    std::array<Tally, 7> auth_outcomes;
 };
 
 class RequestDispatcher {
@@ -56,6 +72,10 @@ public:
 
 private:
     struct Credentials;  // the auth objects built from one config
+    // A well-formed request past the checks every message gets; empty = no answer.
+    std::span<const std::uint8_t> answer(const protocol::MessageView& msg,
+                                         const PacketContext& context, std::span<std::uint8_t> out);
+    void count_response(protocol::Method method, std::span<const std::uint8_t> reply) noexcept;
     std::span<const std::uint8_t> turn_request(const protocol::MessageView& msg,
                                                const PacketContext& context,
                                                std::span<std::uint8_t> out);

@@ -1,5 +1,5 @@
-// The ternd process: workers, their listeners, signals (SIGTERM/SIGINT stop, SIGHUP reload)
-// and the start-up banner. main() only parses arguments and hands over.
+// The ternd process: workers, their listeners, signals (SIGTERM drain, SIGINT stop, SIGHUP
+// reload), the metrics endpoint and systemd notifications. main() only parses arguments.
 #pragma once
 
 #include <memory>
@@ -7,7 +7,11 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <string_view>
 
 #include "tern/allocation/allocation_quota.hpp"
 #include "tern/allocation/random_source.hpp"
@@ -15,6 +19,9 @@
 #include "tern/allocation/user_bandwidth.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/connection_quota.hpp"
+#include "tern/server/metrics_endpoint.hpp"
+#include "tern/server/metrics_snapshot.hpp"
+#include "tern/server/service_notifier.hpp"
 #include "tern/server/source_rate_limiter.hpp"
 #include "tern/server/worker.hpp"
 
@@ -34,14 +41,25 @@ public:
     const std::string& generated_secret() const { return generated_secret_; }
     const config::Config& config() const { return *config_; }
 
+    // The metrics endpoint's bound address, when metrics.listen is set.
+    std::optional<protocol::TransportAddress> metrics_address() const;
+
     // Starts the workers and blocks until SIGTERM or SIGINT; returns the exit code.
     int run();
     // Rereads the config file; an invalid one is refused and the running config kept.
     void reload();
 
+    // Every worker's tallies, summed (any thread).
+    MetricsSnapshot snapshot() const;
+
 private:
     config::Config with_runtime_secret(config::Config c);
     void log_relay_addresses() const;
+    // SIGTERM or POST /drain: refuse new allocations, let live ones finish within
+    // limits.shutdown_grace, then stop. Stops at once when nothing is live or there is no grace.
+    void begin_drain(std::string_view cause);
+    void watch_drain();
+    void keep_watchdog_fed(std::chrono::microseconds timeout);
 
     std::shared_ptr<const config::Config> config_;
     std::unique_ptr<allocation::RandomSource> random_;
@@ -59,6 +77,17 @@ private:
     std::shared_ptr<boost::asio::ssl::context> tls_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<config::Listener> bound_;
+
+    // The main thread's loop: signals, drain, watchdog and the metrics endpoint.
+    boost::asio::io_context control_{1};
+    boost::asio::steady_timer drain_timer_{control_};
+    boost::asio::steady_timer watchdog_timer_{control_};
+    std::unique_ptr<MetricsEndpoint> metrics_;
+    ServiceNotifier notifier_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point drain_deadline_;
+    bool draining_ = false;
+    bool watchdog_withheld_ = false;
 };
 
 }  // namespace tern::server

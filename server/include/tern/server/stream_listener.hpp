@@ -2,6 +2,7 @@
 // over workers) and their connections: framing, bounded buffers, TLS handshake deadline.
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -11,6 +12,7 @@
 #include <span>
 #include <system_error>
 
+#include "tern/allocation/tally.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/connection_quota.hpp"
 #include "tern/server/request_dispatcher.hpp"
@@ -40,6 +42,16 @@ protected:
     ~ConnectionRegistry() = default;
 };
 
+// Per-worker tallies of the TCP/TLS listeners. The worker owns them and they outlive its
+// connections; the metrics endpoint reads them from another thread.
+struct StreamCounters {
+    std::array<allocation::Tally, 2> opened;  // [0] TCP, [1] TLS; active = opened - closed
+    std::array<allocation::Tally, 2> closed;
+    allocation::Tally tls_handshakes_failed;  // errors and handshake_timeout alike
+    allocation::Tally rejected_total;         // over limits.max_connections
+    allocation::Tally rejected_per_ip;        // over limits.max_connections_per_ip
+};
+
 struct StreamLimits {
     std::size_t max_frame_size = std::size_t{16} * 1024;  // bigger frames close the connection
     // Output queued towards a client that reads slowly. Over it, the client's input is not read
@@ -54,10 +66,12 @@ struct StreamLimits {
 class StreamListener {
 public:
     // `registry` may be null (no relay): connections are then not registered.
-    // `registry` and `quota` may be null; `quota` must outlive every connection.
+    // `registry`, `quota` and `counters` may be null; `quota` and `counters` must outlive every
+    // connection.
     StreamListener(boost::asio::io_context& io, RequestDispatcher& dispatcher,
                    config::Transport transport, StreamLimits limits,
-                   ConnectionRegistry* registry = nullptr, ConnectionQuota* quota = nullptr);
+                   ConnectionRegistry* registry = nullptr, ConnectionQuota* quota = nullptr,
+                   StreamCounters* counters = nullptr);
 
     std::error_code open(const protocol::TransportAddress& address);
     protocol::TransportAddress local_address() const;
@@ -78,6 +92,7 @@ private:
     StreamLimits limits_;
     ConnectionRegistry* registry_;
     ConnectionQuota* quota_;
+    StreamCounters* counters_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
     // Set while accept() is failing (EMFILE and the like): one warning per episode, not one per
     // retry, and one line when accepting works again.

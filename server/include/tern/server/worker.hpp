@@ -19,6 +19,7 @@
 #include "tern/allocation/allocation_manager.hpp"
 #include "tern/allocation/relay_ports.hpp"
 #include "tern/config/config.hpp"
+#include "tern/server/metrics_snapshot.hpp"
 #include "tern/server/relay_socket.hpp"
 #include "tern/server/request_dispatcher.hpp"
 #include "tern/server/source_rate_limiter.hpp"
@@ -69,6 +70,13 @@ public:
     // Before start() only: the policy once the bound listening addresses are known.
     void set_peer_policy(std::shared_ptr<const allocation::PeerPolicy> peers);
 
+    // Any thread: adds this worker's tallies to `snapshot`. Lock-free reads of counters only
+    // this worker writes.
+    void collect(MetricsSnapshot& snapshot) const;
+    // Any thread: how late the worker's once-a-second timer is (or last was); it keeps growing
+    // while the worker's loop is stuck.
+    std::chrono::steady_clock::duration loop_lag() const noexcept;
+
 private:
     // RelayEgress
     allocation::OpenRelayResult open_relay(const protocol::TransportAddress& address,
@@ -98,6 +106,10 @@ private:
     struct FlushAllocator;
     struct FlushHandler;
     FlushBlock flush_block_;
+    // Declared before io_: connections still queued in io_ at destruction count their close.
+    StreamCounters stream_counters_;
+    allocation::Tally lag_ns_;       // of the last tick
+    allocation::Tally tick_due_ns_;  // steady-clock time the next tick is due
 
     unsigned index_;
     boost::asio::io_context io_;  // declared early: destroyed after the sockets

@@ -1,0 +1,25 @@
+// ternctl status: reads the Prometheus text ternd's metrics endpoint serves and turns it into a
+// short summary for a human. Pure: parsing and formatting only.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tern::ctl {
+
+struct Sample {
+    std::string name;
+    std::map<std::string, std::string> labels;
+    double value = 0;
+};
+
+// Samples of the text exposition format; comments and malformed lines are skipped.
+std::vector<Sample> parse_prometheus(std::string_view text);
+
+// The summary; `healthy` is /healthz's verdict (false = draining).
+std::string format_status(const std::vector<Sample>& samples, const std::string& endpoint,
+                          bool healthy);
+
+}  // namespace tern::ctl
