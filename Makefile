@@ -8,6 +8,7 @@
 BUILD        ?= build
 FUZZ_BUILD   ?= build-fuzz
 ASAN_BUILD   ?= build-asan
+BUILD_DEB    ?= build-deb
 FUZZ_TIME    ?= 600
 WERROR       ?= OFF
 FUZZ_SECONDS ?= 15
@@ -23,9 +24,16 @@ TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-
               python3 util-linux
 # make bench: Google Benchmark, coturn to compare with, taskset (util-linux) to pin, python3.
 BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl
+# make test-package: a Debian root to install into (debootstrap), lintian, systemd-analyze and
+# man (its man page check), systemd-nspawn to boot the root (dbus: nspawn's scope on a systemd
+# host), coturn's clients to relay through the installed ternd, openssl and ss (iproute2) for
+# the checks; dpkg-dev and file are what CPack's dpkg-shlibdeps step needs (make deb).
+PACKAGE_DEPS := debootstrap lintian systemd man-db systemd-container dbus coturn openssl \
+                iproute2 dpkg-dev file util-linux
 
 .PHONY: all build run test unit-and-integration fuzz-smoke fuzz sanitize lint deps test-deps \
-        e2e-deps clean format bench bench-quick bench-micro bench-smoke
+        e2e-deps clean format bench bench-quick bench-micro bench-smoke \
+        deb test-package
 
 all: build
 
@@ -136,6 +144,31 @@ fuzz:
 	  fuzz/run-fuzzer.sh $(FUZZ_BUILD)/fuzz/$$t fuzz/corpus/$$t $(FUZZ_BUILD)/fuzz/corpus-$$t \
 	    $(FUZZ_TIME) || exit 1; \
 	done
+
+# The Debian package, $(BUILD_DEB)/tern_<version>_<arch>.deb (build-deb/tern_0.1.0_amd64.deb),
+# from a Release tree of its own built with dpkg-buildflags' hardening flags and packed by
+# CPack (packaging/CMakeLists.txt). -g and -O2 are left out: the binaries are stripped, and
+# Release's -O3 is what the benchmarks measure.
+deb: deps
+	@$(call install_missing,dpkg-dev file)
+	export DEB_BUILD_MAINT_OPTIONS=hardening=+all DEB_CXXFLAGS_MAINT_STRIP="-g -O2"; \
+	cmake -S . -B $(BUILD_DEB) -G Ninja -DCMAKE_BUILD_TYPE=Release -DTERN_BUILD_TESTS=OFF \
+	  -DTERN_BUILD_BENCH=OFF -DTERN_WERROR=$(WERROR) \
+	  -DCMAKE_CXX_FLAGS="$$(dpkg-buildflags --get CPPFLAGS) $$(dpkg-buildflags --get CXXFLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$$(dpkg-buildflags --get LDFLAGS)"
+	cmake --build $(BUILD_DEB) -j $(JOBS)
+	cd $(BUILD_DEB) && cpack -G DEB
+	@echo "package: $(BUILD_DEB)/tern_$$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' \
+	  $(BUILD_DEB)/CMakeCache.txt)_$$(dpkg --print-architecture).deb"
+
+# Lints the package, installs it into a fresh debootstrap root and checks it there: files,
+# user, conffile, systemd-analyze verify, relaying with the unit's own command lines, a broken
+# config, the certbot hook with a reload, the root booted with systemd-nspawn so systemd runs
+# the unit, an upgrade and a purge (tests/package/test-package.sh; about 3 minutes).
+test-package:
+	@$(call install_missing,$(PACKAGE_DEPS))
+	$(MAKE) --no-print-directory deb
+	tests/package/test-package.sh $(BUILD_DEB)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
