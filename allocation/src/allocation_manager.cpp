@@ -529,7 +529,10 @@ void AllocationManager::on_send_indication(const MessageView& indication, const 
     const auto data = indication.data();
     if (!peer || !data) return;  // §11.2: silently discarded
     *peer = peer->unmapped();
-    if (!a->permissions.allowed(*peer, now)) {
+    // A permission is per IP (§9), so one for an own address (another client's relayed address)
+    // would also let Send indications reach tern's listener ports: the policy checks the port of
+    // own addresses. ChannelData needs no such check: ChannelBind checked the whole address.
+    if (!a->permissions.allowed(*peer, now) || !peers_->permits_send(*peer)) {
         ++counters_.dropped_no_permission;
         return;
     }

@@ -1,6 +1,7 @@
 // The peer filter's trie and the table of special-purpose ranges refused by default.
 #include "tern/allocation/peer_policy.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 namespace tern::allocation {
@@ -79,12 +80,32 @@ std::vector<protocol::Cidr> PeerPolicy::default_refused_ranges() {
 }
 
 PeerPolicy::PeerPolicy(std::span<const protocol::Cidr> allow, std::span<const protocol::Cidr> deny,
-                       std::span<const protocol::TransportAddress> own) {
+                       std::span<const protocol::TransportAddress> own,
+                       const OwnPeerPorts& own_ports)
+    : own_first_(own_ports.first), own_last_(own_ports.last) {
     nodes_.emplace_back();
     for (const auto& range : default_refused_ranges()) insert(range, special_flag);
-    for (const auto& address : own) insert(IpKey::of(address), 128, own_flag);
+    for (const auto& address : own) {
+        insert(IpKey::of(address), 128, own_flag);
+        own_.push_back(own_ip_of(address));
+    }
+    std::sort(own_.begin(), own_.end());
+    own_.erase(std::unique(own_.begin(), own_.end()), own_.end());
     for (const auto& range : allow) insert(range, allow_flag);
     for (const auto& range : deny) insert(range, deny_flag);
+    if (own_first_ == 0 || own_first_ > own_last_) {
+        own_first_ = own_last_ = 0;  // no port of an own address is open
+        return;
+    }
+    for (const std::uint16_t port : own_ports.listeners) {
+        if (port >= own_first_ && port <= own_last_) listeners_in_range_.push_back(port);
+    }
+}
+
+bool PeerPolicy::own_port_open(std::uint16_t port) const noexcept {
+    if (own_first_ == 0 || port < own_first_ || port > own_last_) return false;
+    return std::find(listeners_in_range_.begin(), listeners_in_range_.end(), port) ==
+           listeners_in_range_.end();
 }
 
 void PeerPolicy::insert(const protocol::Cidr& range, std::uint8_t flag) {
@@ -120,7 +141,9 @@ PeerVerdict PeerPolicy::check(const protocol::TransportAddress& peer) const noex
     }
     if ((flags & deny_flag) != 0) return PeerVerdict::denied_by_config;
     if ((flags & allow_flag) != 0) return PeerVerdict::allowed;
-    if ((flags & own_flag) != 0) return PeerVerdict::own_address;
+    // An own address on a relay port is another allocation's relayed address: checked like any
+    // peer from here on, so loopback or private own addresses stay special-purpose.
+    if ((flags & own_flag) != 0 && !own_port_open(peer.port)) return PeerVerdict::own_address;
     if ((flags & special_flag) != 0) return PeerVerdict::special_purpose;
     return PeerVerdict::allowed;
 }

@@ -69,8 +69,14 @@ std::shared_ptr<const allocation::PeerPolicy> make_peer_policy(
             own.push_back(l.address);
         }
     }
+    // Relay sockets live on the relay port range: there an own address is another client's
+    // relayed address, and two clients of this server may relay to each other.
+    allocation::OwnPeerPorts ports;
+    ports.first = config.relay.ports.first;
+    ports.last = config.relay.ports.last;
+    for (const auto& l : bound) ports.listeners.push_back(l.address.port);
     return std::make_shared<const allocation::PeerPolicy>(config.relay.allow_peers,
-                                                          config.relay.deny_peers, own);
+                                                          config.relay.deny_peers, own, ports);
 }
 
 auth::ExpiryPolicy expiry_policy(config::CredentialExpiry expiry) noexcept {

@@ -1784,5 +1784,108 @@ TEST_F(AllocationManagerTest, ReloadAppliesNewPermissionAndChannelQuotasToLiveAl
     EXPECT_EQ(bind(t, alice(), 0x4002, ta("9.9.9.9:53")).error(), 508);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Two clients of one server relaying to each other (both behind restrictive NATs, or both with
+// iceTransportPolicy 'relay'): each peer is the other's relayed address, one of tern's own.
+
+class RelayToRelayTest : public AllocationManagerTest {
+protected:
+    RelayToRelayTest() {
+        settings.relay_addresses = {own_relay};
+        const std::vector<TransportAddress> own = {own_relay, server4};
+        peers = std::make_shared<const PeerPolicy>(std::vector<Cidr>{}, std::vector<Cidr>{}, own,
+                                                   OwnPeerPorts{first_port, last_port, {3478}});
+    }
+
+    // Not special-purpose (unlike the TEST-NETs), so only the own-address rule can refuse it.
+    const TransportAddress own_relay = ip("198.51.99.20");
+    const FiveTuple alice_tuple = tuple(40000);
+    const FiveTuple bob_tuple = tuple(40001);
+};
+
+TEST_F(RelayToRelayTest, EachClientPermitsAndBindsTheOthersRelayedAddress) {
+    const TransportAddress a = must_allocate(alice_tuple, alice());
+    const TransportAddress b = must_allocate(bob_tuple, bob());
+    ASSERT_TRUE(same_ip(a, own_relay)) << a.to_string();
+    ASSERT_TRUE(same_ip(b, own_relay)) << b.to_string();
+    EXPECT_TRUE(permit(alice_tuple, alice(), {b}).success());
+    EXPECT_TRUE(permit(bob_tuple, bob(), {a}).success());
+    ASSERT_TRUE(bind(alice_tuple, alice(), 0x4000, b).success());
+    ASSERT_TRUE(bind(bob_tuple, bob(), 0x4001, a).success());
+
+    // Alice's ChannelData leaves her relay for Bob's; Bob's relay delivers it on his channel.
+    channel_data(alice_tuple, 0x4000, bytes({1, 2, 3}));
+    ASSERT_EQ(egress.to_peer.size(), 1u);
+    EXPECT_EQ(egress.to_peer[0].relay, relay_id(alice_tuple));
+    EXPECT_EQ(egress.to_peer[0].peer, b);
+    manager().on_peer_datagram(relay_id(bob_tuple), a, bytes({1, 2, 3}), now);
+    ASSERT_EQ(egress.to_client.size(), 1u);
+    EXPECT_EQ(egress.to_client[0].tuple, bob_tuple);
+    EXPECT_EQ(egress.to_client[0].message, bytes({0x40, 0x01, 0x00, 0x03, 1, 2, 3}));
+
+    // And back, by Send indication this time.
+    send_indication(bob_tuple, a, bytes({4, 5}));
+    ASSERT_EQ(egress.to_peer.size(), 2u);
+    EXPECT_EQ(egress.to_peer[1].relay, relay_id(bob_tuple));
+    EXPECT_EQ(egress.to_peer[1].peer, a);
+    manager().on_peer_datagram(relay_id(alice_tuple), b, bytes({4, 5}), now);
+    ASSERT_EQ(egress.to_client.size(), 2u);
+    EXPECT_EQ(egress.to_client[1].tuple, alice_tuple);
+    EXPECT_EQ(manager().counters().dropped_no_permission, 0u);
+}
+
+TEST_F(RelayToRelayTest, AnOwnAddressOutsideTheRelayPortsIs403) {
+    must_allocate(alice_tuple, alice());
+    for (const std::uint16_t port : {std::uint16_t{3478}, std::uint16_t{first_port - 1},
+                                     std::uint16_t{last_port + 1}, std::uint16_t{22}}) {
+        TransportAddress p = own_relay;
+        p.port = port;
+        EXPECT_EQ(permit(alice_tuple, alice(), {p}).error(), 403) << port;
+        EXPECT_EQ(bind(alice_tuple, alice(), 0x4000, p).error(), 403) << port;
+    }
+    // All or nothing: a good peer next to a refused one installs neither.
+    TransportAddress listener = own_relay;
+    listener.port = 3478;
+    EXPECT_EQ(permit(alice_tuple, alice(), {peer_a, listener}).error(), 403);
+    EXPECT_FALSE(manager().find(alice_tuple, now)->permissions.allowed(peer_a, now));
+    EXPECT_FALSE(manager().find(alice_tuple, now)->permissions.allowed(own_relay, now));
+}
+
+TEST_F(RelayToRelayTest, SendIndicationToAnOwnListenerPortIsDroppedDespiteThePermission) {
+    must_allocate(alice_tuple, alice());
+    const TransportAddress b = must_allocate(bob_tuple, bob());
+    ASSERT_TRUE(permit(alice_tuple, alice(), {b}).success());
+    // The permission is for Bob's IP, which is also where tern listens.
+    TransportAddress listener = own_relay;
+    listener.port = 3478;
+    ASSERT_TRUE(manager().find(alice_tuple, now)->permissions.allowed(listener, now));
+    send_indication(alice_tuple, listener, bytes({0, 1, 0, 0}));
+    TransportAddress below = own_relay;
+    below.port = first_port - 1;
+    send_indication(alice_tuple, below, bytes({1}));
+    send_indication(alice_tuple, ta("[::ffff:198.51.99.20]:3478"), bytes({2}));
+    EXPECT_TRUE(egress.to_peer.empty());
+    EXPECT_EQ(manager().counters().dropped_no_permission, 3u);
+    EXPECT_EQ(manager().counters().packets_to_peer, 0u);
+    // Other relay ports of that IP are other clients' relayed addresses: allowed.
+    TransportAddress other_relay = own_relay;
+    other_relay.port = last_port;
+    send_indication(alice_tuple, other_relay, bytes({3}));
+    ASSERT_EQ(egress.to_peer.size(), 1u);
+    EXPECT_EQ(egress.to_peer[0].peer, other_relay);
+}
+
+TEST_F(RelayToRelayTest, AnAllowListedOwnAddressTakesSendIndicationsOnAnyPort) {
+    peers = std::make_shared<const PeerPolicy>(
+        std::vector<Cidr>{Cidr::covering(own_relay, 32)}, std::vector<Cidr>{},
+        std::vector<TransportAddress>{own_relay}, OwnPeerPorts{first_port, last_port, {3478}});
+    must_allocate(alice_tuple, alice());
+    TransportAddress listener = own_relay;
+    listener.port = 3478;
+    ASSERT_TRUE(permit(alice_tuple, alice(), {listener}).success());
+    send_indication(alice_tuple, listener, bytes({1}));
+    EXPECT_EQ(egress.to_peer.size(), 1u);
+}
+
 }  // namespace
 }  // namespace tern::allocation

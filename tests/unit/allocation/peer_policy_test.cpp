@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tern::allocation {
@@ -251,6 +252,103 @@ TEST(PeerPolicy, OwnAddressCanBeAllowListedAndDenied) {
     const std::vector<Cidr> deny = {cidr("198.51.99.0", 24)};
     const PeerPolicy q(allow, deny, own);
     EXPECT_EQ(q.check(ip("198.51.99.10")), PeerVerdict::denied_by_config);
+}
+
+TransportAddress at(const char* text, std::uint16_t port) {
+    auto a = ip(text);
+    a.port = port;
+    return a;
+}
+
+// The relay port range of the default config, with a UDP listener on 3478.
+OwnPeerPorts relay_range(std::vector<std::uint16_t> listeners = {3478}) {
+    return OwnPeerPorts{49152, 65535, std::move(listeners)};
+}
+
+TEST(PeerPolicy, OwnAddressOnARelayPortIsAnotherClientsRelayAndAllowed) {
+    const std::vector<TransportAddress> own = {ip("198.51.99.10"), ip("2001:4860:1::7")};
+    const PeerPolicy p({}, {}, own, relay_range());
+    EXPECT_EQ(p.check(at("198.51.99.10", 49152)), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(at("198.51.99.10", 50000)), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(at("198.51.99.10", 65535)), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(at("::ffff:198.51.99.10", 50000)), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(at("2001:4860:1::7", 60000)), PeerVerdict::allowed);
+    // Other ports of tern's own addresses: its listeners, its metrics endpoint, other services.
+    EXPECT_EQ(p.check(at("198.51.99.10", 49151)), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(at("198.51.99.10", 3478)), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(at("198.51.99.10", 9641)), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(at("198.51.99.10", 0)), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(at("::ffff:198.51.99.10", 3478)), PeerVerdict::own_address);
+    EXPECT_EQ(p.check(at("2001:4860:1::7", 5349)), PeerVerdict::own_address);
+}
+
+TEST(PeerPolicy, WithoutARelayRangeEveryPortOfAnOwnAddressIsRefused) {
+    const std::vector<TransportAddress> own = {ip("198.51.99.10")};
+    for (const OwnPeerPorts& ports :
+         {OwnPeerPorts{}, OwnPeerPorts{0, 65535, {}}, OwnPeerPorts{60000, 50000, {}}}) {
+        const PeerPolicy p({}, {}, own, ports);
+        EXPECT_EQ(p.check(at("198.51.99.10", 50000)), PeerVerdict::own_address);
+        EXPECT_EQ(p.check(at("198.51.99.10", 65535)), PeerVerdict::own_address);
+        EXPECT_FALSE(p.permits_send(at("198.51.99.10", 55000)));
+    }
+}
+
+TEST(PeerPolicy, AListenerInsideTheRelayRangeStaysRefused) {
+    const std::vector<TransportAddress> own = {ip("198.51.99.10")};
+    const PeerPolicy p({}, {}, own, relay_range({3478, 50000, 5349}));
+    EXPECT_EQ(p.check(at("198.51.99.10", 50000)), PeerVerdict::own_address);
+    EXPECT_FALSE(p.permits_send(at("198.51.99.10", 50000)));
+    EXPECT_EQ(p.check(at("198.51.99.10", 50001)), PeerVerdict::allowed);
+    EXPECT_EQ(p.check(at("198.51.99.10", 49999)), PeerVerdict::allowed);
+}
+
+TEST(PeerPolicy, DenyStillWinsOnRelayPortsOfOwnAddresses) {
+    const std::vector<TransportAddress> own = {ip("198.51.99.10")};
+    const std::vector<Cidr> deny = {cidr("198.51.99.0", 24)};
+    const PeerPolicy p({}, deny, own, relay_range());
+    EXPECT_EQ(p.check(at("198.51.99.10", 50000)), PeerVerdict::denied_by_config);
+    EXPECT_EQ(p.check(at("198.51.99.10", 3478)), PeerVerdict::denied_by_config);
+    EXPECT_FALSE(p.permits_send(at("198.51.99.10", 50000)));
+}
+
+TEST(PeerPolicy, SpecialPurposeOwnAddressesStayRefusedOnRelayPorts) {
+    const std::vector<TransportAddress> own = {ip("127.0.0.1"), ip("10.0.0.5"), ip("::1"),
+                                               ip("fe80::1")};
+    const PeerPolicy p({}, {}, own, relay_range());
+    for (const char* text : {"127.0.0.1", "::ffff:127.0.0.1", "10.0.0.5", "::1", "fe80::1"}) {
+        EXPECT_EQ(p.check(at(text, 50000)), PeerVerdict::special_purpose) << text;
+        EXPECT_EQ(p.check(at(text, 3478)), PeerVerdict::own_address) << text;
+        EXPECT_FALSE(p.permits_send(at(text, 50000))) << text;
+    }
+    // An allow-list opens them as it always did, on every port.
+    const std::vector<Cidr> allow = {cidr("10.0.0.0", 8)};
+    const PeerPolicy q(allow, {}, own, relay_range());
+    EXPECT_EQ(q.check(at("10.0.0.5", 50000)), PeerVerdict::allowed);
+    EXPECT_EQ(q.check(at("10.0.0.5", 3478)), PeerVerdict::allowed);
+    EXPECT_EQ(q.check(at("127.0.0.1", 50000)), PeerVerdict::special_purpose);
+}
+
+TEST(PeerPolicy, PermitsSendLooksOnlyAtOwnAddresses) {
+    const std::vector<TransportAddress> own = {ip("198.51.99.10"), ip("2001:4860:1::7")};
+    const PeerPolicy p({}, {}, own, relay_range());
+    EXPECT_TRUE(p.is_own(at("198.51.99.10", 1)));
+    EXPECT_TRUE(p.is_own(at("::ffff:198.51.99.10", 1)));
+    EXPECT_TRUE(p.is_own(at("2001:4860:1::7", 1)));
+    EXPECT_FALSE(p.is_own(at("198.51.99.11", 1)));
+    EXPECT_FALSE(p.is_own(at("2001:4860:1::8", 1)));
+    EXPECT_TRUE(p.permits_send(at("198.51.99.10", 50000)));
+    EXPECT_TRUE(p.permits_send(at("2001:4860:1::7", 65535)));
+    EXPECT_FALSE(p.permits_send(at("198.51.99.10", 3478)));
+    EXPECT_FALSE(p.permits_send(at("::ffff:198.51.99.10", 3478)));
+    EXPECT_FALSE(p.permits_send(at("2001:4860:1::7", 22)));
+    // Not own: the permission decided, whatever the port (even a refused range: not re-checked).
+    EXPECT_TRUE(p.permits_send(at("8.8.8.8", 53)));
+    EXPECT_TRUE(p.permits_send(at("198.51.99.11", 3478)));
+    EXPECT_TRUE(default_policy().permits_send(at("127.0.0.1", 3478)));
+    // An allow-listed own address takes every port, as check() says.
+    const std::vector<Cidr> allow = {cidr("198.51.99.10", 32)};
+    const PeerPolicy q(allow, {}, own, relay_range());
+    EXPECT_TRUE(q.permits_send(at("198.51.99.10", 3478)));
 }
 
 TEST(PeerPolicy, VerdictNames) {

@@ -78,5 +78,28 @@ TEST(MakePeerPolicy, RelayAndExternalAddressesAreOwn) {
     EXPECT_EQ(policy->check(*TransportAddress::parse("10.1.2.3:1")), PeerVerdict::own_address);
 }
 
+TEST(MakePeerPolicy, OwnAddressesAreOpenOnRelayPortsOnlyAndNeverOnAListenersPort) {
+    config::Config c;
+    c.relay.addresses = {*TransportAddress::parse_ip("198.51.99.20")};
+    c.relay.ports = {50000, 50100};
+    // A listener inside relay.ports (the loader allows it) stays refused.
+    const std::vector<config::Listener> bound{
+        {config::Transport::udp, *TransportAddress::parse("198.51.99.20:3478")},
+        {config::Transport::udp, *TransportAddress::parse("198.51.99.20:50050")}};
+    const auto policy = make_peer_policy(c, bound);
+    EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:50000")), PeerVerdict::allowed);
+    EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:50100")), PeerVerdict::allowed);
+    EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:49999")),
+              PeerVerdict::own_address);
+    EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:50101")),
+              PeerVerdict::own_address);
+    EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:3478")),
+              PeerVerdict::own_address);
+    EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:50050")),
+              PeerVerdict::own_address);
+    EXPECT_FALSE(policy->permits_send(*TransportAddress::parse("198.51.99.20:3478")));
+    EXPECT_TRUE(policy->permits_send(*TransportAddress::parse("198.51.99.20:50001")));
+}
+
 }  // namespace
 }  // namespace tern::server

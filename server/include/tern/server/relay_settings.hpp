@@ -16,7 +16,8 @@ namespace tern::server {
 allocation::ManagerSettings manager_settings(const config::Config& config);
 
 // Own addresses = relay and external addresses, and the listening addresses with wildcards
-// expanded to every interface address (getifaddrs), so a peer cannot be any of tern's sockets.
+// expanded to every interface address (getifaddrs). A peer on one of them is refused except on
+// relay.ports (other clients' relayed addresses), and never on a listener's port.
 std::shared_ptr<const allocation::PeerPolicy> make_peer_policy(
     const config::Config& config, std::span<const config::Listener> bound);
 
