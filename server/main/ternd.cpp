@@ -63,8 +63,8 @@ void print_banner(const tern::server::Server& server) {
     for (const auto& l : listeners) std::printf("  %s\n", l.to_url().c_str());
     if (server.generated_secret().empty()) {
         std::printf(
-            "Mint credentials for iceServers with: ternctl credential --secret <one of "
-            "auth.secrets> --user NAME\n");
+            "Mint credentials for iceServers with: ternctl credential --secret <a secret of "
+            "auth.secrets or auth.secrets_file> --user NAME\n");
         std::fflush(stdout);
         return;
     }
