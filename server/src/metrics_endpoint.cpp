@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -15,6 +14,7 @@
 #include <utility>
 
 #include "tern/server/socket_address.hpp"
+#include "tern/server/tcp_acceptor.hpp"
 
 namespace tern::server {
 
@@ -155,16 +155,7 @@ MetricsEndpoint::MetricsEndpoint(asio::io_context& io, EndpointHandlers handlers
 MetricsEndpoint::~MetricsEndpoint() = default;
 
 std::error_code MetricsEndpoint::open(const protocol::TransportAddress& address) {
-    boost::system::error_code ec;
-    const tcp::endpoint endpoint = to_tcp_endpoint(address);
-    acceptor_.open(endpoint.protocol(), ec);
-    if (ec) return ec;
-    if (endpoint.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true), ec);
-    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    acceptor_.bind(endpoint, ec);
-    if (ec) return ec;
-    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    return ec;
+    return open_acceptor(acceptor_, address, false);  // one endpoint, on the main thread
 }
 
 protocol::TransportAddress MetricsEndpoint::local_address() const {

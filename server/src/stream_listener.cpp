@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -18,6 +17,7 @@
 
 #include "tern/protocol/stream_framer.hpp"
 #include "tern/server/socket_address.hpp"
+#include "tern/server/tcp_acceptor.hpp"
 
 namespace tern::server {
 
@@ -299,20 +299,7 @@ StreamListener::StreamListener(asio::io_context& io, RequestDispatcher& dispatch
       counters_(counters) {}
 
 std::error_code StreamListener::open(const protocol::TransportAddress& address) {
-    boost::system::error_code ec;
-    const tcp::endpoint endpoint = to_tcp_endpoint(address);
-    acceptor_.open(endpoint.protocol(), ec);
-    if (ec) return ec;
-    if (endpoint.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true), ec);
-    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    const int one = 1;
-    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-        return {errno, std::system_category()};
-    }
-    acceptor_.bind(endpoint, ec);
-    if (ec) return ec;
-    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    return ec;
+    return open_acceptor(acceptor_, address, true);  // the workers share the port
 }
 
 protocol::TransportAddress StreamListener::local_address() const {

@@ -323,6 +323,20 @@ TEST(Metrics, TernctlSaysWhenTheEndpointIsUnreachable) {
     EXPECT_EQ(run(std::string(TERNCTL_PATH) + " status --endpoint nonsense", out), 2) << out;
 }
 
+TEST(Metrics, AMetricsAddressInUseStopsTheStartWithTheKeyNamed) {
+    const auto metrics_port = free_port();
+    TerndProcess first(config(free_port(), metrics_port));
+    ASSERT_TRUE(first.wait_for_output("is listening on", 10s)) << first.output();
+    TerndProcess second(config(free_port(), metrics_port));
+    ASSERT_TRUE(second.wait_exited(10s)) << second.output();
+    EXPECT_EQ(second.stop(), 1) << second.output();
+    EXPECT_NE(second.output().find("metrics.listen: cannot bind 127.0.0.1:" +
+                                   std::to_string(metrics_port)),
+              std::string::npos)
+        << second.output();
+    EXPECT_EQ(endpoint(metrics_port).get("/healthz").status, 200u);  // the first one serves on
+}
+
 // A raw TCP connection to 127.0.0.1:`port`.
 int connect_to(std::uint16_t port);
 bool closed_by_server(int fd, std::chrono::milliseconds timeout, std::string* answer = nullptr);
