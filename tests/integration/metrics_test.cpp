@@ -110,16 +110,24 @@ bool eventually(F predicate, std::chrono::milliseconds timeout = 4s) {
     return predicate();
 }
 
+// A ternd of config() on fresh ports, with its metrics endpoint.
+struct MeteredTernd {
+    std::uint16_t port = free_port();
+    std::uint16_t metrics_port = free_port();
+    TerndProcess process{config(port, metrics_port)};
+    Endpoint http = endpoint(metrics_port);
+    bool ready() const { return process.wait_for_output("is listening on", 10s); }
+};
+
 const Labels to_peer{{"direction", "to_peer"}};
 const Labels to_client{{"direction", "to_client"}};
 const Labels udp4{{"transport", "udp"}, {"family", "ipv4"}};
 
 TEST(Metrics, CountersMoveByExactlyWhatTheRelayCarriedAndAreScrapedLive) {
-    const auto port = free_port();
-    const auto metrics_port = free_port();
-    TerndProcess ternd(config(port, metrics_port));
-    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
-    const auto http = endpoint(metrics_port);
+    MeteredTernd server;
+    ASSERT_TRUE(server.ready()) << server.process.output();
+    const auto& http = server.http;
+    const auto port = server.port;
     const Metrics before = http.scrape();
     EXPECT_EQ(before("tern_draining"), 0);
     EXPECT_EQ(before("tern_build_info", {{"version", "0.1.0"}}), 1);
@@ -225,11 +233,10 @@ TEST(Metrics, CountersMoveByExactlyWhatTheRelayCarriedAndAreScrapedLive) {
 }
 
 TEST(Metrics, TcpConnectionsAreCountedWhileOpen) {
-    const auto port = free_port();
-    const auto metrics_port = free_port();
-    TerndProcess ternd(config(port, metrics_port));
-    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
-    const auto http = endpoint(metrics_port);
+    MeteredTernd server;
+    ASSERT_TRUE(server.ready()) << server.process.output();
+    const auto& http = server.http;
+    const auto port = server.port;
     const Labels tcp{{"transport", "tcp"}};
     {
         auto stream = StreamClient::connect_tcp(loopback4(port));
@@ -248,13 +255,13 @@ TEST(Metrics, TcpConnectionsAreCountedWhileOpen) {
 }
 
 TEST(Metrics, TernctlDrainTurnsHealthzTo503WhileLiveAllocationsKeepRelaying) {
-    const auto port = free_port();
-    const auto metrics_port = free_port();
-    TerndProcess ternd(config(port, metrics_port));
-    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
-    const auto http = endpoint(metrics_port);
+    MeteredTernd server;
+    ASSERT_TRUE(server.ready()) << server.process.output();
+    auto& ternd = server.process;
+    const auto& http = server.http;
+    const auto port = server.port;
     const std::string ternctl = std::string(TERNCTL_PATH) + " ";
-    const std::string at = " --endpoint 127.0.0.1:" + std::to_string(metrics_port);
+    const std::string at = " --endpoint 127.0.0.1:" + std::to_string(server.metrics_port);
 
     UdpEchoPeer peer;
     TurnClient client(loopback4(port), "alice", "wonderland");
@@ -405,11 +412,11 @@ bool closed_by_server(int fd, std::chrono::milliseconds timeout, std::string* an
 }
 
 TEST(Metrics, HostileHttpClientsAreClosedAndScrapesStillWork) {
-    const auto port = free_port();
-    const auto metrics_port = free_port();
-    TerndProcess ternd(config(port, metrics_port));
-    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
-    const auto http = endpoint(metrics_port);
+    MeteredTernd server;
+    ASSERT_TRUE(server.ready()) << server.process.output();
+    auto& ternd = server.process;
+    const auto& http = server.http;
+    const auto metrics_port = server.metrics_port;
 
     // A header far over the 8 KiB limit.
     int fd = connect_to(metrics_port);
