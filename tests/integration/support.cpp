@@ -295,7 +295,8 @@ std::optional<StreamClient> StreamClient::connect_tls(const TransportAddress& se
     return c;
 }
 
-StreamClient::StreamClient(StreamClient&& o) noexcept : fd_(o.fd_), ssl_(o.ssl_), ctx_(o.ctx_) {
+StreamClient::StreamClient(StreamClient&& o) noexcept
+    : fd_(o.fd_), ssl_(o.ssl_), ctx_(o.ctx_), inbox_(std::move(o.inbox_)) {
     o.fd_ = -1;
     o.ssl_ = nullptr;
     o.ctx_ = nullptr;
@@ -334,45 +335,53 @@ void StreamClient::abort() {
     fd_ = -1;
 }
 
-std::optional<Bytes> StreamClient::read_exact(std::size_t n,
-                                              std::chrono::steady_clock::time_point deadline) {
-    Bytes out(n);
-    std::size_t got = 0;
-    while (got < n) {
+bool StreamClient::fill(std::size_t n, std::chrono::steady_clock::time_point deadline) {
+    while (inbox_.size() < n) {
         const bool buffered = ssl_ && SSL_pending(static_cast<SSL*>(ssl_)) > 0;
         if (!buffered) {
+            // Past the deadline, bytes already in the socket are still taken (poll 0): a thread
+            // preempted between a frame's header and its body must not give up on the body.
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return std::nullopt;
             pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) != 1) return std::nullopt;
+            if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0))) != 1) {
+                return false;
+            }
         }
+        const std::size_t have = inbox_.size();
+        inbox_.resize(n);
         int r = 0;
         if (ssl_) {
-            r = SSL_read(static_cast<SSL*>(ssl_), out.data() + got, static_cast<int>(n - got));
+            r = SSL_read(static_cast<SSL*>(ssl_), inbox_.data() + have, static_cast<int>(n - have));
             if (r <= 0) {
-                const int err = SSL_get_error(static_cast<SSL*>(ssl_), r);
-                if (err == SSL_ERROR_WANT_READ) continue;
-                return std::nullopt;
+                inbox_.resize(have);
+                if (SSL_get_error(static_cast<SSL*>(ssl_), r) == SSL_ERROR_WANT_READ) continue;
+                return false;
             }
         } else {
-            r = static_cast<int>(::recv(fd_, out.data() + got, n - got, 0));
-            if (r <= 0) return std::nullopt;
+            r = static_cast<int>(::recv(fd_, inbox_.data() + have, n - have, 0));
+            if (r <= 0) {
+                inbox_.resize(have);
+                return false;
+            }
         }
-        got += static_cast<std::size_t>(r);
+        inbox_.resize(have + static_cast<std::size_t>(r));
     }
+    return true;
+}
+
+Bytes StreamClient::take(std::size_t n) {
+    Bytes out(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(n));
+    inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(n));
     return out;
 }
 
 std::optional<Bytes> StreamClient::receive_message(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto header = read_exact(20, deadline);
-    if (!header) return std::nullopt;
-    const std::size_t length = (static_cast<std::size_t>((*header)[2]) << 8) | (*header)[3];
-    auto body = read_exact(length, deadline);
-    if (!body) return std::nullopt;
-    header->insert(header->end(), body->begin(), body->end());
-    return header;
+    if (!fill(20, deadline)) return std::nullopt;
+    const std::size_t length = (static_cast<std::size_t>(inbox_[2]) << 8) | inbox_[3];
+    if (!fill(20 + length, deadline)) return std::nullopt;
+    return take(20 + length);
 }
 
 bool StreamClient::wait_closed(std::chrono::milliseconds timeout) {
@@ -504,17 +513,15 @@ std::optional<Bytes> UdpClient::receive(std::chrono::milliseconds timeout, Trans
 
 std::optional<Bytes> StreamClient::receive_frame(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto head = read_exact(4, deadline);
-    if (!head) return std::nullopt;
-    const std::size_t length = (static_cast<std::size_t>((*head)[2]) << 8) | (*head)[3];
-    const bool channel_data = ((*head)[0] & 0xC0) == 0x40;
+    if (!fill(4, deadline)) return std::nullopt;
+    const std::size_t length = (static_cast<std::size_t>(inbox_[2]) << 8) | inbox_[3];
+    const bool channel_data = (inbox_[0] & 0xC0) == 0x40;
     // STUN: 16 more header bytes, then the body; ChannelData: the payload padded to 4 bytes.
     const std::size_t rest = channel_data ? (length + 3) / 4 * 4 : 16 + length;
-    auto body = read_exact(rest, deadline);
-    if (!body) return std::nullopt;
-    head->insert(head->end(), body->begin(), body->end());
-    if (channel_data) head->resize(4 + length);
-    return head;
+    if (!fill(4 + rest, deadline)) return std::nullopt;
+    Bytes frame = take(4 + rest);
+    if (channel_data) frame.resize(4 + length);
+    return frame;
 }
 
 namespace {

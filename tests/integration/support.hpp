@@ -111,10 +111,14 @@ public:
 
 private:
     StreamClient() = default;
-    std::optional<Bytes> read_exact(std::size_t n, std::chrono::steady_clock::time_point deadline);
+    // Reads until `inbox_` holds at least `n` bytes; false on timeout or close, keeping what
+    // arrived, so a frame cut by a timeout is resumed rather than parsed from its middle.
+    bool fill(std::size_t n, std::chrono::steady_clock::time_point deadline);
+    Bytes take(std::size_t n);
     int fd_ = -1;
     void* ssl_ = nullptr;  // SSL*
     void* ctx_ = nullptr;  // SSL_CTX*
+    Bytes inbox_;          // received, not yet returned
 };
 
 // Runs a shell command, capturing stdout+stderr; returns the exit status.
