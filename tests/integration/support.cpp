@@ -23,7 +23,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -103,11 +105,18 @@ TransportAddress loopback6(std::uint16_t port) {
 }
 
 std::uint16_t free_port() {
+    // A port handed out is not free again in this process even while nothing binds it yet: two
+    // calls before ternd starts (its UDP/TCP port and its TLS port) once drew the same number.
+    static std::mutex mutex;
+    static std::set<std::uint16_t> handed_out;
     std::uniform_int_distribution<int> dist(20000, 45000);
     for (int attempt = 0; attempt < 200; ++attempt) {
         const auto port = static_cast<std::uint16_t>(dist(rng()));
+        const std::lock_guard lock(mutex);
+        if (handed_out.contains(port)) continue;
         if (can_bind(loopback4(port), SOCK_DGRAM) && can_bind(loopback4(port), SOCK_STREAM) &&
             can_bind(loopback6(port), SOCK_DGRAM) && can_bind(loopback6(port), SOCK_STREAM)) {
+            handed_out.insert(port);
             return port;
         }
     }
