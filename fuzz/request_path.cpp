@@ -100,9 +100,8 @@ const config::Config& fuzz_config() {
         cfg.auth.secrets = {"s3cret"};
         cfg.auth.users = {{"alice", "wonderland", std::nullopt}};
         cfg.auth.nonce_secret = "a fixed nonce key for fuzzing";
-        cfg.relay.allow_peers = {
-            protocol::Cidr::covering(TransportAddress::v4({0, 0, 0, 0}, 0), 0),
-            protocol::Cidr::covering(TransportAddress::v6({}, 0), 0)};
+        cfg.relay.allow_peers = {protocol::Cidr::covering(TransportAddress::v4({0, 0, 0, 0}, 0), 0),
+                                 protocol::Cidr::covering(TransportAddress::v6({}, 0), 0)};
         cfg.relay.deny_peers = {
             protocol::Cidr::covering(TransportAddress::v4({10, 0, 0, 0}, 0), 8)};
         cfg.relay.channel_numbers = config::ChannelNumbers::rfc5766;
@@ -134,20 +133,20 @@ struct Harness {
 
     server::PacketContext context(bool client_b) const {
         server::PacketContext ctx;
-        ctx.source = client_b ? TransportAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0,
-                                                      0, 0, 0, 0, 2},
-                                                     40002)
-                              : TransportAddress::v4({198, 51, 100, 1}, 40001);
-        ctx.local = client_b ? TransportAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0,
-                                                     0, 0, 0, 0, 1},
-                                                    3478)
-                             : TransportAddress::v4({192, 0, 2, 1}, 3478);
+        ctx.source = client_b
+                         ? TransportAddress::v6(
+                               {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, 40002)
+                         : TransportAddress::v4({198, 51, 100, 1}, 40001);
+        ctx.local = client_b
+                        ? TransportAddress::v6(
+                              {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 3478)
+                        : TransportAddress::v4({192, 0, 2, 1}, 3478);
         ctx.transport = client_b ? config::Transport::tcp : config::Transport::udp;
         ctx.client = client_b ? 2 : 1;
         ctx.now = now;
-        ctx.unix_now = start_unix + std::chrono::duration_cast<std::chrono::seconds>(
-                                        now.time_since_epoch())
-                                        .count();
+        ctx.unix_now =
+            start_unix +
+            std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
         return ctx;
     }
 
@@ -178,8 +177,8 @@ struct Harness {
         protocol::MessageView in;
         if (protocol::MessageView::parse(payload, in) != protocol::ParseError::ok) return;
         std::array<std::uint8_t, 2048> buf{};
-        protocol::MessageBuilder b(
-            buf, {in.method(), protocol::MessageClass::request}, in.transaction_id());
+        protocol::MessageBuilder b(buf, {in.method(), protocol::MessageClass::request},
+                                   in.transaction_id());
         for (std::size_t i = 0; i < in.attribute_count(); ++i) {
             const auto a = in.attribute(i);
             if (a.type == protocol::attr::username || a.type == protocol::attr::realm ||
@@ -247,8 +246,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 h.manager.expire(h.now);
                 break;
             case 5:
-                h.manager.on_client_closed({h.context(true).source, h.context(true).local,
-                                            allocation::Transport::tcp});
+                h.manager.on_client_closed(
+                    {h.context(true).source, h.context(true).local, allocation::Transport::tcp});
                 break;
         }
         // Every live allocation holds one or two relays; nothing leaks past the quota.

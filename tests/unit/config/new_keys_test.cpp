@@ -127,8 +127,8 @@ TEST(NewKeys, PermissionAndChannelQuotas) {
     const auto d = load_ok("realm: x");
     EXPECT_EQ(d.limits.max_permissions_per_allocation, 64u);
     EXPECT_EQ(d.limits.max_channels_per_allocation, 64u);
-    const auto c = load_ok(
-        "limits: { max_permissions_per_allocation: 2, max_channels_per_allocation: 4096 }");
+    const auto c =
+        load_ok("limits: { max_permissions_per_allocation: 2, max_channels_per_allocation: 4096 }");
     EXPECT_EQ(c.limits.max_permissions_per_allocation, 2u);
     EXPECT_EQ(c.limits.max_channels_per_allocation, 4096u);
     expect_one_error("limits: { max_channels_per_allocation: 4097 }",
