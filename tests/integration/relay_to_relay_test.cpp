@@ -158,6 +158,19 @@ struct Client {
     }
 };
 
+// ternd with alice and bob, each holding an allocation on it once start() succeeds.
+struct AliceAndBob {
+    Server server;
+    Client alice{"alice", "wonderland"};
+    Client bob{"bob", "builder"};
+
+    ::testing::AssertionResult start() {
+        if (!server.ready()) return ::testing::AssertionFailure() << server.process.output();
+        if (auto allocated = alice.allocate(); !allocated) return allocated;
+        return bob.allocate();
+    }
+};
+
 Bytes numbered(char tag, int i) {
     const std::string text = std::string(1, tag) + "-" + std::to_string(i);
     return Bytes(text.begin(), text.end());
@@ -188,12 +201,9 @@ protected:
 
 TEST_F(RelayToRelay, TwoClientsOfOneServerRelayToEachOtherWithTheDefaultPeerPolicy) {
     run([] {
-        Server server;
-        ASSERT_TRUE(server.ready()) << server.process.output();
-        Client alice("alice", "wonderland");
-        Client bob("bob", "builder");
-        ASSERT_TRUE(alice.allocate());
-        ASSERT_TRUE(bob.allocate());
+        AliceAndBob two;
+        ASSERT_TRUE(two.start());
+        auto& [server, alice, bob] = two;
         // Both relayed addresses are tern's own, on ports of the relay range.
         ASSERT_EQ(alice.relayed.ip_string(), server_ip);
         ASSERT_EQ(bob.relayed.ip_string(), server_ip);
@@ -227,12 +237,9 @@ TEST_F(RelayToRelay, TwoClientsOfOneServerRelayToEachOtherWithTheDefaultPeerPoli
 
 TEST_F(RelayToRelay, TernsOwnListenerStaysOutOfReach) {
     run([] {
-        Server server;
-        ASSERT_TRUE(server.ready()) << server.process.output();
-        Client alice("alice", "wonderland");
-        Client bob("bob", "builder");
-        ASSERT_TRUE(alice.allocate());
-        ASSERT_TRUE(bob.allocate());
+        AliceAndBob two;
+        ASSERT_TRUE(two.start());
+        auto& [server, alice, bob] = two;
         const TransportAddress listener = at(server_ip, server_port);
         EXPECT_EQ(alice.turn.permit(listener), 403);
         EXPECT_EQ(alice.turn.bind(0x4000, listener), 403);
