@@ -136,6 +136,40 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
     return n;
 }
 
+std::uint64_t kernel_udp_drops(std::uint16_t port) {
+    std::uint64_t drops = 0;
+    for (const char* table : {"/proc/net/udp", "/proc/net/udp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        std::getline(in, line);  // the column names
+        while (std::getline(in, line)) {
+            // "sl local_address rem_address st ... drops": the local port is hex after the ':'.
+            std::istringstream fields(line);
+            std::string slot, local, field;
+            fields >> slot >> local;
+            const auto colon = local.rfind(':');
+            if (colon == std::string::npos ||
+                std::stoul(local.substr(colon + 1), nullptr, 16) != port) {
+                continue;
+            }
+            while (fields >> field) {
+            }
+            drops += std::stoull(field);  // the last column
+        }
+    }
+    return drops;
+}
+
+std::uint64_t kernel_backlog_drops() {
+    std::uint64_t drops = 0;
+    std::ifstream in("/proc/net/softnet_stat");
+    std::string processed, dropped, rest;
+    while (in >> processed >> dropped && std::getline(in, rest)) {
+        drops += std::stoull(dropped, nullptr, 16);  // one row per CPU, the second column
+    }
+    return drops;
+}
+
 TerndProcess::TerndProcess(const std::string& yaml) : TerndProcess(yaml, {}) {}
 
 TerndProcess::TerndProcess(const std::string& yaml, const std::vector<std::string>& environment) {
@@ -483,6 +517,9 @@ int BackgroundProcess::stop(std::chrono::milliseconds timeout) {
 UdpClient::UdpClient(const TransportAddress& local) {
     fd_ = ::socket(family_of(local), SOCK_DGRAM, 0);
     if (fd_ < 0) throw std::runtime_error("socket failed");
+    // A stream of replies must outlast a receiving thread the machine leaves unscheduled a while.
+    const int size = 4 << 20;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     sockaddr_storage ss{};
     const socklen_t len = to_sockaddr(local, ss);
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {

@@ -36,6 +36,13 @@ std::string data_dir();  // tests/data in the source tree
 // How many times `needle` occurs in `haystack`, without overlaps (log lines in ternd's output).
 std::size_t count_of(const std::string& haystack, const std::string& needle);
 
+// Datagrams the kernel dropped: at full receive buffers of the UDP sockets bound to local `port`
+// (any address, both families; /proc/net/udp{,6}), and at the full per-CPU input backlog that
+// loopback traffic passes through (/proc/net/softnet_stat, all CPUs). Loss a test sees on
+// loopback is either counted here or was ternd's own.
+std::uint64_t kernel_udp_drops(std::uint16_t port);
+std::uint64_t kernel_backlog_drops();
+
 class TerndProcess {
 public:
     // Writes `yaml` to a fresh temp dir as tern.yaml and starts ternd --config on it.

@@ -5,7 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -102,6 +105,51 @@ TEST(FreePort, NeverHandsOutTheSamePortTwiceInOneProcess) {
         const std::uint16_t port = free_port();
         EXPECT_TRUE(seen.insert(port).second) << "port " << port << " handed out twice";
     }
+}
+
+// A receiver with the smallest buffer the kernel allows, flooded before it reads: every datagram
+// is either read or counted as dropped at its port.
+TEST(KernelUdpDrops, CountsEveryDatagramAFullReceiveBufferLost) {
+    const int receiver = ::socket(AF_INET, SOCK_DGRAM, 0);
+    const int sender = ::socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT_GE(receiver, 0);
+    ASSERT_GE(sender, 0);
+    const int tiny = 1;
+    ::setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::bind(receiver, reinterpret_cast<sockaddr*>(&a), len), 0);
+    ASSERT_EQ(::getsockname(receiver, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    const std::uint16_t port = ntohs(a.sin_port);
+    const std::uint64_t before = kernel_udp_drops(port);
+
+    constexpr int sent = 200;
+    const std::array<std::uint8_t, 100> payload{};
+    for (int i = 0; i < sent; ++i) {
+        ASSERT_EQ(::sendto(sender, payload.data(), payload.size(), 0,
+                           reinterpret_cast<sockaddr*>(&a), len),
+                  static_cast<ssize_t>(payload.size()));
+    }
+    int received = 0;
+    std::array<std::uint8_t, 200> buffer{};
+    for (auto deadline = std::chrono::steady_clock::now() + 2s;
+         std::chrono::steady_clock::now() < deadline;) {
+        if (::recv(receiver, buffer.data(), buffer.size(), MSG_DONTWAIT) > 0) {
+            ++received;
+        } else if (received + static_cast<int>(kernel_udp_drops(port) - before) == sent) {
+            break;
+        } else {
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    const std::uint64_t dropped = kernel_udp_drops(port) - before;  // while the socket is open
+    ::close(sender);
+    ::close(receiver);
+    EXPECT_LT(received, sent) << "the buffer did not fill; nothing was tested";
+    EXPECT_GT(dropped, 0u);
+    EXPECT_EQ(received + static_cast<int>(dropped), sent);
 }
 
 }  // namespace
