@@ -79,8 +79,10 @@ int settled_count(const UdpEchoPeer& peer) {
     return static_cast<int>(peer.received());
 }
 
-// What a bucket of depth `cap` refilled at `cap` per second lets through in `seconds`, in
-// packets, with one packet of slack for timing at the edges.
+// What a bucket of depth `cap` refilled at `cap` per second lets through in packets, where
+// `seconds` runs from the first packet it let through to the last, with one packet of slack.
+// That span is timed by the receiving kernel, not by the sender: a starved ternd works through
+// the sender's last packets late, when its bucket has refilled for longer than the sender took.
 int ceiling(double seconds) {
     return static_cast<int>((cap + cap * seconds) / payload_size) + 1;
 }
@@ -92,10 +94,13 @@ TEST(Bandwidth, AllocationCapCutsClientToPeerTrafficToTheBucket) {
     UdpEchoPeer peer;
     Relay r{TurnClient(loopback4(port), "alice", "wonderland"), 0x4000};
     ASSERT_NO_FATAL_FAILURE(set_up(r, peer.address()));
-    const double seconds = send_paced({&r});
+    const double sending = send_paced({&r});
     const int received = settled_count(peer);
-    std::printf("allocation cap %u B/s: %d of %d packets in %.2f s reached the peer\n", cap,
-                received, packets, seconds);
+    const double seconds = peer.arrival_span_seconds();
+    ASSERT_GT(seconds, 0.0) << "the peer saw no arrival times";
+    std::printf(
+        "allocation cap %u B/s: %d of %d packets sent in %.2f s reached the peer in %.2f s\n", cap,
+        received, packets, sending, seconds);
     EXPECT_LE(received, ceiling(seconds));
     // A limiter, not a blocker: close to what the bucket allows.
     EXPECT_GE(received, ceiling(seconds) * 9 / 10);
@@ -111,6 +116,7 @@ TEST(Bandwidth, AllocationCapCutsPeerToClientTrafficToTheBucket) {
     // Read while the peer sends: the client socket's buffer alone would hold only ~100.
     std::atomic<int> received{0};
     std::atomic<bool> sending{true};
+    std::int64_t first_arrival = 0, last_arrival = 0;  // the reader's own; read after join
     std::thread reader([&] {
         while (true) {
             const auto got = r.client.receive_raw(300ms);
@@ -118,7 +124,10 @@ TEST(Bandwidth, AllocationCapCutsPeerToClientTrafficToTheBucket) {
                 if (!sending) break;
                 continue;
             }
-            if (!got->empty() && protocol::looks_like_channel_data((*got)[0])) ++received;
+            if (got->empty() || !protocol::looks_like_channel_data((*got)[0])) continue;
+            ++received;
+            last_arrival = r.client.socket().last_arrival_ns();
+            if (first_arrival == 0) first_arrival = last_arrival;
         }
     });
     const Bytes payload(payload_size, 0xA5);
@@ -127,12 +136,15 @@ TEST(Bandwidth, AllocationCapCutsPeerToClientTrafficToTheBucket) {
         peer.send_to(r.relayed, payload);
         std::this_thread::sleep_until(start + spacing * (i + 1));
     }
-    const double seconds =
+    const double sent_in =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     sending = false;
     reader.join();
-    std::printf("allocation cap %u B/s: %d of %d packets in %.2f s reached the client\n", cap,
-                received.load(), packets, seconds);
+    const double seconds = static_cast<double>(last_arrival - first_arrival) / 1e9;
+    ASSERT_GT(seconds, 0.0) << "the client saw no arrival times";
+    std::printf(
+        "allocation cap %u B/s: %d of %d packets sent in %.2f s reached the client in %.2f s\n",
+        cap, received.load(), packets, sent_in, seconds);
     EXPECT_LE(received.load(), ceiling(seconds));
     EXPECT_GE(received.load(), ceiling(seconds) * 9 / 10);
 }
@@ -158,10 +170,14 @@ TEST(Bandwidth, UserCapIsSharedByTheUsersAllocations) {
     Relay b{TurnClient(loopback4(port), "alice", "wonderland"), 0x4001};
     ASSERT_NO_FATAL_FAILURE(set_up(a, peer.address()));
     ASSERT_NO_FATAL_FAILURE(set_up(b, peer.address()));
-    const double seconds = send_paced({&a, &b});  // 2 × 600 KB/s against one 200 KB/s budget
+    const double sending = send_paced({&a, &b});  // 2 × 600 KB/s against one 200 KB/s budget
     const int received = settled_count(peer);
-    std::printf("user cap %u B/s: %d of %d packets in %.2f s from two allocations\n", cap, received,
-                2 * packets, seconds);
+    const double seconds = peer.arrival_span_seconds();
+    ASSERT_GT(seconds, 0.0) << "the peer saw no arrival times";
+    std::printf(
+        "user cap %u B/s: %d of %d packets sent in %.2f s from two allocations reached "
+        "the peer in %.2f s\n",
+        cap, received, 2 * packets, sending, seconds);
     EXPECT_LE(received, ceiling(seconds));
     EXPECT_GE(received, ceiling(seconds) * 9 / 10);
 }

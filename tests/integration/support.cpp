@@ -514,12 +514,48 @@ int BackgroundProcess::stop(std::chrono::milliseconds timeout) {
     return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
 }
 
+namespace {
+
+// Asks the kernel to stamp each datagram with its arrival time (read by receive_stamped).
+void enable_arrival_stamps(int fd) {
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+}
+
+// recvfrom that also returns the datagram's SO_TIMESTAMPNS arrival time in ns (0 if absent).
+ssize_t receive_stamped(int fd, std::uint8_t* data, std::size_t size, sockaddr_storage& from,
+                        socklen_t& from_len, std::int64_t& arrival_ns) {
+    iovec iov{data, size};
+    alignas(cmsghdr) std::array<std::uint8_t, CMSG_SPACE(sizeof(timespec))> control{};
+    msghdr h{};
+    h.msg_name = &from;
+    h.msg_namelen = from_len;
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    h.msg_control = control.data();
+    h.msg_controllen = control.size();
+    const ssize_t n = ::recvmsg(fd, &h, 0);
+    from_len = h.msg_namelen;
+    arrival_ns = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); n >= 0 && c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            timespec ts{};
+            std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            arrival_ns = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+        }
+    }
+    return n;
+}
+
+}  // namespace
+
 UdpClient::UdpClient(const TransportAddress& local) {
     fd_ = ::socket(family_of(local), SOCK_DGRAM, 0);
     if (fd_ < 0) throw std::runtime_error("socket failed");
     // A stream of replies must outlast a receiving thread the machine leaves unscheduled a while.
     const int size = 4 << 20;
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    enable_arrival_stamps(fd_);
     sockaddr_storage ss{};
     const socklen_t len = to_sockaddr(local, ss);
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
@@ -549,8 +585,7 @@ std::optional<Bytes> UdpClient::receive(std::chrono::milliseconds timeout, Trans
     Bytes buf(65536);
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    const ssize_t n =
-        ::recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&ss), &len);
+    const ssize_t n = receive_stamped(fd_, buf.data(), buf.size(), ss, len, last_arrival_ns_);
     if (n < 0) return std::nullopt;
     buf.resize(static_cast<std::size_t>(n));
     if (from) *from = from_sockaddr(ss);
@@ -800,6 +835,7 @@ UdpEchoPeer::UdpEchoPeer(const TransportAddress& local,
     // Bursts from several clients at once must not overflow the default receive buffer.
     const int size = 4 << 20;
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    enable_arrival_stamps(fd_);
     sockaddr_storage ss{};
     const socklen_t len = to_sockaddr(local, ss);
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
@@ -814,9 +850,11 @@ UdpEchoPeer::UdpEchoPeer(const TransportAddress& local,
             if (::poll(&p, 1, 50) != 1) continue;
             sockaddr_storage from{};
             socklen_t from_len = sizeof from;
-            const ssize_t n = ::recvfrom(fd_, buf.data(), buf.size(), 0,
-                                         reinterpret_cast<sockaddr*>(&from), &from_len);
+            std::int64_t arrival = 0;
+            const ssize_t n = receive_stamped(fd_, buf.data(), buf.size(), from, from_len, arrival);
             if (n < 0) continue;
+            if (first_arrival_ns_.load() == 0) first_arrival_ns_.store(arrival);
+            last_arrival_ns_.store(arrival);
             received_.fetch_add(1);
             if (observe_) observe_(buf.data(), static_cast<std::size_t>(n));
             ::sendto(fd_, buf.data(), static_cast<std::size_t>(n), 0,
@@ -829,6 +867,10 @@ UdpEchoPeer::~UdpEchoPeer() {
     stop_.store(true);
     if (thread_.joinable()) thread_.join();
     if (fd_ >= 0) ::close(fd_);
+}
+
+double UdpEchoPeer::arrival_span_seconds() const {
+    return static_cast<double>(last_arrival_ns_.load() - first_arrival_ns_.load()) / 1e9;
 }
 
 long process_rss_kib(pid_t pid) {

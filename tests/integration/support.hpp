@@ -168,9 +168,13 @@ public:
     // One datagram, or nullopt on timeout.
     std::optional<Bytes> receive(std::chrono::milliseconds timeout = 2s,
                                  TransportAddress* from = nullptr);
+    // When the kernel queued the datagram receive() last returned (CLOCK_REALTIME, ns): for a
+    // sender on loopback, the moment it sent it, however late this thread got to read it.
+    std::int64_t last_arrival_ns() const { return last_arrival_ns_; }
 
 private:
     int fd_ = -1;
+    std::int64_t last_arrival_ns_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -288,6 +292,9 @@ public:
 
     const TransportAddress& address() const { return address_; }
     std::uint64_t received() const { return received_.load(); }
+    // Seconds between the kernel's arrival times of the first and the last datagram: how long
+    // the sender (on loopback) took to send them, however this thread was scheduled.
+    double arrival_span_seconds() const;
 
 private:
     int fd_ = -1;
@@ -295,6 +302,7 @@ private:
     std::function<void(const std::uint8_t*, std::size_t)> observe_;
     std::atomic<bool> stop_{false};
     std::atomic<std::uint64_t> received_{0};
+    std::atomic<std::int64_t> first_arrival_ns_{0}, last_arrival_ns_{0};
     std::thread thread_;
 };
 
