@@ -853,8 +853,10 @@ UdpEchoPeer::UdpEchoPeer(const TransportAddress& local,
             std::int64_t arrival = 0;
             const ssize_t n = receive_stamped(fd_, buf.data(), buf.size(), from, from_len, arrival);
             if (n < 0) continue;
-            if (first_arrival_ns_.load() == 0) first_arrival_ns_.store(arrival);
-            last_arrival_ns_.store(arrival);
+            if (arrival != 0) {
+                if (first_arrival_ns_.load() == 0) first_arrival_ns_.store(arrival);
+                last_arrival_ns_.store(arrival);
+            }
             received_.fetch_add(1);
             if (observe_) observe_(buf.data(), static_cast<std::size_t>(n));
             ::sendto(fd_, buf.data(), static_cast<std::size_t>(n), 0,
@@ -870,7 +872,8 @@ UdpEchoPeer::~UdpEchoPeer() {
 }
 
 double UdpEchoPeer::arrival_span_seconds() const {
-    return static_cast<double>(last_arrival_ns_.load() - first_arrival_ns_.load()) / 1e9;
+    const std::int64_t first = first_arrival_ns_.load();
+    return first == 0 ? 0.0 : static_cast<double>(last_arrival_ns_.load() - first) / 1e9;
 }
 
 long process_rss_kib(pid_t pid) {

@@ -152,5 +152,23 @@ TEST(KernelUdpDrops, CountsEveryDatagramAFullReceiveBufferLost) {
     EXPECT_EQ(received + static_cast<int>(dropped), sent);
 }
 
+// Loopback datagrams all read in time pass the input backlog without a drop, while its first
+// column (packets processed) grows by at least as many: reading the wrong column would show here.
+TEST(KernelBacklogDrops, ReadsTheDropColumnNotTheProcessedOne) {
+    UdpClient receiver(loopback4(0));
+    UdpClient sender(loopback4(0));
+    const std::uint64_t before = kernel_backlog_drops();
+    constexpr int sent = 300;
+    int received = 0;
+    for (int i = 0; i < sent; ++i) {
+        ASSERT_TRUE(sender.send_to(receiver.local_address(), Bytes(100, 0x42)));
+        if (receiver.receive(1s)) ++received;
+    }
+    const std::uint64_t dropped = kernel_backlog_drops() - before;
+    ASSERT_EQ(received, sent);
+    // Other tests' traffic may overflow the backlog meanwhile, but not by one per datagram here.
+    EXPECT_LT(dropped, static_cast<std::uint64_t>(sent));
+}
+
 }  // namespace
 }  // namespace tern::test
