@@ -3,6 +3,7 @@
 // the same traffic with the cap off arrives whole (so the cap, not loss, is what cuts it).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -102,8 +103,9 @@ TEST(Bandwidth, AllocationCapCutsClientToPeerTrafficToTheBucket) {
         "allocation cap %u B/s: %d of %d packets sent in %.2f s reached the peer in %.2f s\n", cap,
         received, packets, sending, seconds);
     EXPECT_LE(received, ceiling(seconds));
-    // A limiter, not a blocker: close to what the bucket allows.
-    EXPECT_GE(received, ceiling(seconds) * 9 / 10);
+    // A limiter, not a blocker: close to what the bucket allows while the sender sends (a late
+    // span may include a stall in which less was offered).
+    EXPECT_GE(received, ceiling(std::min(seconds, sending)) * 9 / 10);
 }
 
 TEST(Bandwidth, AllocationCapCutsPeerToClientTrafficToTheBucket) {
@@ -146,7 +148,7 @@ TEST(Bandwidth, AllocationCapCutsPeerToClientTrafficToTheBucket) {
         "allocation cap %u B/s: %d of %d packets sent in %.2f s reached the client in %.2f s\n",
         cap, received.load(), packets, sent_in, seconds);
     EXPECT_LE(received.load(), ceiling(seconds));
-    EXPECT_GE(received.load(), ceiling(seconds) * 9 / 10);
+    EXPECT_GE(received.load(), ceiling(std::min(seconds, sent_in)) * 9 / 10);
 }
 
 TEST(Bandwidth, WithTheCapOffTheSameTrafficArrivesWhole) {
@@ -179,7 +181,7 @@ TEST(Bandwidth, UserCapIsSharedByTheUsersAllocations) {
         "the peer in %.2f s\n",
         cap, received, 2 * packets, sending, seconds);
     EXPECT_LE(received, ceiling(seconds));
-    EXPECT_GE(received, ceiling(seconds) * 9 / 10);
+    EXPECT_GE(received, ceiling(std::min(seconds, sending)) * 9 / 10);
 }
 
 }  // namespace
