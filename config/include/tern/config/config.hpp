@@ -76,6 +76,9 @@ struct Auth {
     // Key material for NONCE MACs (at least 16 bytes); absent = a random key at start.
     std::optional<std::string> nonce_secret;
     std::uint32_t nonce_lifetime = 600;  // seconds a nonce stays fresh (30..3600)
+    // A REST username whose expiry lies further ahead than this many seconds is refused as if
+    // expired, so a leaked long-lived credential cannot outlast a secret's rotation plan.
+    std::uint32_t max_credential_lifetime = 259200;  // 3 days
     friend bool operator==(const Auth&, const Auth&) = default;
 };
 
@@ -119,6 +122,12 @@ struct Limits {
     // complete message.
     std::uint32_t handshake_timeout = 10;
     std::uint32_t connection_idle_timeout = 600;  // seconds a TCP/TLS client may send nothing
+    // Seconds a TCP/TLS connection may stay open without an authenticated TURN request; the idle
+    // timeout applies only after one.
+    std::uint32_t unauthenticated_timeout = 30;
+    // IPv6 sources are counted per prefix of this length by every per-source limit (one host
+    // commonly holds a whole /64); IPv4 sources per address.
+    std::uint32_t ipv6_source_prefix = 64;
     // Requests per second (and burst) one source IP may send without authenticating; 0 = no
     // limit.
     std::uint32_t unauthenticated_rate = 50;
