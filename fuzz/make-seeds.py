@@ -73,6 +73,10 @@ class Message:
         family = 1 if len(ip) == 4 else 2
         return self.add(attr_type, struct.pack("!BBH", 0, family, port ^ (COOKIE >> 16)) + raw)
 
+    def address(self, attr_type, family, port, raw):
+        """An address attribute with any family byte, the value left as given (not XORed)."""
+        return self.add(attr_type, struct.pack("!BBH", 0, family, port) + raw)
+
     def integrity(self, key):
         mac = hmac.new(key, self.header(len(self.body) + 24) + self.body, hashlib.sha1)
         return self.add(0x0008, mac.digest())
@@ -144,6 +148,66 @@ def messages():
     yield "ignored-after-integrity", (Message(0x003, 0).integrity(key)
                                       .add(0x0006, b"after").fingerprint().bytes())
     yield "unknown-required", (Message(0x001, 0).add(0x0050, b"x").add(0xC001, b"y").bytes())
+    yield from structure_cases(key, peer4, peer6)
+
+
+def structure_cases(key, peer4, peer6):
+    """Duplicate peers, attributes after the integrity attributes, LIFETIME extremes and unknown
+    address families (fuzz/stun_message.cpp checks what the parser must do with each)."""
+    other4 = bytes([198, 51, 100, 8])
+    yield "create-permission-duplicate-peers", (
+        Message(0x008, 0).xor_address(0x0012, peer4, 0).xor_address(0x0012, peer6, 0)
+        .xor_address(0x0012, peer4, 0).xor_address(0x0012, other4, 0)
+        .integrity(key).fingerprint().bytes())
+    yield "create-permission-same-peer-twice", (
+        Message(0x008, 0).xor_address(0x0012, peer4, 0).xor_address(0x0012, peer4, 0)
+        .integrity(key).bytes())
+    yield "send-indication-two-peers", (
+        Message(0x006, 1).xor_address(0x0012, peer4, 7).xor_address(0x0012, peer6, 7)
+        .add(0x0013, b"to whom?").bytes())
+    # RFC 8489 §14.5/§14.6: after MESSAGE-INTEGRITY only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT
+    # count, after MESSAGE-INTEGRITY-SHA256 only FINGERPRINT.
+    yield "after-integrity-second-integrity", (
+        Message(0x008, 0).xor_address(0x0012, peer4, 0).integrity(key)
+        .xor_address(0x0012, peer6, 0).add(0x000D, b"\0\0\0\0").add(0x0006, b"mallory")
+        .integrity(b"another key").fingerprint().bytes())
+    yield "after-integrity-sha256", (
+        Message(0x004, 0).add(0x000D, b"\0\0\x02\x58").integrity_sha256(key)
+        .add(0x000D, b"\0\0\0\0").integrity(key).integrity_sha256(b"x")
+        .add(0x8022, b"late").fingerprint().bytes())
+    yield "after-integrity-both", (
+        Message(0x003, 0).add(0x0019, b"\x11\0\0\0").integrity(key)
+        .add(0x0019, b"\x06\0\0\0").integrity_sha256(key)
+        .add(0x0017, b"\x02\0\0\0").integrity(key).fingerprint().bytes())
+    for method, name in ((0x003, "allocate"), (0x004, "refresh")):
+        for value, label in ((0xFFFFFFFF, "max"), (0, "zero")):
+            message = Message(method, 0)
+            if method == 0x003:
+                message.add(0x0019, b"\x11\0\0\0")
+            yield f"{name}-lifetime-{label}", (
+                message.add(0x000D, struct.pack("!I", value)).integrity(key).bytes())
+    # Unknown families: 0x00, 0x03 and 0xFF in the address attributes (the parser must refuse
+    # them), and in REQUESTED-/ADDITIONAL-ADDRESS-FAMILY (parsed; the allocation layer refuses).
+    yield "xor-peer-address-unknown-family", (
+        Message(0x008, 0).address(0x0012, 0x03, 0x2112, peer4).integrity(key).bytes())
+    yield "xor-peer-address-unknown-family-v6-length", (
+        Message(0x006, 1).address(0x0012, 0x00, 7, peer6).add(0x0013, b"x").bytes())
+    yield "xor-mapped-address-unknown-family", (
+        Message(0x001, 2).address(0x0020, 0xFF, 0xA147, peer4).bytes())
+    yield "xor-relayed-address-unknown-family", (
+        Message(0x003, 2).address(0x0016, 0x03, 0xA147, peer6).add(0x000D, b"\0\0\x02\x58")
+        .bytes())
+    yield "requested-address-family-unknown", (
+        Message(0x003, 0).add(0x0019, b"\x11\0\0\0").add(0x0017, b"\x03\0\0\0")
+        .integrity(key).bytes())
+    yield "additional-address-family-unknown", (
+        Message(0x003, 0).add(0x0019, b"\x11\0\0\0").add(0x8000, b"\x00\0\0\0")
+        .integrity(key).bytes())
+    yield "unknown-families-after-integrity", (
+        Message(0x003, 0).add(0x0019, b"\x11\0\0\0").integrity(key)
+        .address(0x0012, 0x03, 1, peer4).address(0x0020, 0x00, 2, peer6)
+        .address(0x0016, 0xFF, 3, peer4).add(0x0017, b"\x07\0\0\0")
+        .add(0x8000, b"\xff\0\0\0").fingerprint().bytes())
 
 
 def main():
@@ -218,7 +282,123 @@ def request_path_seeds():
         step(2, request(ALLOCATE, 11).add(0x0019, b"\x06\0\0\0").bytes()),
         step(2, request(REFRESH, 12).add(0x0017, b"\x02\0\0\0").bytes()),
         step(4, b"\xff"), step(4, b"\xff"), quota])
-    return {"udp-flow": udp_flow, "tcp-dual-stack-flow": tcp_flow, "allocate-variants": errors}
+    scripts = {"udp-flow": udp_flow, "tcp-dual-stack-flow": tcp_flow, "allocate-variants": errors}
+    scripts.update(structure_scripts())
+    return scripts
+
+
+def raw_signed(method, flags, n, tlvs, client_b=False):
+    """An op 2 step with (op / 6) & 2 set: request_path signs the raw TLVs as alice. flags & 0x0F
+    TLVs go before the credentials, the rest after the integrity attribute; 0x10 SHA-256,
+    0x20 a second MESSAGE-INTEGRITY, 0x40 USERHASH, 0x80 no FINGERPRINT."""
+    op = 6 * (3 if client_b else 2) + 2
+    return step(op, struct.pack("!HB", method, flags) + bytes([n] * 12) + tlvs)
+
+
+def structure_scripts():
+    """Scripts that reach the manager with the structure-aware cases: duplicate peers, attributes
+    after the integrity attribute, LIFETIME 0 and 0xFFFFFFFF, unknown address families."""
+    ALLOCATE, REFRESH, PERMISSION, BIND, SEND = 0x003, 0x004, 0x008, 0x009, 0x006
+    peer4 = bytes([203, 0, 113, 5])
+    other4 = bytes([203, 0, 113, 6])
+    denied4 = bytes([10, 1, 2, 3])
+    peer6 = bytes.fromhex("20010db8000000000000000000000099")
+
+    def request(method, n):
+        return Message(method, 0, bytes([n] * 12))
+
+    def tlvs(method, n):
+        """Lays out TLVs for raw_signed (IPv6 XOR-PEER-ADDRESS needs the transaction id)."""
+        return request(method, n)
+
+    def datagram(ip):
+        return bytes([0]) + ip + struct.pack("!H", 7000) + b"from a peer"
+
+    udp = b"\x11\0\0\0"
+
+    duplicate_peers = b"".join([
+        step(2, request(ALLOCATE, 31).add(0x0019, udp).bytes()),
+        step(2, request(PERMISSION, 32).xor_address(0x0012, peer4, 7000)
+             .xor_address(0x0012, other4, 7000).xor_address(0x0012, peer4, 7000).bytes()),
+        step(2, request(PERMISSION, 33).xor_address(0x0012, peer4, 1)
+             .xor_address(0x0012, peer4, 1).bytes()),
+        step(2, request(PERMISSION, 34).xor_address(0x0012, peer4, 1)
+             .xor_address(0x0012, denied4, 1).bytes()),
+        step(2, request(PERMISSION, 35).xor_address(0x0012, peer4, 1)
+             .xor_address(0x0012, peer6, 1).bytes()),
+        step(0, Message(SEND, 1, bytes([36] * 12)).xor_address(0x0012, peer4, 7000)
+             .xor_address(0x0012, other4, 7000).add(0x0013, b"two peers").bytes()),
+        step(0, Message(SEND, 1, bytes([37] * 12)).xor_address(0x0012, other4, 7000)
+             .xor_address(0x0012, other4, 7000).add(0x0013, b"same twice").bytes()),
+        step(3, datagram(other4)), step(3, datagram(peer4)),
+        step(2, request(BIND, 38).add(0x000C, b"\x40\x02\0\0")
+             .xor_address(0x0012, other4, 7000).xor_address(0x0012, peer4, 7000).bytes()),
+        step(0, channel_data(0x4002, b"bound?", False)),
+    ])
+
+    after_integrity = b"".join([
+        # REQUESTED-TRANSPORT counts; LIFETIME and EVEN-PORT after MI do not; a second MI.
+        raw_signed(ALLOCATE, 0x21, 41, tlvs(ALLOCATE, 41).add(0x0019, udp)
+                   .add(0x000D, b"\xff\xff\xff\xff").add(0x0018, b"\x80").body),
+        # SHA-256 with USERHASH: the second peer follows MI-SHA256 and gets no permission.
+        raw_signed(PERMISSION, 0x51, 42, tlvs(PERMISSION, 42).xor_address(0x0012, peer4, 7000)
+                   .xor_address(0x0012, other4, 7000).body),
+        step(0, Message(SEND, 1, bytes([43] * 12)).xor_address(0x0012, other4, 7000)
+             .add(0x0013, b"not permitted").bytes()),
+        step(3, datagram(other4)), step(3, datagram(peer4)),
+        # LIFETIME 0 only after the integrity attribute: a plain refresh, not a delete.
+        raw_signed(REFRESH, 0x20, 44, tlvs(REFRESH, 44).add(0x000D, b"\0\0\0\0").body),
+        # MI-SHA256 after MI is not ignored (§14.5), and does not verify: 401.
+        raw_signed(PERMISSION, 0x01, 45, tlvs(PERMISSION, 45).xor_address(0x0012, peer4, 1)
+                   .add(0x001C, bytes(32)).body),
+        raw_signed(REFRESH, 0x8F, 46, tlvs(REFRESH, 46).add(0x000D, b"\0\0\x02\x58").body),
+        raw_signed(REFRESH, 0x1F, 47, tlvs(REFRESH, 47).add(0x000D, b"\0\0\0\0").body),
+    ])
+
+    lifetimes = b"".join([
+        step(2, request(ALLOCATE, 51).add(0x0019, udp).add(0x000D, b"\xff\xff\xff\xff").bytes()),
+        step(2, request(REFRESH, 52).add(0x000D, b"\xff\xff\xff\xff").bytes()),
+        step(4, b"\xff"),
+        step(2, request(REFRESH, 53).add(0x000D, b"\0\0\0\0").bytes()),
+        step(2, request(REFRESH, 54).add(0x000D, b"\0\0\0\0").bytes()),
+        step(2, request(ALLOCATE, 55).add(0x0019, udp).add(0x000D, b"\0\0\0\0").bytes()),
+        step(8, request(ALLOCATE, 56).add(0x0019, udp).add(0x000D, b"\xff\xff\xff\xff").bytes()),
+        step(8, request(REFRESH, 57).add(0x000D, b"\xff\xff\xff\xfe").bytes()),
+        step(4, b"\x80"), step(4, b"\x80"),
+        step(8, request(REFRESH, 58).add(0x000D, b"\0\0\0\0").bytes()),
+        step(2, request(REFRESH, 59).add(0x000D, b"\0\0\0\x01").bytes()),
+    ])
+
+    unknown_families = b"".join([
+        raw_signed(ALLOCATE, 0x0F, 61, tlvs(ALLOCATE, 61).add(0x0019, udp)
+                   .add(0x0017, b"\x03\0\0\0").body),
+        raw_signed(ALLOCATE, 0x0F, 62, tlvs(ALLOCATE, 62).add(0x0019, udp)
+                   .add(0x8000, b"\x00\0\0\0").body),
+        raw_signed(ALLOCATE, 0x0F, 63, tlvs(ALLOCATE, 63).add(0x0019, udp)
+                   .add(0x8000, b"\x03\0\0\0").body),
+        # The same family after MESSAGE-INTEGRITY is ignored: an IPv4 allocation.
+        raw_signed(ALLOCATE, 0x01, 64, tlvs(ALLOCATE, 64).add(0x0019, udp)
+                   .add(0x0017, b"\xff\0\0\0").body),
+        # Unknown families in address attributes: the codec refuses the request, no answer.
+        raw_signed(PERMISSION, 0x0F, 65, tlvs(PERMISSION, 65).address(0x0012, 0x03, 1, peer4).body),
+        raw_signed(PERMISSION, 0x0F, 66, tlvs(PERMISSION, 66).xor_address(0x0012, peer4, 1)
+                   .address(0x0020, 0x00, 1, peer6).body),
+        raw_signed(PERMISSION, 0x0F, 67, tlvs(PERMISSION, 67).xor_address(0x0012, peer4, 1)
+                   .address(0x0016, 0xFF, 1, peer4).body),
+        raw_signed(BIND, 0x0F, 68, tlvs(BIND, 68).add(0x000C, b"\x40\x03\0\0")
+                   .address(0x0012, 0x02, 1, peer4).body),
+        # After the integrity attribute they are ignored: a permission for peer4 only.
+        raw_signed(PERMISSION, 0x01, 69, tlvs(PERMISSION, 69).xor_address(0x0012, peer4, 7000)
+                   .address(0x0012, 0x00, 1, other4).address(0x0020, 0x03, 1, peer6).body),
+        raw_signed(REFRESH, 0x0F, 70, tlvs(REFRESH, 70).add(0x0017, b"\x03\0\0\0").body),
+        step(0, Message(SEND, 1, bytes([71] * 12)).address(0x0012, 0x03, 7000, peer4)
+             .add(0x0013, b"x").bytes()),
+        step(0, Message(SEND, 1, bytes([72] * 12)).xor_address(0x0012, peer4, 7000)
+             .add(0x0013, b"y").bytes()),
+        step(3, datagram(peer4)),
+    ])
+    return {"duplicate-peers": duplicate_peers, "after-integrity": after_integrity,
+            "lifetime-extremes": lifetimes, "unknown-address-families": unknown_families}
 
 
 def write_request_path_seeds():
