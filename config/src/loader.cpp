@@ -49,6 +49,15 @@ constexpr std::uint32_t max_shutdown_grace = 3600;
 constexpr std::uint32_t max_idle_timeout = 86400;
 constexpr std::uint32_t min_nonce_lifetime = 30;
 constexpr std::uint32_t max_nonce_lifetime = 3600;
+// A REST credential must live long enough to be used (a minute); one good for more than a year
+// would outlast any sensible rotation of the secret that signed it.
+constexpr std::uint32_t min_max_credential_lifetime = 60;
+constexpr std::uint32_t max_max_credential_lifetime = 31536000;
+// Before its first authenticated request a connection gets at most an hour.
+constexpr std::uint32_t max_unauthenticated_timeout = 3600;
+// Shorter than a /32 (a typical ISP's whole allocation) would lump unrelated networks together.
+constexpr std::uint32_t min_ipv6_source_prefix = 32;
+constexpr std::uint32_t max_ipv6_source_prefix = 128;
 constexpr std::size_t min_nonce_secret_bytes = 16;
 // auth.secrets_file holds a few lines; anything this large is the wrong file. Each secret costs
 // an HMAC on every authenticated request, so a long list would be slow as well as odd.
@@ -61,8 +70,9 @@ constexpr std::size_t max_path_shown = 4096;  // PATH_MAX: show any real path wh
 constexpr std::array<std::string_view, 10> top_level_keys = {
     "realm", "listen", "tls", "auth", "relay", "limits", "threads", "log", "metrics", "software"};
 constexpr std::array<std::string_view, 2> tls_keys = {"certificate", "private_key"};
-constexpr std::array<std::string_view, 6> auth_keys = {"secrets", "secrets_file", "users",
-                                                       "expiry",  "nonce_secret", "nonce_lifetime"};
+constexpr std::array<std::string_view, 7> auth_keys = {
+    "secrets",        "secrets_file",           "users", "expiry", "nonce_secret",
+    "nonce_lifetime", "max_credential_lifetime"};
 constexpr std::array<std::string_view, 2> user_keys = {"password", "key"};
 constexpr std::array<std::string_view, 7> relay_keys = {
     "addresses",  "external_addresses", "ports",          "allow_peers",
@@ -76,7 +86,7 @@ struct LimitRule {
     std::uint32_t Limits::*member;
 };
 constexpr std::uint32_t any_u32 = 0xFFFFFFFFu;
-constexpr std::array<LimitRule, 15> limit_rules = {{
+constexpr std::array<LimitRule, 17> limit_rules = {{
     {"max_lifetime", min_max_lifetime, max_max_lifetime, true, &Limits::max_lifetime},
     {"max_allocations", 1, any_u32, false, &Limits::max_allocations},
     {"max_allocations_per_user", 1, any_u32, false, &Limits::max_allocations_per_user},
@@ -90,6 +100,10 @@ constexpr std::array<LimitRule, 15> limit_rules = {{
     {"handshake_timeout", 1, max_handshake_timeout, true, &Limits::handshake_timeout},
     {"connection_idle_timeout", min_idle_timeout, max_idle_timeout, true,
      &Limits::connection_idle_timeout},
+    {"unauthenticated_timeout", 1, max_unauthenticated_timeout, true,
+     &Limits::unauthenticated_timeout},
+    {"ipv6_source_prefix", min_ipv6_source_prefix, max_ipv6_source_prefix, false,
+     &Limits::ipv6_source_prefix},
     {"unauthenticated_rate", 0, max_request_rate, false, &Limits::unauthenticated_rate},
     {"unauthenticated_burst", 1, max_request_rate, false, &Limits::unauthenticated_burst},
     {"shutdown_grace", 0, max_shutdown_grace, true, &Limits::shutdown_grace},
@@ -876,6 +890,21 @@ void Loader::load_auth(const Entry& entry) {
                 continue;
             }
             config_.auth.nonce_lifetime = *seconds;
+            continue;
+        }
+        if (field.name == "max_credential_lifetime") {
+            const auto text = scalar_of(field, "a number of seconds");
+            if (!text) continue;
+            const auto seconds = parse_unsigned(*text, max_max_credential_lifetime);
+            if (!seconds || *seconds < min_max_credential_lifetime) {
+                report(field.line, field.path,
+                       "expected a whole number of seconds from " +
+                           std::to_string(min_max_credential_lifetime) + " to " +
+                           std::to_string(max_max_credential_lifetime) + " (a year), got " +
+                           quote_for_message(*text));
+                continue;
+            }
+            config_.auth.max_credential_lifetime = *seconds;
             continue;
         }
         const auto secrets = string_list_of(field);

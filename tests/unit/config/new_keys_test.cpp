@@ -1,6 +1,7 @@
-// auth.expiry, auth.nonce_secret, auth.nonce_lifetime, relay.default_family,
-// limits.max_allocations and limits.max_allocations_per_user: defaults, accepted values, and
-// errors naming key and line.
+// auth.expiry, auth.nonce_secret, auth.nonce_lifetime, auth.max_credential_lifetime,
+// relay.default_family, limits.max_allocations, limits.max_allocations_per_user,
+// limits.unauthenticated_timeout, limits.ipv6_source_prefix and the other limits: defaults,
+// accepted values, and errors naming key and line.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -200,11 +201,96 @@ TEST(NewKeys, AllocationLimits) {
                      "expected a number, got a list");
 }
 
+TEST(NewKeys, CredentialLifetimeTimeoutAndPrefixDefaults) {
+    const Config d = load_ok("realm: x");
+    EXPECT_EQ(d.auth.max_credential_lifetime, 259200u);  // 3 days
+    EXPECT_EQ(d.limits.unauthenticated_timeout, 30u);
+    EXPECT_EQ(d.limits.ipv6_source_prefix, 64u);
+    // Empty sections keep them too.
+    const Config e = load_ok("auth:\nlimits:\n");
+    EXPECT_EQ(e.auth, Auth{});
+    EXPECT_EQ(e.limits, Limits{});
+}
+
+TEST(NewKeys, MaxCredentialLifetimeRange) {
+    EXPECT_EQ(load_ok("auth: { max_credential_lifetime: 60 }").auth.max_credential_lifetime, 60u);
+    EXPECT_EQ(load_ok("auth: { max_credential_lifetime: 86400 }").auth.max_credential_lifetime,
+              86400u);
+    EXPECT_EQ(load_ok("auth: { max_credential_lifetime: 31536000 }").auth.max_credential_lifetime,
+              31536000u);
+    const std::string expected =
+        "expected a whole number of seconds from 60 to 31536000 (a year), got ";
+    expect_one_error("auth: { max_credential_lifetime: 59 }", "auth.max_credential_lifetime", 1,
+                     expected + "'59'");
+    expect_one_error("auth:\n  secrets: [ s ]\n  max_credential_lifetime: 31536001\n",
+                     "auth.max_credential_lifetime", 3, expected + "'31536001'");
+    expect_one_error("auth: { max_credential_lifetime: 0 }", "auth.max_credential_lifetime", 1,
+                     expected + "'0'");
+    expect_one_error("auth: { max_credential_lifetime: -1 }", "auth.max_credential_lifetime", 1,
+                     expected + "'-1'");
+    expect_one_error("auth: { max_credential_lifetime: 3d }", "auth.max_credential_lifetime", 1,
+                     expected + "'3d'");
+    expect_one_error("auth: { max_credential_lifetime: 18446744073709551616 }",
+                     "auth.max_credential_lifetime", 1, expected + "'18446744073709551616'");
+    expect_one_error("auth:\n  max_credential_lifetime:\n", "auth.max_credential_lifetime", 2,
+                     "expected a number of seconds, got nothing");
+    expect_one_error("auth: { max_credential_lifetime: [ 60 ] }", "auth.max_credential_lifetime", 1,
+                     "expected a number of seconds, got a list");
+}
+
+TEST(NewKeys, UnauthenticatedTimeoutRange) {
+    EXPECT_EQ(load_ok("limits: { unauthenticated_timeout: 1 }").limits.unauthenticated_timeout, 1u);
+    const Config hour =
+        load_ok("limits: { unauthenticated_timeout: 3600, connection_idle_timeout: 3600 }");
+    EXPECT_EQ(hour.limits.unauthenticated_timeout, 3600u);
+    const std::string expected = "expected a whole number of seconds from 1 to 3600, got ";
+    expect_one_error("limits: { unauthenticated_timeout: 0 }", "limits.unauthenticated_timeout", 1,
+                     expected + "'0'");
+    expect_one_error("limits:\n  connection_idle_timeout: 7200\n  unauthenticated_timeout: 3601\n",
+                     "limits.unauthenticated_timeout", 3, expected + "'3601'");
+    expect_one_error("limits: { unauthenticated_timeout: 30s }", "limits.unauthenticated_timeout",
+                     1, expected + "'30s'");
+}
+
+TEST(NewKeys, UnauthenticatedTimeoutIsIndependentOfTheIdleTimeout) {
+    // One counts from the connection's start, the other from its last frame; before a client
+    // authenticates, whichever ends first closes it. So either may be the longer one, and a
+    // file that was valid before the key existed (idle timeouts of 5 to 29 s) still loads.
+    const Config short_idle = load_ok("limits: { connection_idle_timeout: 10 }");
+    EXPECT_EQ(short_idle.limits.connection_idle_timeout, 10u);
+    EXPECT_EQ(short_idle.limits.unauthenticated_timeout, 30u);
+    const Config longer =
+        load_ok("limits:\n  connection_idle_timeout: 60\n  unauthenticated_timeout: 120\n");
+    EXPECT_EQ(longer.limits.unauthenticated_timeout, 120u);
+    EXPECT_EQ(longer.limits.connection_idle_timeout, 60u);
+}
+
+TEST(NewKeys, Ipv6SourcePrefixRange) {
+    EXPECT_EQ(load_ok("limits: { ipv6_source_prefix: 32 }").limits.ipv6_source_prefix, 32u);
+    EXPECT_EQ(load_ok("limits: { ipv6_source_prefix: 56 }").limits.ipv6_source_prefix, 56u);
+    EXPECT_EQ(load_ok("limits: { ipv6_source_prefix: 128 }").limits.ipv6_source_prefix, 128u);
+    const std::string expected = "expected a whole number from 32 to 128, got ";
+    expect_one_error("limits: { ipv6_source_prefix: 31 }", "limits.ipv6_source_prefix", 1,
+                     expected + "'31'");
+    expect_one_error("limits:\n  ipv6_source_prefix: 129\n", "limits.ipv6_source_prefix", 2,
+                     expected + "'129'");
+    expect_one_error("limits: { ipv6_source_prefix: /64 }", "limits.ipv6_source_prefix", 1,
+                     expected + "'/64'");
+    expect_one_error("limits: { ipv6_source_prefix: 0 }", "limits.ipv6_source_prefix", 1,
+                     expected + "'0'");
+}
+
 TEST(NewKeys, MisspeltNewKeysGetSuggestions) {
     expect_one_error("auth: { expiri: strict }", "auth.expiri", 1,
                      "unknown key, did you mean expiry?");
     expect_one_error("limits: { max_allocation: 5 }", "limits.max_allocation", 1,
                      "unknown key, did you mean max_allocations?");
+    expect_one_error("auth: { max_credential_lifetme: 60 }", "auth.max_credential_lifetme", 1,
+                     "unknown key, did you mean max_credential_lifetime?");
+    expect_one_error("limits: { unauthenticated_timout: 5 }", "limits.unauthenticated_timout", 1,
+                     "unknown key, did you mean unauthenticated_timeout?");
+    expect_one_error("limits: { ipv6_source_prefx: 48 }", "limits.ipv6_source_prefx", 1,
+                     "unknown key, did you mean ipv6_source_prefix?");
 }
 
 }  // namespace
