@@ -1,6 +1,7 @@
 // RFC 8489 §9.2.4, server side of the long-term credential mechanism, in the RFC's order:
 // integrity present, credential attributes present, password-algorithm negotiation, user known,
-// integrity verifies, nonce valid. Expired REST credentials are refused last.
+// integrity verifies, nonce valid. Expired REST credentials, and those whose expiry lies beyond
+// the lifetime ceiling, are refused last.
 #include "tern/auth/long_term_authenticator.hpp"
 
 #include <algorithm>
@@ -161,7 +162,15 @@ AuthResult LongTermAuthenticator::authenticate(const protocol::MessageView& requ
         has_sha256 ? IntegrityKind::message_integrity_sha256 : IntegrityKind::message_integrity;
     result.rest_expiry = match->rest_expiry;
     // TURN REST: an expired credential is refused; ExpiryPolicy decides when a caller may
-    // still accept it (the identity stays filled in for that).
+    // still accept it (the identity stays filled in for that). One that claims to live longer
+    // than the ceiling is refused the same way, as if it had expired just now: a credential
+    // minted for years (or leaked from a backend that does) must not outlive the rotation of
+    // its secret, and must never create an allocation.
+    if (result.rest_expiry &&
+        exceeds_lifetime(*result.rest_expiry, now_unix, max_credential_lifetime_)) {
+        result.rest_expiry = now_unix;
+        result.beyond_max_lifetime = true;
+    }
     if (result.rest_expiry && is_expired(*result.rest_expiry, now_unix)) {
         result.outcome = AuthOutcome::credential_expired;
     }

@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -33,11 +34,16 @@ RestCredential make_rest_credential(std::string_view secret, std::string_view us
 std::optional<std::int64_t> rest_username_expiry(std::string_view username) noexcept {
     const auto colon = username.find(':');
     const auto digits = username.substr(0, colon);
-    if (digits.empty()) return std::nullopt;
+    // ASCII digits only: no sign (from_chars would take "-0"), no spaces, no other syntax. A
+    // name whose timestamp is not one, or does not fit an int64, is no REST credential, so it
+    // is an unknown user: RFC 8489 §9.2.4 answers a USERNAME that is not valid with 401.
+    if (digits.empty() ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+    }
     std::int64_t expiry = 0;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), expiry);
-    if (ec != std::errc{} || end != digits.data() + digits.size() || expiry < 0)
-        return std::nullopt;
+    if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
     return expiry;
 }
 

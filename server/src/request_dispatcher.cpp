@@ -75,7 +75,7 @@ struct RequestDispatcher::Credentials {
           nonces(c.auth.nonce_secret ? std::optional<std::string_view>(*c.auth.nonce_secret)
                                      : std::nullopt,
                  c.auth.nonce_lifetime, auth::SecurityFeatures{true, false}),
-          authenticator(store, nonces),
+          authenticator(store, nonces, c.auth.max_credential_lifetime),
           policy(expiry_policy(c.auth.expiry)) {}
     auth::CredentialStore store;
     auth::NonceAuthority nonces;

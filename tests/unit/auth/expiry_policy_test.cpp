@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 namespace tern::auth {
 namespace {
 
@@ -14,6 +17,28 @@ TEST(ExpiryPolicy, ExpiredFromTheExpirySecondOn) {
     EXPECT_FALSE(is_expired(expiry, expiry - 1));
     EXPECT_TRUE(is_expired(expiry, expiry));
     EXPECT_TRUE(is_expired(expiry, expiry + 1));
+}
+
+TEST(ExpiryPolicy, LifetimeCeilingIsInclusiveAndNeverOverflows) {
+    constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t min = std::numeric_limits<std::int64_t>::min();
+    EXPECT_FALSE(exceeds_lifetime(expiry + 600, expiry, 600));
+    EXPECT_TRUE(exceeds_lifetime(expiry + 601, expiry, 600));
+    EXPECT_FALSE(exceeds_lifetime(expiry, expiry, 0));
+    EXPECT_TRUE(exceeds_lifetime(expiry + 1, expiry, 0));
+    // Past expiries are never "too far ahead"; that is is_expired's business.
+    EXPECT_FALSE(exceeds_lifetime(0, expiry, 600));
+    EXPECT_FALSE(exceeds_lifetime(min, max, 0));
+    // The whole int64 range apart: no sum or difference may wrap.
+    EXPECT_TRUE(exceeds_lifetime(max, expiry, default_max_credential_lifetime));
+    EXPECT_TRUE(exceeds_lifetime(max, min, max));
+    EXPECT_TRUE(exceeds_lifetime(max, -1, max));
+    EXPECT_FALSE(exceeds_lifetime(max, 0, max));
+    EXPECT_FALSE(exceeds_lifetime(max, max - 1, 1));
+    EXPECT_TRUE(exceeds_lifetime(max, max - 2, 1));
+    // A negative ceiling admits nothing in the future.
+    EXPECT_TRUE(exceeds_lifetime(expiry + 1, expiry, -1));
+    EXPECT_EQ(default_max_credential_lifetime, 3 * 86400);
 }
 
 TEST(ExpiryPolicy, NothingIsRefusedBeforeExpiry) {

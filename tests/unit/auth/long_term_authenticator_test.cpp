@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "tern/auth/expiry_policy.hpp"
 #include "tern/auth/rest_credential.hpp"
 #include "tern/protocol/attribute_type.hpp"
 #include "tern/protocol/integrity.hpp"
@@ -327,6 +329,131 @@ TEST_F(Authenticate, ForgedRestUsernameIs401) {
     r.username = std::to_string(now + 86400) + ":carol";
     r.key = key_bytes(md5_key(*r.username, realm, credential.password));
     EXPECT_EQ(run(plain, r).outcome, AuthOutcome::integrity_mismatch);
+}
+
+// --- the ceiling on a REST credential's lifetime (auth.max_credential_lifetime) ------------
+
+// A request from `username`, signed with the REST password `secret` gives it: a credential
+// exactly as a backend holding the secret would mint it, whatever its expiry.
+Request rest_request(const NonceAuthority& nonces, const std::string& username,
+                     const std::string& secret = "current-secret") {
+    Request r;
+    r.username = username;
+    r.realm_value = std::string(realm);
+    r.nonce = nonces.issue(now, client);
+    r.key = key_bytes(md5_key(username, realm, rest_password(secret, username)));
+    return r;
+}
+
+std::string expiring_at(std::int64_t expiry) {
+    return std::to_string(expiry) + ":carol";
+}
+
+constexpr std::int64_t three_days = 259200;  // the default ceiling
+constexpr std::int64_t year = 365 * 86400;
+
+// Refused as if expired: 401 with a challenge, identity filled in, and an effective expiry that
+// no expiry policy lets allocate with.
+void expect_refused_as_expired(const AuthResult& result, const std::string& username) {
+    EXPECT_EQ(result.outcome, AuthOutcome::credential_expired) << username;
+    EXPECT_EQ(result.error_code(), 401) << username;
+    EXPECT_TRUE(result.needs_challenge()) << username;
+    EXPECT_EQ(result.username, username);
+    for (const auto policy :
+         {ExpiryPolicy::allocate, ExpiryPolicy::request, ExpiryPolicy::strict}) {
+        EXPECT_TRUE(refuses(policy, Method::allocate, result.rest_expiry, now))
+            << username << " could allocate";
+    }
+}
+
+TEST_F(Authenticate, RestCredentialExactlyAtTheDefaultCeilingIsAccepted) {
+    const auto result = run(plain, rest_request(plain_nonces, expiring_at(now + three_days)));
+    ASSERT_EQ(result.outcome, AuthOutcome::ok);
+    EXPECT_EQ(result.rest_expiry, now + three_days);
+}
+
+TEST_F(Authenticate, RestCredentialOneSecondPastTheDefaultCeilingIsRefusedAsIfExpired) {
+    const std::string username = expiring_at(now + three_days + 1);
+    expect_refused_as_expired(run(plain, rest_request(plain_nonces, username)), username);
+    // A second later the same credential is within the ceiling.
+    EXPECT_EQ(run(plain, rest_request(plain_nonces, username), client, now + 1).outcome,
+              AuthOutcome::ok);
+}
+
+TEST_F(Authenticate, RestCredentialsExpiringInYearsAreRefusedAsIfExpired) {
+    for (const std::int64_t expiry :
+         {now + 10 * year, now + 100 * year, std::numeric_limits<std::int64_t>::max()}) {
+        const std::string username = expiring_at(expiry);
+        expect_refused_as_expired(run(plain, rest_request(plain_nonces, username)), username);
+    }
+    // The same holds with MESSAGE-INTEGRITY-SHA256 and with the previous secret.
+    Request r = rest_request(plain_nonces, expiring_at(now + 10 * year), "previous-secret");
+    r.mac = Mac::sha256;
+    expect_refused_as_expired(run(plain, r), *r.username);
+}
+
+TEST_F(Authenticate, RestCredentialBeyondTheCeilingSaysSo) {
+    const auto beyond = run(plain, rest_request(plain_nonces, expiring_at(now + 10 * year)));
+    EXPECT_TRUE(beyond.beyond_max_lifetime);
+    EXPECT_EQ(beyond.rest_expiry, now);  // refused as if it had expired just now
+    // Under the default policy (allocate) that still lets an existing allocation of the same
+    // name be refreshed, exactly as an expired credential may; never a new one.
+    EXPECT_FALSE(refuses(ExpiryPolicy::allocate, Method::refresh, beyond.rest_expiry, now));
+    const auto expired = run(plain, rest_request(plain_nonces, expiring_at(now - 1)));
+    EXPECT_EQ(expired.outcome, AuthOutcome::credential_expired);
+    EXPECT_FALSE(expired.beyond_max_lifetime);
+    EXPECT_EQ(expired.rest_expiry, now - 1);
+    EXPECT_FALSE(run(plain, alice(plain_nonces)).beyond_max_lifetime);
+}
+
+TEST_F(Authenticate, TheCeilingIsAConstructorParameter) {
+    EXPECT_EQ(plain.max_credential_lifetime(), default_max_credential_lifetime);
+    const std::string ten_years = expiring_at(now + 10 * year);
+    const LongTermAuthenticator twenty_years(store, plain_nonces, 20 * year);
+    EXPECT_EQ(run(twenty_years, rest_request(plain_nonces, ten_years)).outcome, AuthOutcome::ok);
+    const LongTermAuthenticator one_year(store, plain_nonces, year);
+    EXPECT_EQ(run(one_year, rest_request(plain_nonces, expiring_at(now + year))).outcome,
+              AuthOutcome::ok);
+    expect_refused_as_expired(run(one_year, rest_request(plain_nonces, ten_years)), ten_years);
+    const std::string later = expiring_at(now + year + 1);
+    expect_refused_as_expired(run(one_year, rest_request(plain_nonces, later)), later);
+    // Even the largest ceiling does not wrap for the largest timestamp.
+    const LongTermAuthenticator unbounded(store, plain_nonces,
+                                          std::numeric_limits<std::int64_t>::max());
+    const std::string last = expiring_at(std::numeric_limits<std::int64_t>::max());
+    EXPECT_EQ(run(unbounded, rest_request(plain_nonces, last)).outcome, AuthOutcome::ok);
+    // A ceiling of 0 (or below) admits only credentials that are already expired or expire now.
+    const LongTermAuthenticator none(store, plain_nonces, -5);
+    EXPECT_EQ(none.max_credential_lifetime(), 0);
+    const std::string soon = expiring_at(now + 1);
+    expect_refused_as_expired(run(none, rest_request(plain_nonces, soon)), soon);
+    // Static users have no expiry, so no ceiling either.
+    EXPECT_EQ(run(none, alice(plain_nonces)).outcome, AuthOutcome::ok);
+}
+
+TEST_F(Authenticate, RestCredentialBeyondTheCeilingIsStillA401ForTheWrongSecret) {
+    // Only a credential that verifies is "expired"; a forged one stays a wrong password.
+    const Request r = rest_request(plain_nonces, expiring_at(now + 10 * year), "not-our-secret");
+    EXPECT_EQ(run(plain, r).outcome, AuthOutcome::integrity_mismatch);
+}
+
+TEST_F(Authenticate, RestTimestampsThatAreNotAnInt64AreUnknownUsers) {
+    for (const std::string timestamp : {
+             "9223372036854775808",      // 2^63
+             "18446744073709551616",     // 2^64
+             "99999999999999999999",     // 20 digits
+             "-1", "-0", "-1700000000",  // negative, and a minus sign on zero
+             "+1700000000",              // a sign is not a digit
+             " 1700000000", "1700000000 ", "0x6553f100", "1.7e9", "1700000000.5",
+             "\xd9\xa1\xd9\xa7",  // Arabic-Indic digits
+         }) {
+        const std::string username = timestamp + ":carol";
+        const auto result = run(plain, rest_request(plain_nonces, username));
+        EXPECT_EQ(result.outcome, AuthOutcome::unknown_user) << username;
+        EXPECT_EQ(result.error_code(), 401) << username;
+        EXPECT_TRUE(result.needs_challenge()) << username;
+        EXPECT_FALSE(result.rest_expiry) << username;
+    }
 }
 
 // --- PASSWORD-ALGORITHM(S) negotiation (nonce cookie "Password algorithms" bit) -----------

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 namespace tern::auth {
 namespace {
 
@@ -33,6 +36,21 @@ TEST(RestCredential, ExpiryParsing) {
     EXPECT_FALSE(rest_username_expiry("17x:alice"));
     EXPECT_FALSE(rest_username_expiry("-5:alice"));
     EXPECT_FALSE(rest_username_expiry("99999999999999999999999:alice"));
+}
+
+TEST(RestCredential, ExpiryIsDecimalDigitsThatFitAnInt64) {
+    EXPECT_EQ(rest_username_expiry("0:alice"), 0);
+    EXPECT_EQ(rest_username_expiry("9223372036854775807:alice"),
+              std::numeric_limits<std::int64_t>::max());
+    EXPECT_FALSE(rest_username_expiry("9223372036854775808:alice"));   // 2^63
+    EXPECT_FALSE(rest_username_expiry("18446744073709551616:alice"));  // 2^64
+    EXPECT_FALSE(rest_username_expiry("99999999999999999999:alice"));
+    // Signs, spaces and other number syntax are not digits.
+    for (const char* username :
+         {"-0:alice", "-1:alice", "+1700000000:alice", " 1700000000:alice", "1700000000 :alice",
+          "0x6553f100:alice", "1.7e9:alice", "1700000000.0:alice", "\xd9\xa1:alice"}) {
+        EXPECT_FALSE(rest_username_expiry(username)) << username;
+    }
 }
 
 }  // namespace

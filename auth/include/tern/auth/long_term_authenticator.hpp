@@ -4,6 +4,7 @@
 // out of memory can throw).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string_view>
 
 #include "tern/auth/credential_store.hpp"
+#include "tern/auth/expiry_policy.hpp"
 #include "tern/auth/nonce_authority.hpp"
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
@@ -27,8 +29,9 @@ enum class AuthOutcome : std::uint8_t {
     unknown_user,        // 401: no key for USERNAME/USERHASH
     integrity_mismatch,  // 401: no candidate key verifies the MAC
     stale_nonce,         // 438: the MAC verified but the NONCE is stale, forged or not ours
-    credential_expired,  // 401: a verified REST credential past its expiry (identity is filled
-                         //      in, so a caller applying ExpiryPolicy may still accept it)
+    credential_expired,  // 401: a verified REST credential past its expiry, or with an expiry
+                         //      beyond the lifetime ceiling (identity is filled in, so a caller
+                         //      applying ExpiryPolicy may still accept it)
 };
 
 // 0 for ok, else the STUN error code the response must carry.
@@ -44,7 +47,11 @@ struct AuthResult {
     std::string username;  // resolved from USERHASH when that was sent
     LongTermKey key;       // the key that verified; sign the response with it
     IntegrityKind integrity = IntegrityKind::message_integrity;
-    std::optional<std::int64_t> rest_expiry;  // set for TURN REST credentials
+    // Set for TURN REST credentials: the expiry ExpiryPolicy goes by. That is the username's
+    // timestamp, except for one further ahead than the lifetime ceiling, which is refused as if
+    // it had expired at now_unix (so no policy lets it allocate).
+    std::optional<std::int64_t> rest_expiry;
+    bool beyond_max_lifetime = false;  // the username's expiry lay beyond the ceiling
 
     bool ok() const noexcept { return outcome == AuthOutcome::ok; }
     std::uint16_t error_code() const noexcept { return auth::error_code(outcome); }
@@ -58,9 +65,17 @@ struct AuthResult {
 class LongTermAuthenticator {
 public:
     // Both must outlive the authenticator. PASSWORD-ALGORITHMS (SHA-256, MD5) is offered and
-    // enforced exactly when nonces.features().password_algorithms is set.
-    LongTermAuthenticator(const CredentialStore& store, const NonceAuthority& nonces) noexcept
-        : store_(store), nonces_(nonces) {}
+    // enforced exactly when nonces.features().password_algorithms is set. A REST credential
+    // whose expiry lies more than `max_credential_lifetime` seconds ahead is refused as if
+    // expired (auth.max_credential_lifetime); a negative value counts as 0.
+    LongTermAuthenticator(
+        const CredentialStore& store, const NonceAuthority& nonces,
+        std::int64_t max_credential_lifetime = default_max_credential_lifetime) noexcept
+        : store_(store),
+          nonces_(nonces),
+          max_credential_lifetime_(std::max<std::int64_t>(0, max_credential_lifetime)) {}
+
+    std::int64_t max_credential_lifetime() const noexcept { return max_credential_lifetime_; }
 
     AuthResult authenticate(const protocol::MessageView& request,
                             const protocol::TransportAddress& client, std::int64_t now_unix) const;
@@ -81,6 +96,7 @@ public:
 private:
     const CredentialStore& store_;
     const NonceAuthority& nonces_;
+    std::int64_t max_credential_lifetime_;
 };
 
 }  // namespace tern::auth

@@ -22,7 +22,8 @@ RestCredential make_rest_credential(std::string_view secret, std::string_view us
                                     std::int64_t now_unix, std::int64_t ttl_seconds);
 
 // The expiry encoded in a REST username ("1700000000:alice" -> 1700000000); nullopt if the part
-// before the first ':' is not a decimal timestamp.
+// before the first ':' is not ASCII decimal digits alone (no sign, no spaces) or does not fit an
+// int64.
 std::optional<std::int64_t> rest_username_expiry(std::string_view username) noexcept;
 
 }  // namespace tern::auth
