@@ -82,7 +82,7 @@ std::vector<protocol::Cidr> PeerPolicy::default_refused_ranges() {
 PeerPolicy::PeerPolicy(std::span<const protocol::Cidr> allow, std::span<const protocol::Cidr> deny,
                        std::span<const protocol::TransportAddress> own,
                        const OwnPeerPorts& own_ports)
-    : own_first_(own_ports.first), own_last_(own_ports.last) {
+    : own_first_(own_ports.first), own_last_(own_ports.last), listener_ports_(own_ports.listeners) {
     nodes_.emplace_back();
     for (const auto& range : default_refused_ranges()) insert(range, special_flag);
     for (const auto& address : own) {

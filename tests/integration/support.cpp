@@ -295,10 +295,19 @@ std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& r
     return result;
 }
 
-std::optional<StreamClient> StreamClient::connect_tcp(const TransportAddress& server, int rcvbuf) {
+std::optional<StreamClient> StreamClient::connect_tcp(const TransportAddress& server, int rcvbuf,
+                                                      std::optional<TransportAddress> local) {
     const int fd = ::socket(family_of(server), SOCK_STREAM, 0);
     if (fd < 0) return std::nullopt;
     if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (local) {
+        sockaddr_storage from{};
+        const socklen_t from_len = to_sockaddr(*local, from);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&from), from_len) != 0) {
+            ::close(fd);
+            return std::nullopt;
+        }
+    }
     sockaddr_storage ss{};
     const socklen_t len = to_sockaddr(server, ss);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {

@@ -90,7 +90,9 @@ std::optional<Bytes> udp_exchange(const TransportAddress& server, const Bytes& r
 // advertised window stays small.
 class StreamClient {
 public:
-    static std::optional<StreamClient> connect_tcp(const TransportAddress& server, int rcvbuf = 0);
+    // `local`, if given, is bound before connecting (the source address the server sees).
+    static std::optional<StreamClient> connect_tcp(const TransportAddress& server, int rcvbuf = 0,
+                                                   std::optional<TransportAddress> local = {});
     static std::optional<StreamClient> connect_tls(const TransportAddress& server,
                                                    const std::string& ca_file,
                                                    const std::string& host, int rcvbuf = 0);

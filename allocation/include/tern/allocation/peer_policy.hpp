@@ -70,6 +70,15 @@ public:
         return std::binary_search(own_.begin(), own_.end(), key);
     }
 
+    // A source on one of tern's listeners (own IP, a listener port): a datagram a relay socket
+    // receives from there is tern answering a spoofed request, never a peer, so it is dropped.
+    // Per peer datagram: a compare per listener port, and is_own only on a match.
+    bool is_own_listener(const protocol::TransportAddress& source) const noexcept {
+        return std::find(listener_ports_.begin(), listener_ports_.end(), source.port) !=
+                   listener_ports_.end() &&
+               is_own(source);
+    }
+
     // The ranges refused unless allow-listed, as written in the source (for tests and docs).
     static std::vector<protocol::Cidr> default_refused_ranges();
 
@@ -124,6 +133,7 @@ private:
     std::uint16_t own_first_ = 0;
     std::uint16_t own_last_ = 0;
     std::vector<std::uint16_t> listeners_in_range_;  // usually empty
+    std::vector<std::uint16_t> listener_ports_;      // every listener's port
 };
 
 }  // namespace tern::allocation
