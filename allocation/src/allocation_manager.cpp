@@ -588,7 +588,10 @@ void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& 
         return;
     }
     Allocation& a = *by_relay_[relay];
-    if (!a.permissions.allowed(peer, now)) {
+    // Permissions are per IP (§9), so one for tern's own address (another client's relayed
+    // address) would also let in datagrams from tern's listeners there: answers to requests
+    // spoofed from this relay's address. A listener is never a permitted peer.
+    if (!a.permissions.allowed(peer, now) || peers_->is_own_listener(peer)) {
         ++counters_.dropped_no_permission;  // §11.3 / §12.6: no permission, no delivery
         return;
     }
@@ -630,6 +633,12 @@ void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& 
     } else {
         ++counters_.dropped_send_failed;
     }
+}
+
+bool AllocationManager::is_own_relayed_address(const TransportAddress& source) const {
+    if (!peers_->is_own(source)) return false;
+    const TransportAddress plain = source.unmapped();
+    return ports_.in_use(plain.family, plain.port);
 }
 
 void AllocationManager::on_client_closed(const FiveTuple& tuple) {

@@ -48,4 +48,9 @@ std::size_t RelayPorts::available(AddressFamily family) {
     return pool(family).available();
 }
 
+bool RelayPorts::in_use(AddressFamily family, std::uint16_t port) {
+    std::lock_guard lock(mutex_);
+    return pool(family).in_use(port);
+}
+
 }  // namespace tern::allocation

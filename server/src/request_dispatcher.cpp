@@ -1,5 +1,6 @@
 #include "tern/server/request_dispatcher.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "tern/auth/credential_store.hpp"
@@ -29,6 +30,23 @@ constexpr std::size_t source_slots = 8192;
 bool is_turn_method(protocol::Method m) noexcept {
     return m == protocol::Method::allocate || m == protocol::Method::refresh ||
            m == protocol::Method::create_permission || m == protocol::Method::channel_bind;
+}
+
+// RFC 8489 §6.3.1.1: the unknown comprehension-required attributes, and for a Binding the RFC 5780
+// ones tern does not serve; returns how many there are (only the first `out.size()` are written).
+std::size_t unknown_attributes(const MessageView& msg,
+                               std::array<std::uint16_t, max_unknown_listed>& out) noexcept {
+    std::size_t n = msg.unknown_comprehension_required(out);
+    if (msg.method() == protocol::Method::binding) {
+        std::array<std::uint16_t, max_unknown_listed> unsupported{};
+        const std::size_t n_unsupported =
+            BindingResponder::unsupported_attributes(msg, unsupported);
+        for (std::size_t i = 0; i < n_unsupported && i < unsupported.size(); ++i) {
+            if (n < out.size()) out[n] = unsupported[i];
+            ++n;
+        }
+    }
+    return n;
 }
 
 std::vector<auth::StaticUserCredential> static_users(const config::Config& c) {
@@ -93,7 +111,8 @@ RequestDispatcher::RequestDispatcher(std::shared_ptr<const config::Config> confi
                        ? nullptr
                        : std::make_unique<SourceRateLimiter>(config_->limits.unauthenticated_rate,
                                                              config_->limits.unauthenticated_burst,
-                                                             source_slots, hash_seed)),
+                                                             source_slots, hash_seed,
+                                                             config_->limits.ipv6_source_prefix)),
       unauthenticated_(unauthenticated != nullptr ? unauthenticated : own_limiter_.get()) {}
 
 RequestDispatcher::~RequestDispatcher() = default;
@@ -102,12 +121,14 @@ void RequestDispatcher::set_config(std::shared_ptr<const config::Config> config)
     config_ = std::move(config);
     credentials_ = std::make_unique<Credentials>(*config_);
     unauthenticated_->set_rate(config_->limits.unauthenticated_rate,
-                               config_->limits.unauthenticated_burst);
+                               config_->limits.unauthenticated_burst,
+                               config_->limits.ipv6_source_prefix);
 }
 
 std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView& msg,
                                                               const PacketContext& context,
-                                                              std::span<std::uint8_t> out) {
+                                                              std::span<std::uint8_t> out,
+                                                              bool& authenticated) {
     const auto& creds = *credentials_;
     auth::AuthResult result =
         creds.authenticator.authenticate(msg, context.source, context.unix_now);
@@ -140,6 +161,16 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
         b.add_fingerprint();
         return b.finish();
     }
+    authenticated = true;
+    std::array<std::uint16_t, max_unknown_listed> unknown{};
+    if (const std::size_t n_unknown = unknown_attributes(msg, unknown); n_unknown > 0) {
+        ++counters_.error_responses;
+        return write_error_response(
+            msg, 420, "Unknown Attribute", config_->software, out,
+            std::span<const std::uint16_t>(unknown.data(), std::min(n_unknown, unknown.size())),
+            ResponseKey{result.key.bytes(),
+                        result.integrity == auth::IntegrityKind::message_integrity_sha256});
+    }
     allocation::Requester requester;
     requester.username = result.username;
     requester.key = result.key.bytes();
@@ -163,6 +194,14 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
 std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uint8_t> packet,
                                                         const PacketContext& context,
                                                         std::span<std::uint8_t> out) noexcept {
+    bool authenticated = false;
+    return handle(packet, context, out, authenticated);
+}
+
+std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uint8_t> packet,
+                                                        const PacketContext& context,
+                                                        std::span<std::uint8_t> out,
+                                                        bool& authenticated) noexcept {
     if (packet.empty()) {
         ++counters_.dropped_other;
         return {};
@@ -189,14 +228,22 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
         return {};
     }
     switch (msg.message_class()) {
-        case MessageClass::indication:
+        case MessageClass::indication: {
             ++counters_.indications;  // Binding indications are keepalives: no reply
+            // RFC 8489 §6.3.2: an indication with an unknown comprehension-required attribute
+            // is discarded.
+            std::array<std::uint16_t, 1> unknown{};
+            if (msg.unknown_comprehension_required(unknown) > 0) {
+                ++counters_.dropped_other;
+                return {};
+            }
             if (msg.method() == protocol::Method::send && relay_ != nullptr) {
                 const allocation::FiveTuple tuple{context.source, context.local,
                                                   to_allocation(context.transport)};
                 relay_->on_send_indication(msg, tuple, context.now);
             }
             return {};
+        }
         case MessageClass::success_response:
         case MessageClass::error_response:
             ++counters_.dropped_other;
@@ -205,7 +252,7 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
             break;
     }
     ++counters_.requests;
-    const auto reply = answer(msg, context, out);
+    const auto reply = answer(msg, context, out, authenticated);
     if (!reply.empty()) count_response(msg.method(), reply);
     return reply;
 }
@@ -224,44 +271,40 @@ void RequestDispatcher::count_response(protocol::Method method,
 
 std::span<const std::uint8_t> RequestDispatcher::answer(const MessageView& msg,
                                                         const PacketContext& context,
-                                                        std::span<std::uint8_t> out) {
-    // Every answer to a sender that has not authenticated costs its bucket: all of them except
-    // TURN requests, which pay below unless they authenticate.
-    const bool turn = relay_ != nullptr && is_turn_method(msg.method());
-    if (!turn && !unauthenticated_->allow(context.source, context.now)) {
+                                                        std::span<std::uint8_t> out,
+                                                        bool& authenticated) {
+    // A request "from" one of tern's relayed addresses is spoofed: its answer would reach
+    // another client's relay session as data. No answer at all.
+    if (relay_ != nullptr && relay_->is_own_relayed_address(context.source)) {
+        ++counters_.dropped_other;
+        return {};
+    }
+    // RFC 8489 §6.3: "Once the authentication checks are done, the STUN agent MUST check for
+    // unknown attributes": a TURN request (RFC 8656 §7.2 step 1: authenticated first) learns
+    // about attributes only after it has proven its credential. Those requests pay the
+    // sender's bucket in turn_request, unless they authenticate.
+    if (relay_ != nullptr && is_turn_method(msg.method())) {
+        return turn_request(msg, context, out, authenticated);
+    }
+    // Binding and methods tern does not implement take no credentials: every answer costs the
+    // sender's bucket.
+    if (!unauthenticated_->allow(context.source, context.now)) {
         ++counters_.rate_limited;
         return {};
     }
     const std::string_view software = config_->software;
-
-    // RFC 8489 §6.3.1.1: unknown comprehension-required attributes get 420 listing them.
     std::array<std::uint16_t, max_unknown_listed> unknown{};
-    std::size_t n_unknown = msg.unknown_comprehension_required(unknown);
-    if (msg.method() == protocol::Method::binding) {
-        std::array<std::uint16_t, max_unknown_listed> unsupported{};
-        const std::size_t n_unsupported =
-            BindingResponder::unsupported_attributes(msg, unsupported);
-        for (std::size_t i = 0; i < n_unsupported && i < unsupported.size(); ++i) {
-            if (n_unknown < unknown.size()) unknown[n_unknown] = unsupported[i];
-            ++n_unknown;
-        }
-    }
+    const std::size_t n_unknown = unknown_attributes(msg, unknown);
     if (n_unknown > 0) {
-        if (turn && !unauthenticated_->allow(context.source, context.now)) {
-            ++counters_.rate_limited;
-            return {};
-        }
         ++counters_.error_responses;
-        const std::size_t listed = n_unknown < unknown.size() ? n_unknown : unknown.size();
+        const std::size_t listed = std::min(n_unknown, unknown.size());
         return write_error_response(msg, 420, "Unknown Attribute", software, out,
                                     std::span<const std::uint16_t>(unknown.data(), listed));
     }
-
     if (msg.method() == protocol::Method::binding) {
         ++counters_.success_responses;
         return BindingResponder::respond(msg, context, software, out);
     }
-    if (turn) return turn_request(msg, context, out);
     // Methods tern does not implement (RFC 6062 Connect, ...) are refused plainly.
     ++counters_.error_responses;
     return write_error_response(msg, 400, "Unsupported method", software, out);

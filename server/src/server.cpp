@@ -61,7 +61,8 @@ Server::Server(config::Config config, std::string config_path)
     quota_ = std::make_unique<allocation::AllocationQuota>(
         config_->limits.max_allocations, config_->limits.max_allocations_per_user);
     connections_ = std::make_unique<ConnectionQuota>(config_->limits.max_connections,
-                                                     config_->limits.max_connections_per_ip);
+                                                     config_->limits.max_connections_per_ip,
+                                                     config_->limits.ipv6_source_prefix);
 }
 
 Server::~Server() {
@@ -102,7 +103,7 @@ bool Server::open() {
     // 8192 sources per worker, as one table: a source cannot multiply its rate by the workers.
     unauthenticated_ = std::make_unique<SourceRateLimiter>(
         config_->limits.unauthenticated_rate, config_->limits.unauthenticated_burst,
-        std::size_t{8192} * n, seed ^ 0x243F6A8885A308D3ull);
+        std::size_t{8192} * n, seed ^ 0x243F6A8885A308D3ull, config_->limits.ipv6_source_prefix);
     for (unsigned i = 0; i < n; ++i) {
         workers_.push_back(
             std::make_unique<Worker>(i, config_, peers,
@@ -320,7 +321,8 @@ void Server::reload() {
     if (tls) tls_ = tls;
     quota_->set_limits(config_->limits.max_allocations, config_->limits.max_allocations_per_user);
     connections_->set_limits(config_->limits.max_connections,
-                             config_->limits.max_connections_per_ip);
+                             config_->limits.max_connections_per_ip,
+                             config_->limits.ipv6_source_prefix);
     auto peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->apply(config_, peers, tls);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);

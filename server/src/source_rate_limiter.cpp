@@ -6,15 +6,17 @@
 namespace tern::server {
 
 SourceRateLimiter::SourceRateLimiter(std::uint32_t rate, std::uint32_t burst, std::size_t slots,
-                                     std::uint64_t hash_seed)
-    : rate_(rate), burst_(std::max(burst, rate)), seed_(hash_seed) {
+                                     std::uint64_t hash_seed, unsigned ipv6_prefix)
+    : rate_(rate), burst_(std::max(burst, rate)), ipv6_prefix_(ipv6_prefix), seed_(hash_seed) {
     std::size_t per_shard = 16;
     while (per_shard * shard_count < slots) per_shard *= 2;
     for (auto& shard : shards_) shard.slots.resize(per_shard);
 }
 
-void SourceRateLimiter::set_rate(std::uint32_t rate, std::uint32_t burst) noexcept {
+void SourceRateLimiter::set_rate(std::uint32_t rate, std::uint32_t burst,
+                                 unsigned ipv6_prefix) noexcept {
     rate_.store(rate, std::memory_order_relaxed);
+    ipv6_prefix_.store(ipv6_prefix, std::memory_order_relaxed);
     burst_.store(std::max(burst, rate), std::memory_order_relaxed);
 }
 
@@ -34,7 +36,8 @@ bool SourceRateLimiter::allow(const protocol::TransportAddress& source,
     const double rate = rate_.load(std::memory_order_relaxed);
     if (rate <= 0) return true;
     const double burst = burst_.load(std::memory_order_relaxed);
-    const auto ip = allocation::IpKey::of(source);
+    const auto ip =
+        allocation::IpKey::source_of(source, ipv6_prefix_.load(std::memory_order_relaxed));
     const std::uint64_t h = hash(ip);
     Shard& shard = shards_[(h >> 32) % shard_count];
     const std::size_t mask = shard.slots.size() - 1;

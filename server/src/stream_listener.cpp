@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -42,11 +43,12 @@ public:
     template <class... Args>
     StreamConnection(RequestDispatcher& dispatcher, const StreamLimits& limits,
                      PacketContext context, std::shared_ptr<asio::ssl::context> tls,
-                     ConnectionRegistry* registry, ConnectionQuota* quota, StreamCounters* counters,
-                     Args&&... stream_args)
+                     ConnectionRegistry* registry, ConnectionQuota* quota,
+                     allocation::IpKey quota_key, StreamCounters* counters, Args&&... stream_args)
         : tls_(std::move(tls)),
           registry_(registry),
           quota_(quota),
+          quota_key_(quota_key),
           counters_(counters),
           stream_(std::forward<Args>(stream_args)...),
           timer_(stream_.get_executor()),
@@ -56,11 +58,13 @@ public:
           framer_(limits.max_frame_size) {}
 
     ~StreamConnection() {
-        if (quota_ != nullptr) quota_->release(context_.source);
+        if (quota_ != nullptr) quota_->release(quota_key_);
         if (counters_ != nullptr) ++counters_->closed[is_tls ? 1 : 0];
     }
 
     void start() {
+        authentication_deadline_ =
+            std::chrono::steady_clock::now() + limits_.unauthenticated_timeout;
         if (counters_ != nullptr) ++counters_->opened[is_tls ? 1 : 0];
         if (registry_ != nullptr) context_.client = registry_->attach(*this);
         if constexpr (is_tls) {
@@ -89,8 +93,11 @@ public:
         }
     }
 
-    // One timer per connection, re-armed lazily: first the deadline for the first complete
-    // frame, then the idle timeout measured from the last frame; reads never touch the timer.
+    // One timer per connection, re-armed lazily; reads never touch the timer. Until a TURN
+    // request authenticates, the connection must send its first complete frame within
+    // handshake_timeout and authenticate within unauthenticated_timeout of opening (a
+    // Binding-only or trickling client cannot hold a slot for the idle timeout); from then on
+    // only the idle timeout counts, from the last frame.
     void watch_from_now() {
         first_frame_deadline_ = std::chrono::steady_clock::now() + limits_.handshake_timeout;
         watch();
@@ -98,10 +105,17 @@ public:
     void watch() {
         if (closed_) return;
         const auto now = std::chrono::steady_clock::now();
-        const auto end = seen_frame_ ? last_frame_ + limits_.idle_timeout : first_frame_deadline_;
+        const auto idle_end = last_frame_ + limits_.idle_timeout;
+        const auto end = authenticated_ ? idle_end
+                                        : std::min(authentication_deadline_,
+                                                   seen_frame_ ? idle_end : first_frame_deadline_);
         if (now >= end) {
+            const char* why = authenticated_ ? "idle"
+                              : end == authentication_deadline_
+                                  ? "not authenticated in time"
+                                  : (seen_frame_ ? "idle" : "no request in time");
             spdlog::debug("closing {} stream from {}: {}", config::to_string(context_.transport),
-                          context_.source.to_string(), seen_frame_ ? "idle" : "no request in time");
+                          context_.source.to_string(), why);
             close();
             return;
         }
@@ -188,7 +202,7 @@ private:
             }
             seen_frame_ = true;
             last_frame_ = context_.now;
-            const auto reply = dispatcher_.handle(frame, context_, scratch_);
+            const auto reply = dispatcher_.handle(frame, context_, scratch_, authenticated_);
             if (reply.empty()) continue;
             // Responses are queued past max_pending_output (the frames already read still get
             // their answers), but not without bound: reading has stopped by now, so only a
@@ -258,6 +272,7 @@ private:
     std::shared_ptr<asio::ssl::context> tls_;  // kept alive: a reload may swap the listener's
     ConnectionRegistry* registry_;
     ConnectionQuota* quota_;
+    allocation::IpKey quota_key_;  // the source key taken from quota_ at accept
     StreamCounters* counters_;
     Stream stream_;
     asio::steady_timer timer_;
@@ -278,6 +293,8 @@ private:
     bool input_closed_ = false;  // the client sent FIN (or TLS close_notify)
     bool closed_ = false;
     bool seen_frame_ = false;
+    bool authenticated_ = false;  // a TURN request's credential verified; never reset
+    std::chrono::steady_clock::time_point authentication_deadline_;
     std::chrono::steady_clock::time_point first_frame_deadline_;
     std::chrono::steady_clock::time_point last_frame_;
 };
@@ -331,8 +348,10 @@ void StreamListener::accept() {
             context.transport = transport_;
             context.source = from_endpoint(socket.remote_endpoint(opt_ec));
             context.local = from_endpoint(socket.local_endpoint(opt_ec));
-            const auto verdict = quota_ != nullptr ? quota_->acquire(context.source)
-                                                   : allocation::QuotaVerdict::granted;
+            const auto source = quota_ != nullptr ? quota_->source_of(context.source)
+                                                  : allocation::IpKey::of(context.source);
+            const auto verdict =
+                quota_ != nullptr ? quota_->acquire(source) : allocation::QuotaVerdict::granted;
             if (verdict != allocation::QuotaVerdict::granted) {
                 // Over limits.max_connections(_per_ip): no log line, a flood must not fill logs.
                 if (counters_ != nullptr) {
@@ -345,16 +364,16 @@ void StreamListener::accept() {
             }
             if (transport_ == config::Transport::tls && tls_) {
                 std::make_shared<StreamConnection<TlsStream>>(dispatcher_, limits_, context, tls_,
-                                                              registry_, quota_, counters_,
+                                                              registry_, quota_, source, counters_,
                                                               std::move(socket), *tls_)
                     ->start();
             } else if (transport_ == config::Transport::tcp) {
                 std::make_shared<StreamConnection<tcp::socket>>(dispatcher_, limits_, context,
-                                                                nullptr, registry_, quota_,
+                                                                nullptr, registry_, quota_, source,
                                                                 counters_, std::move(socket))
                     ->start();
             } else if (quota_ != nullptr) {
-                quota_->release(context.source);  // no connection object to give it back
+                quota_->release(source);  // no connection object to give it back
             }
             accept();
             return;

@@ -68,6 +68,7 @@ StreamLimits stream_limits(const config::Config& c) {
     StreamLimits limits;
     limits.idle_timeout = std::chrono::seconds(c.limits.connection_idle_timeout);
     limits.handshake_timeout = std::chrono::seconds(c.limits.handshake_timeout);
+    limits.unauthenticated_timeout = std::chrono::seconds(c.limits.unauthenticated_timeout);
     limits.max_pending_output = c.limits.max_pending_output;
     return limits;
 }

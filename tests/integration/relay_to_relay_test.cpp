@@ -2,20 +2,18 @@
 // behind restrictive NATs, or both with iceTransportPolicy 'relay'): each one's peer is the
 // other's relayed address, which is one of tern's own addresses. With the default peer policy
 // (no allow_peers) that must work, while the other ports of tern's own addresses (its listeners)
-// stay out of reach, by CreatePermission, ChannelBind and Send indication alike.
+// stay out of reach, by CreatePermission, ChannelBind and Send indication alike, and by requests
+// whose source is forged to be a relayed address.
 //
 // The default policy refuses loopback and private peers, so this cannot run on 127.0.0.1: each
 // test runs in a network namespace of its own, where ternd listens on a public address
 // (198.51.99.1, not special-purpose) that never leaves the namespace. The namespace is unnamed
 // (unshare on a thread of the test), so nothing is left behind on any path: it goes when that
-// thread, ternd and the test's sockets are gone. Needs root.
+// thread, ternd and the test's sockets are gone (private_network.hpp). Needs root.
 #include <gtest/gtest.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -26,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "private_network.hpp"
+#include "spoofed_datagram.hpp"
 #include "support.hpp"
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
@@ -63,31 +63,9 @@ std::string config_yaml() {
     return y;
 }
 
-// Runs `body` on a thread that first moves into a new network namespace, with loopback up and
-// carrying the server's and the clients' addresses; sockets, ternd and helper commands started
-// by `body` live there. Returns an empty string when it ran, else why it could not (a skip).
 std::string in_private_network(const std::function<void()>& body) {
-    std::string skip;
-    std::thread runner([&] {
-        if (::unshare(CLONE_NEWNET) != 0) {
-            skip = std::string("cannot create a network namespace: ") + std::strerror(errno);
-            return;
-        }
-        std::string out;
-        const std::string setup = std::string("ip link set lo up && ip addr add ") + server_ip +
-                                  "/32 dev lo && ip addr add " + client_ip + "/32 dev lo";
-        if (run_command(setup, out) != 0) {
-            skip = "cannot configure the namespace (" + setup + "): " + out;
-            return;
-        }
-        try {
-            body();
-        } catch (const std::exception& e) {
-            ADD_FAILURE() << "exception: " << e.what();
-        }
-    });
-    runner.join();
-    return skip;
+    return test::in_private_network(
+        {std::string(server_ip) + "/32", std::string(client_ip) + "/32"}, body);
 }
 
 // ternd in the namespace, up and listening, or a failure carrying its log.
@@ -260,6 +238,48 @@ TEST_F(RelayToRelay, TernsOwnListenerStaysOutOfReach) {
         const auto at_bob = bob.receive_data_indication(2s);
         ASSERT_TRUE(at_bob) << "the control Send indication did not arrive";
         EXPECT_EQ(at_bob->second, control);
+    });
+}
+
+// An attacker forges a Binding "from" alice's relayed address to tern's listener. Answered, the
+// reply would go to alice's relay socket from tern's IP, which her permission for bob covers,
+// and reach her as a Data indication. The listener must not answer, and a relay socket must
+// not deliver what comes from a listener.
+TEST_F(RelayToRelay, ARequestSpoofedFromARelayedAddressReachesNobody) {
+    run([] {
+        AliceAndBob two;
+        ASSERT_TRUE(two.start());
+        auto& [server, alice, bob] = two;
+        const TransportAddress listener = at(server_ip, server_port);
+        ASSERT_EQ(alice.turn.permit(bob.relayed), 0);
+        // The control: a forged source that is not tern's own is answered, so the forging works.
+        UdpClient witness(at(client_ip, 0));
+        ASSERT_TRUE(send_spoofed_udp(witness.local_address(), listener, binding_request()));
+        ASSERT_TRUE(witness.receive(2s)) << "a spoofed Binding from a client was not answered";
+
+        ASSERT_TRUE(send_spoofed_udp(alice.relayed, listener, binding_request()));
+        const auto leaked = alice.receive_data_indication(1s);
+        EXPECT_FALSE(leaked.has_value()) << "tern's answer reached alice as a Data indication";
+        EXPECT_TRUE(server.process.running()) << server.process.output();
+    });
+}
+
+TEST_F(RelayToRelay, ARelaySocketDropsDatagramsFromTernsListener) {
+    run([] {
+        AliceAndBob two;
+        ASSERT_TRUE(two.start());
+        auto& [server, alice, bob] = two;
+        ASSERT_EQ(alice.turn.permit(bob.relayed), 0);
+        const Bytes payload{'f', 'o', 'r', 'g', 'e', 'd'};
+        // The control: from bob's relayed address (a permitted peer) it arrives.
+        ASSERT_TRUE(send_spoofed_udp(bob.relayed, alice.relayed, payload));
+        const auto from_bob = alice.receive_data_indication(2s);
+        ASSERT_TRUE(from_bob) << "a datagram from a permitted peer did not arrive";
+        EXPECT_EQ(from_bob->first, bob.relayed);
+        // From tern's listener: the same IP, a listener's port.
+        ASSERT_TRUE(send_spoofed_udp(at(server_ip, server_port), alice.relayed, payload));
+        EXPECT_FALSE(alice.receive_data_indication(1s).has_value())
+            << "a datagram from tern's listener was delivered to alice";
     });
 }
 

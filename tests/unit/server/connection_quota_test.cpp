@@ -48,8 +48,38 @@ TEST(ConnectionQuota, ReloadedLimitsApplyToNewConnections) {
     ConnectionQuota q(10, 1);
     EXPECT_TRUE(q.try_acquire(ip("198.51.100.1:1")));
     EXPECT_FALSE(q.try_acquire(ip("198.51.100.1:2")));
-    q.set_limits(10, 2);
+    q.set_limits(10, 2, 64);
     EXPECT_TRUE(q.try_acquire(ip("198.51.100.1:2")));
+}
+
+// One host commonly holds a /64: its addresses are one source, other /64s are not.
+TEST(ConnectionQuota, Ipv6SourcesCountPerPrefix) {
+    ConnectionQuota q(100, 2, 64);
+    EXPECT_TRUE(q.try_acquire(ip("[2001:db8:1:2::1]:1")));
+    EXPECT_TRUE(q.try_acquire(ip("[2001:db8:1:2:ffff:ffff:ffff:ffff]:1")));
+    EXPECT_FALSE(q.try_acquire(ip("[2001:db8:1:2:abcd::9]:1")));
+    EXPECT_EQ(q.count_for(ip("[2001:db8:1:2::77]:5")), 2u);
+    EXPECT_TRUE(q.try_acquire(ip("[2001:db8:1:3::1]:1")));  // the next /64
+}
+
+TEST(ConnectionQuota, Ipv6PrefixOf128CountsEachAddress) {
+    ConnectionQuota q(100, 1, 128);
+    EXPECT_TRUE(q.try_acquire(ip("[2001:db8::1]:1")));
+    EXPECT_TRUE(q.try_acquire(ip("[2001:db8::2]:1")));
+    EXPECT_FALSE(q.try_acquire(ip("[2001:db8::2]:2")));
+}
+
+// A reload that changes the prefix must not leave a connection opened before it holding a slot
+// it can never give back: the connection releases the key it took.
+TEST(ConnectionQuota, KeyTakenBeforeAPrefixReloadIsGivenBack) {
+    ConnectionQuota q(100, 1, 64);
+    const auto key = q.source_of(ip("[2001:db8:1:2::1]:1"));
+    ASSERT_EQ(q.acquire(key), allocation::QuotaVerdict::granted);
+    q.set_limits(100, 1, 48);
+    q.release(key);
+    EXPECT_EQ(q.total(), 0u);
+    EXPECT_TRUE(q.try_acquire(ip("[2001:db8:1:9::1]:1")));   // the /48 is free again
+    EXPECT_FALSE(q.try_acquire(ip("[2001:db8:1:2::1]:1")));  // and now counted per /48
 }
 
 }  // namespace

@@ -2,11 +2,13 @@
 // relay sockets) in this process, and operator new counts calls made on worker threads.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <ctime>
 
 #include <atomic>
 #include <csignal>
@@ -130,7 +132,8 @@ protected:
     std::thread thread_;
     p::TransportAddress server_address_;
     UdpSocket client_;
-    std::string username_ = "4102444800:heap";  // expires in 2100
+    // Valid for an hour: within auth.max_credential_lifetime.
+    std::string username_ = std::to_string(std::time(nullptr) + 3600) + ":heap";
     std::string realm_;
     std::string nonce_;
     auth::LongTermKey key_;

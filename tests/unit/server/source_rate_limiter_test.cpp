@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 
 namespace tern::server {
@@ -46,10 +47,33 @@ TEST(SourceRateLimiter, SourcesAreIndependentAndPortsDoNotMatter) {
     EXPECT_EQ(allowed(l, ip("198.51.100.2:1"), 5, t0), 2);
 }
 
+// 30 addresses of one /64 used to get 30 bursts; they are one host and share one.
+TEST(SourceRateLimiter, Ipv6AddressesOfOnePrefixShareABucket) {
+    SourceRateLimiter l(1, 100, 64, 1, 64);
+    int granted = 0;
+    for (int i = 1; i <= 30; ++i) {
+        const std::string text = "[2001:db8:5:6::" + std::to_string(i) + "]:4000";
+        granted += allowed(l, ip(text.c_str()), 100, t0);
+    }
+    EXPECT_EQ(granted, 100);
+    EXPECT_EQ(allowed(l, ip("[2001:db8:5:7::1]:4000"), 100, t0), 100);  // another /64
+    EXPECT_EQ(allowed(l, ip("198.51.100.1:1"), 100, t0), 100);          // IPv4 per address
+    EXPECT_EQ(allowed(l, ip("198.51.100.2:1"), 100, t0), 100);
+}
+
+TEST(SourceRateLimiter, Ipv6PrefixIsReloadable) {
+    SourceRateLimiter l(1, 1, 64, 1, 128);
+    EXPECT_EQ(allowed(l, ip("[2001:db8::1]:1"), 5, t0), 1);
+    EXPECT_EQ(allowed(l, ip("[2001:db8::2]:1"), 5, t0), 1);
+    l.set_rate(1, 1, 56);
+    EXPECT_EQ(allowed(l, ip("[2001:db8:0:ff::1]:1"), 5, t0), 1);
+    EXPECT_EQ(allowed(l, ip("[2001:db8:0:1::2]:1"), 5, t0), 0);  // same /56
+}
+
 TEST(SourceRateLimiter, ZeroRateIsNoLimit) {
     SourceRateLimiter l(0, 1, 64, 1);
     EXPECT_EQ(allowed(l, ip("198.51.100.1:1"), 1000, t0), 1000);
-    l.set_rate(1, 1);
+    l.set_rate(1, 1, 64);
     EXPECT_EQ(allowed(l, ip("198.51.100.1:1"), 10, t0), 1);
 }
 

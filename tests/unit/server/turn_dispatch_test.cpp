@@ -56,9 +56,11 @@ struct RecordingEgress final : allocation::RelayEgress {
     }
     bool send_to_client(const allocation::FiveTuple&, allocation::ClientId,
                         std::span<const std::uint8_t>) noexcept override {
+        ++to_client;
         return true;
     }
     allocation::RelayId next_id = 1;
+    int to_client = 0;
     std::vector<allocation::RelayId> closed;
     std::vector<std::pair<TransportAddress, Bytes>> to_peer;
 };
@@ -83,26 +85,33 @@ struct Response {
 
 class TurnDispatch : public ::testing::Test {
 protected:
-    void start(config::CredentialExpiry expiry) {
+    // `bound`: the listeners tern's own addresses come from (none: no own addresses).
+    void start(config::CredentialExpiry expiry, std::span<const config::Listener> bound = {}) {
         auto c = std::make_shared<const config::Config>(make_config(expiry));
         manager_ = std::make_unique<allocation::AllocationManager>(
-            manager_settings(*c), make_peer_policy(*c, {}), ports_, egress_, 1);
+            manager_settings(*c), make_peer_policy(*c, bound), ports_, egress_, 1);
         dispatcher_ = std::make_unique<RequestDispatcher>(c, manager_.get());
     }
 
     PacketContext context(std::chrono::seconds elapsed = 0s) const {
         PacketContext ctx;
         ctx.source = TransportAddress::v4({198, 51, 100, 7}, 40000);
-        ctx.local = TransportAddress::v4({192, 0, 2, 1}, 3478);
+        ctx.local = TransportAddress::v4({198, 51, 99, 1}, 3478);
         ctx.now = allocation::TimePoint{} + elapsed;
         ctx.unix_now = start_unix + elapsed.count();
         return ctx;
     }
 
     Response send(const Bytes& packet, std::chrono::seconds elapsed = 0s) {
+        return send_from(packet, context(elapsed).source, elapsed);
+    }
+    Response send_from(const Bytes& packet, const TransportAddress& source,
+                       std::chrono::seconds elapsed = 0s) {
         Response r;
         std::array<std::uint8_t, 1024> out{};
-        const auto reply = dispatcher_->handle(packet, context(elapsed), out);
+        PacketContext ctx = context(elapsed);
+        ctx.source = source;
+        const auto reply = dispatcher_->handle(packet, ctx, out);
         r.bytes.assign(reply.begin(), reply.end());
         r.parsed =
             !r.bytes.empty() && MessageView::parse(r.bytes, r.view) == protocol::ParseError::ok;
@@ -364,6 +373,152 @@ TEST_F(TurnDispatch, ChallengesToOneSourceStopAtItsBurst) {
     for (std::uint32_t i = 0; i < burst + 50; ++i) answered += send(request).bytes.empty() ? 0 : 1;
     EXPECT_EQ(answered, burst);
     EXPECT_EQ(dispatcher_->counters().rate_limited, 50u);
+}
+
+// RFC 8489 §6.3: authentication first, unknown attributes after. A sender without credentials
+// gets 401 whatever else its request carries, for every TURN method.
+constexpr std::uint16_t unknown_required = 0x7777;
+
+TEST_F(TurnDispatch, UnknownAttributeWithoutCredentialsGets401ForEveryTurnMethod) {
+    start(config::CredentialExpiry::allocate);
+    for (const Method method :
+         {Method::allocate, Method::refresh, Method::create_permission, Method::channel_bind}) {
+        Bytes buf(64);
+        MessageBuilder b(buf, MessageType{method, MessageClass::request},
+                         protocol::TransactionId{});
+        const std::array<std::uint8_t, 4> value{1, 2, 3, 4};
+        b.add_bytes(unknown_required, value);
+        const auto out = b.finish();
+        const auto r = send(Bytes(out.begin(), out.end()));
+        ASSERT_TRUE(r.parsed);
+        EXPECT_EQ(r.code(), 401) << static_cast<int>(method);
+        EXPECT_FALSE(r.view.has(protocol::attr::unknown_attributes));
+    }
+}
+
+TEST_F(TurnDispatch, UnknownAttributeInAnAuthenticatedRequestGets420SignedWithTheirKey) {
+    start(config::CredentialExpiry::allocate);
+    const auto r = send(signed_request(
+        Method::allocate, "alice", "wonderland", nonce(),
+        [](MessageBuilder& b) {
+            b.add_requested_transport(17);
+            const std::array<std::uint8_t, 4> value{1, 2, 3, 4};
+            b.add_bytes(unknown_required, value);
+        },
+        20));
+    ASSERT_TRUE(r.parsed);
+    EXPECT_EQ(r.code(), 420);
+    std::array<std::uint16_t, 4> listed{};
+    const auto unknown = r.view.unknown_attributes(listed);
+    ASSERT_EQ(unknown, 1u);
+    EXPECT_EQ(listed[0], unknown_required);
+    EXPECT_EQ(protocol::verify_message_integrity(
+                  r.view, auth::md5_key("alice", realm, "wonderland").bytes()),
+              protocol::IntegrityResult::ok);
+    EXPECT_EQ(manager_->allocation_count(), 0u);
+}
+
+// RFC 8489 §6.3.2: an indication with an unknown comprehension-required attribute is discarded.
+TEST_F(TurnDispatch, SendIndicationWithAnUnknownRequiredAttributeIsNotRelayed) {
+    start(config::CredentialExpiry::allocate);
+    const auto peer = TransportAddress::v4({203, 0, 113, 9}, 7000);
+    const std::string n = nonce();
+    ASSERT_EQ(
+        send(signed_request(Method::allocate, "alice", "wonderland", n, allocate_attributes, 21))
+            .code(),
+        0);
+    ASSERT_EQ(send(signed_request(
+                       Method::create_permission, "alice", "wonderland", n,
+                       [&](MessageBuilder& b) {
+                           b.add_xor_address(protocol::attr::xor_peer_address, peer);
+                       },
+                       22))
+                  .code(),
+              0);
+    for (const bool with_unknown : {true, false}) {
+        Bytes buf(128);
+        MessageBuilder b(buf, MessageType{Method::send, MessageClass::indication},
+                         protocol::TransactionId{});
+        b.add_xor_address(protocol::attr::xor_peer_address, peer);
+        const std::array<std::uint8_t, 2> payload{'h', 'i'};
+        b.add_bytes(protocol::attr::data, payload);
+        if (with_unknown) b.add_bytes(unknown_required, payload);
+        const auto indication = b.finish();
+        EXPECT_TRUE(send(Bytes(indication.begin(), indication.end())).bytes.empty());
+    }
+    ASSERT_EQ(egress_.to_peer.size(), 1u);  // only the one without the unknown attribute
+}
+
+// tern listens on 198.51.99.1:3478 (not special-purpose); its relayed addresses are that IP on
+// relay.ports.
+class OwnAddresses : public TurnDispatch {
+protected:
+    void SetUp() override {
+        listeners_ = {{config::Transport::udp, TransportAddress::v4({198, 51, 99, 1}, 3478)}};
+        start(config::CredentialExpiry::allocate, listeners_);
+    }
+    static Bytes binding() {
+        Bytes buf(64);
+        MessageBuilder b(buf, MessageType{Method::binding, MessageClass::request},
+                         protocol::TransactionId{});
+        const auto out = b.finish();
+        return Bytes(out.begin(), out.end());
+    }
+    std::vector<config::Listener> listeners_;
+};
+
+// A request spoofed from a relayed address would make the listener send into that client's
+// relay session; it gets no answer, while everyone else's requests do, local clients on tern's
+// own IP included (their ports may well lie in relay.ports).
+TEST_F(OwnAddresses, RequestsFromTernsRelayedAddressesGetNoAnswer) {
+    const auto allocated = send(
+        signed_request(Method::allocate, "alice", "wonderland", nonce(), allocate_attributes, 25));
+    ASSERT_EQ(allocated.code(), 0);
+    const auto relayed = allocated.view.xor_relayed_address();
+    ASSERT_TRUE(relayed);
+    ASSERT_EQ(relayed->ip_string(), "198.51.99.1");
+    EXPECT_TRUE(send_from(binding(), *relayed).bytes.empty());
+    Bytes allocate(64);
+    MessageBuilder b(allocate, MessageType{Method::allocate, MessageClass::request},
+                     protocol::TransactionId{});
+    b.add_requested_transport(17);
+    const auto out = b.finish();
+    EXPECT_TRUE(send_from(Bytes(out.begin(), out.end()), *relayed).bytes.empty());
+
+    auto local_client = *relayed;
+    local_client.port = static_cast<std::uint16_t>(relayed->port == 50099 ? 50098 : 50099);
+    const auto local = send_from(binding(), local_client);
+    ASSERT_TRUE(local.parsed);
+    EXPECT_EQ(local.view.message_class(), MessageClass::success_response);
+    EXPECT_TRUE(
+        send_from(binding(), TransportAddress::v4({198, 51, 100, 7}, relayed->port)).parsed);
+}
+
+// The other half: a datagram from tern's listener reaching a relay socket (the answer to such a
+// spoofed request) is never delivered, though the client holds a permission for tern's IP
+// because it relays to another client of the same server.
+TEST_F(OwnAddresses, RelaySocketsDropDatagramsFromTernsListeners) {
+    const std::string n = nonce();
+    ASSERT_EQ(
+        send(signed_request(Method::allocate, "alice", "wonderland", n, allocate_attributes, 23))
+            .code(),
+        0);
+    const auto other_client_relay = TransportAddress::v4({198, 51, 99, 1}, 50050);
+    ASSERT_EQ(send(signed_request(
+                       Method::create_permission, "alice", "wonderland", n,
+                       [&](MessageBuilder& b) {
+                           b.add_xor_address(protocol::attr::xor_peer_address, other_client_relay);
+                       },
+                       24))
+                  .code(),
+              0);
+    const allocation::RelayId relay = egress_.next_id - 1;
+    const std::array<std::uint8_t, 3> payload{'x', 'y', 'z'};
+    manager_->on_peer_datagram(relay, TransportAddress::v4({198, 51, 99, 1}, 3478), payload,
+                               allocation::TimePoint{});
+    EXPECT_EQ(egress_.to_client, 0);
+    manager_->on_peer_datagram(relay, other_client_relay, payload, allocation::TimePoint{});
+    EXPECT_EQ(egress_.to_client, 1);
 }
 
 }  // namespace

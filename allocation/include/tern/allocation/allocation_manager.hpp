@@ -128,6 +128,12 @@ public:
     void on_peer_datagram(RelayId relay, const protocol::TransportAddress& peer,
                           std::span<const std::uint8_t> payload, TimePoint now) noexcept;
 
+    // True when `source` is one of tern's relayed transport addresses (an own IP and a port
+    // some worker's relay holds): a request from there is spoofed, and its answer would land
+    // in that client's relay session as data. Takes the port pools' lock only for sources on
+    // an own IP (local clients), never for relayed data.
+    bool is_own_relayed_address(const protocol::TransportAddress& source) const;
+
     // A TCP/TLS control connection closed: its allocation goes with it (RFC 8656 §3.1).
     void on_client_closed(const FiveTuple& tuple);
 

@@ -28,6 +28,28 @@ struct IpKey {
         return key;
     }
 
+    // The key a per-source limit counts under: an IPv4 address (either form) on its own, an
+    // IPv6 address by its first `ipv6_prefix` bits (the rest zeroed), because one host commonly
+    // holds a whole /64 (RFC 7421) and would otherwise get a fresh allowance per address.
+    static IpKey source_of(const protocol::TransportAddress& address,
+                           unsigned ipv6_prefix) noexcept {
+        IpKey key = of(address);
+        if (key.is_ipv4() || ipv6_prefix >= 128) return key;
+        for (std::size_t i = ipv6_prefix / 8; i < key.bytes.size(); ++i) {
+            const unsigned kept = i == ipv6_prefix / 8 ? ipv6_prefix % 8 : 0;
+            key.bytes[i] &= static_cast<std::uint8_t>(0xFF00u >> kept);
+        }
+        return key;
+    }
+
+    // True for ::ffff:a.b.c.d, where of() puts every IPv4 address.
+    bool is_ipv4() const noexcept {
+        for (std::size_t i = 0; i < 10; ++i) {
+            if (bytes[i] != 0) return false;
+        }
+        return bytes[10] == 0xFF && bytes[11] == 0xFF;
+    }
+
     // Bit `index` counted from the most significant bit of the first byte.
     bool bit(std::size_t index) const noexcept {
         return ((bytes[index / 8] >> (7 - index % 8)) & 1u) != 0;

@@ -33,6 +33,8 @@ public:
     void expire(TimePoint now);
 
     std::size_t available(protocol::AddressFamily family);
+    // True while `port` is bound by a relay (reserved and unusable ports are not).
+    bool in_use(protocol::AddressFamily family, std::uint16_t port);
 
 private:
     RelayPortPool& pool(protocol::AddressFamily family) noexcept {

@@ -122,8 +122,8 @@ struct Limits {
     // complete message.
     std::uint32_t handshake_timeout = 10;
     std::uint32_t connection_idle_timeout = 600;  // seconds a TCP/TLS client may send nothing
-    // Seconds a TCP/TLS connection may stay open without an authenticated TURN request; the idle
-    // timeout applies only after one.
+    // Seconds a TCP/TLS connection may stay open without an authenticated TURN request; until
+    // then whichever of this, handshake_timeout and the idle timeout ends first closes it.
     std::uint32_t unauthenticated_timeout = 30;
     // IPv6 sources are counted per prefix of this length by every per-source limit (one host
     // commonly holds a whole /64); IPv4 sources per address.

@@ -67,6 +67,11 @@ public:
     std::span<const std::uint8_t> handle(std::span<const std::uint8_t> packet,
                                          const PacketContext& context,
                                          std::span<std::uint8_t> out) noexcept;
+    // The same; `authenticated` is set when the packet was a TURN request whose credential
+    // verified (stream connections lift their unauthenticated deadline on it).
+    std::span<const std::uint8_t> handle(std::span<const std::uint8_t> packet,
+                                         const PacketContext& context, std::span<std::uint8_t> out,
+                                         bool& authenticated) noexcept;
 
     const DispatchCounters& counters() const noexcept { return counters_; }
 
@@ -74,11 +79,12 @@ private:
     struct Credentials;  // the auth objects built from one config
     // A well-formed request past the checks every message gets; empty = no answer.
     std::span<const std::uint8_t> answer(const protocol::MessageView& msg,
-                                         const PacketContext& context, std::span<std::uint8_t> out);
+                                         const PacketContext& context, std::span<std::uint8_t> out,
+                                         bool& authenticated);
     void count_response(protocol::Method method, std::span<const std::uint8_t> reply) noexcept;
     std::span<const std::uint8_t> turn_request(const protocol::MessageView& msg,
                                                const PacketContext& context,
-                                               std::span<std::uint8_t> out);
+                                               std::span<std::uint8_t> out, bool& authenticated);
 
     std::shared_ptr<const config::Config> config_;
     std::unique_ptr<Credentials> credentials_;

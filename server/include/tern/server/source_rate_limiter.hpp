@@ -1,6 +1,7 @@
-// A token bucket per source IP for every answer to a sender that has not authenticated
-// (Binding, 420/400, and TURN challenges and failures): one table for the whole process, so the
-// limit holds however SO_REUSEPORT spreads a source's ports over workers.
+// A token bucket per source for every answer to a sender that has not authenticated (Binding,
+// 420/400, and TURN challenges and failures): one table for the whole process, so the limit holds
+// however SO_REUSEPORT spreads a source's ports over workers. A source is an IPv4 address or an
+// IPv6 prefix (limits.ipv6_source_prefix, IpKey::source_of).
 #pragma once
 
 #include <array>
@@ -24,12 +25,14 @@ public:
     // limiter more lenient. Thread-safe: a source's shard is locked only while its bucket is
     // updated, and only for answers to unauthenticated senders, never for relayed data.
     SourceRateLimiter(std::uint32_t rate, std::uint32_t burst, std::size_t slots,
-                      std::uint64_t hash_seed);
+                      std::uint64_t hash_seed, unsigned ipv6_prefix = 64);
 
     // Takes one token for `source`; false = over its rate, drop the request.
     bool allow(const protocol::TransportAddress& source, allocation::TimePoint now) noexcept;
 
-    void set_rate(std::uint32_t rate, std::uint32_t burst) noexcept;
+    // A reload: later requests see the new rate and prefix (a changed prefix starts sources
+    // afresh with full buckets, which can only be more lenient for a moment).
+    void set_rate(std::uint32_t rate, std::uint32_t burst, unsigned ipv6_prefix) noexcept;
     std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
 private:
@@ -51,6 +54,7 @@ private:
 
     std::atomic<double> rate_;
     std::atomic<double> burst_;
+    std::atomic<unsigned> ipv6_prefix_;
     std::uint64_t seed_;
     std::array<Shard, shard_count> shards_;
     std::atomic<std::uint64_t> refused_{0};

@@ -60,7 +60,9 @@ struct StreamLimits {
     // TLS handshake, and then the first complete request or ChannelData, must each arrive
     // within this: a client that connects and stalls (slowloris) cannot hold a slot.
     std::chrono::seconds handshake_timeout{10};
-    std::chrono::seconds idle_timeout{600};  // nothing received for this long: closed
+    // No TURN request authenticated this long after the connection opened: closed.
+    std::chrono::seconds unauthenticated_timeout{30};
+    std::chrono::seconds idle_timeout{600};  // once authenticated, nothing received this long
 };
 
 class StreamListener {
