@@ -17,11 +17,11 @@ JOBS         ?= $(shell nproc)
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Build and run-time packages; test-only ones next (coturn's clients, strace, clang for fuzzing,
-# Chromium with NSS tools and nftables for the browser end-to-end test).
+# Chromium and Firefox ESR with NSS tools and nftables for the browser end-to-end tests).
 BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
               libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev
 TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
-              chromium libnss3-tools nftables iproute2 libbenchmark-dev \
+              chromium firefox-esr libnss3-tools nftables iproute2 libbenchmark-dev \
               python3 util-linux
 # make lint: formatting, clang-tidy (with run-clang-tidy) and cppcheck; the tests' headers too,
 # since clang-tidy compiles what it checks.
@@ -48,11 +48,11 @@ test-deps:
 	@$(call install_missing,$(BUILD_DEPS) $(TEST_DEPS))
 	@$(MAKE) --no-print-directory e2e-deps
 
-# The browser test's npm packages, exactly as locked (playwright-core drives Debian's Chromium;
-# it never downloads a browser).
+# The browser tests' npm packages, exactly as locked (playwright-core drives Debian's Chromium,
+# puppeteer-core Debian's Firefox ESR over WebDriver BiDi; neither downloads a browser).
 e2e-deps:
 	@command -v npm >/dev/null || { $(call install_missing,npm); }
-	@[ -d tests/e2e/node_modules/playwright-core ] || \
+	@[ -d tests/e2e/node_modules/playwright-core ] && [ -d tests/e2e/node_modules/puppeteer-core ] || \
 	  (cd tests/e2e && npm ci --no-audit --no-fund)
 
 # Installs only the packages dpkg does not already report as installed.
@@ -115,7 +115,7 @@ lint:
 	@echo "cppcheck: clean"
 
 unit-and-integration: build
-	@echo "browser for the e2e test: $$(chromium --version 2>/dev/null | grep -v 'unexpected operator')"
+	@echo "browsers for the e2e tests: $$(chromium --version 2>/dev/null | grep -v 'unexpected operator'); $$(firefox-esr --version 2>/dev/null)"
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) --no-print-directory bench-smoke
 
