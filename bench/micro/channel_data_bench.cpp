@@ -125,7 +125,9 @@ private:
     static std::shared_ptr<const allocation::PeerPolicy> policy() {
         const std::vector<protocol::Cidr> none;
         const std::vector<TransportAddress> own{must_parse("192.0.2.10:3478")};
-        return std::make_shared<const allocation::PeerPolicy>(none, none, own);
+        // As ternd has them: the relay range and a UDP/TCP and a TLS listener port.
+        const allocation::OwnPeerPorts ports{49152, 65535, {3478, 5349}};
+        return std::make_shared<const allocation::PeerPolicy>(none, none, own, ports);
     }
 
     template <class Add>
