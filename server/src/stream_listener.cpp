@@ -177,6 +177,10 @@ private:
                     self->close();
                     return;
                 }
+                // A read that completed before another handler closed the connection (a write
+                // failing on a reset, say) must not be processed: the allocation is already
+                // gone, and a Refresh in it would be answered 437 to nobody.
+                if (self->closed_) return;
                 self->framer_.commit(n);
                 self->context_.now = std::chrono::steady_clock::now();
                 self->context_.unix_now = std::time(nullptr);
