@@ -13,36 +13,50 @@ struct RangeText {
     std::uint8_t prefix_length;
 };
 
-// IANA special-purpose registries (RFC 6890 and successors) plus multicast and the reserved
-// block; RFC 8656 §21 asks TURN servers to keep relays away from them by default.
+// The IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890, RFC 8190 and later
+// entries), kept as data in allocation/data/iana-ipv{4,6}-special-registry.csv; the unit test
+// peer_registry_test.cpp reads those files and checks that every block in them is refused here,
+// so a registry refresh that adds a block fails the tests until this table covers it. RFC 8656
+// §21 asks TURN servers to keep relays away from such addresses by default. A block that covers
+// registry sub-entries stands for them (192.0.0.0/24 holds 192.0.0.9/32 and the others).
 constexpr RangeText default_refused[] = {
-    {"0.0.0.0", 8},        // "this network"
+    // IPv4: every registry entry (all but the five marked below are not globally reachable),
+    // plus multicast, which has a registry of its own.
+    {"0.0.0.0", 8},        // "this network", incl. 0.0.0.0/32
     {"10.0.0.0", 8},       // RFC 1918
     {"100.64.0.0", 10},    // CGNAT shared space, RFC 6598
     {"127.0.0.0", 8},      // loopback
     {"169.254.0.0", 16},   // link-local, incl. cloud metadata 169.254.169.254
     {"172.16.0.0", 12},    // RFC 1918
-    {"192.0.0.0", 24},     // IETF protocol assignments
+    {"192.0.0.0", 24},     // IETF protocol assignments, incl. PCP and TURN anycast (reachable)
     {"192.0.2.0", 24},     // TEST-NET-1
-    {"192.88.99.0", 24},   // 6to4 relay anycast
+    {"192.31.196.0", 24},  // AS112-v4: reachable, but an anycast DNS sink, nothing to relay to
+    {"192.52.193.0", 24},  // AMT relays: reachable, but a gateway into multicast
+    {"192.88.99.0", 24},   // 6to4 relay anycast (deprecated) and 6a44 relay
     {"192.168.0.0", 16},   // RFC 1918
+    {"192.175.48.0", 24},  // AS112 direct delegation: reachable, an anycast DNS sink
     {"198.18.0.0", 15},    // benchmarking
     {"198.51.100.0", 24},  // TEST-NET-2
     {"203.0.113.0", 24},   // TEST-NET-3
     {"224.0.0.0", 4},      // multicast
     {"240.0.0.0", 4},      // reserved, incl. limited broadcast 255.255.255.255
-    {"::", 128},           // unspecified
-    {"::1", 128},          // loopback
-    {"::", 96},            // IPv4-compatible ::a.b.c.d (deprecated; would smuggle IPv4)
-    {"64:ff9b::", 96},     // NAT64 well-known prefix: reaches IPv4 through a translator
-    {"64:ff9b:1::", 48},   // NAT64 local-use prefix (RFC 8215): the same, site-defined
-    {"2001::", 23},        // IETF protocol assignments, incl. Teredo 2001::/32 (embeds IPv4)
-    {"2001:db8::", 32},    // documentation
-    {"2002::", 16},        // 6to4: the next 32 bits are an IPv4 address a relay router reaches
-    {"100::", 64},         // discard-only
-    {"fc00::", 7},         // unique local
-    {"fe80::", 10},        // link-local
-    {"ff00::", 8},         // multicast
+    // IPv6 outside 2000::/3, the only space IANA hands out as global unicast. This holds ::/128,
+    // ::1/128, IPv4-compatible ::/96, SIIT ::ffff:0:0:0/96, NAT64 64:ff9b::/96 (reachable, but
+    // it reaches IPv4 through a translator, private IPv4 too) and 64:ff9b:1::/48, discard-only
+    // 100::/64, the dummy prefix 100:0:0:1::/64, SRv6 SIDs 5f00::/16, unique-local fc00::/7,
+    // link-local fe80::/10, site-local fec0::/10 and multicast ff00::/8. ::/3 stops short of
+    // ::ffff:0:0/96, where IPv4 peers live in the key space: those are judged by the IPv4
+    // ranges above, as Cidr::contains judges them (see insert_default).
+    {"::", 3},
+    {"4000::", 2},
+    {"8000::", 1},
+    // Special-purpose blocks inside 2000::/3.
+    {"2001::", 23},          // IETF protocol assignments, incl. Teredo 2001::/32 (embeds IPv4),
+                             // PCP/TURN/SRP anycast, AMT, AS112-v6, ORCHIDv2 and DRIP DETs
+    {"2001:db8::", 32},      // documentation
+    {"2002::", 16},          // 6to4: the next 32 bits are an IPv4 address a relay router reaches
+    {"2620:4f:8000::", 48},  // AS112 direct delegation: reachable, an anycast DNS sink
+    {"3fff::", 20},          // documentation (RFC 9637)
 };
 
 // Where an IPv4 range's bits start in the 128-bit key space.
@@ -84,7 +98,7 @@ PeerPolicy::PeerPolicy(std::span<const protocol::Cidr> allow, std::span<const pr
                        const OwnPeerPorts& own_ports)
     : own_first_(own_ports.first), own_last_(own_ports.last), listener_ports_(own_ports.listeners) {
     nodes_.emplace_back();
-    for (const auto& range : default_refused_ranges()) insert(range, special_flag);
+    for (const auto& range : default_refused_ranges()) insert_default(range);
     for (const auto& address : own) {
         insert(IpKey::of(address), 128, own_flag);
         own_.push_back(own_ip_of(address));
@@ -115,6 +129,31 @@ void PeerPolicy::insert(const protocol::Cidr& range, std::uint8_t flag) {
     const std::size_t max_bits = v4 ? 32 : 128;
     const std::size_t length = range.prefix_length < max_bits ? range.prefix_length : max_bits;
     insert(IpKey::of(range.network), v4 ? v4_offset_bits + length : length, flag);
+}
+
+void PeerPolicy::insert_default(const protocol::Cidr& range) {
+    const IpKey key = IpKey::of(range.network);
+    const std::size_t length = range.network.family == protocol::AddressFamily::ipv4
+                                   ? v4_offset_bits + range.prefix_length
+                                   : range.prefix_length;
+    // ::ffff:0.0.0.0, the first key of the IPv4 space.
+    const IpKey v4_space = IpKey::of(protocol::TransportAddress::v4({0, 0, 0, 0}, 0));
+    bool covers_v4_space = length <= v4_offset_bits;
+    for (std::size_t bit = 0; covers_v4_space && bit < length; ++bit) {
+        covers_v4_space = key.bit(bit) == v4_space.bit(bit);
+    }
+    if (!covers_v4_space) {
+        insert(key, length, special_flag);
+        return;
+    }
+    // The range minus ::ffff:0:0/96: the subtree beside the path to ::ffff:0:0/96 at each depth
+    // below the range's prefix (at most 96 nodes, built once). A look-up walks exactly as
+    // before; an IPv4 peer's path simply never meets a flag until the IPv4 ranges.
+    for (std::size_t depth = length; depth < v4_offset_bits; ++depth) {
+        IpKey beside = v4_space;
+        beside.bytes[depth / 8] ^= static_cast<std::uint8_t>(0x80u >> (depth % 8));
+        insert(beside, depth + 1, special_flag);
+    }
 }
 
 void PeerPolicy::insert(const IpKey& key, std::size_t length, std::uint8_t flag) {

@@ -61,15 +61,139 @@ const PeerPolicy& default_policy() {
 TEST(PeerPolicy, DefaultRangeTableIsExactlyTheDocumentedList) {
     std::set<std::string> got;
     for (const auto& c : PeerPolicy::default_refused_ranges()) got.insert(c.to_string());
-    const std::set<std::string> want = {
-        "0.0.0.0/8",     "10.0.0.0/8",      "100.64.0.0/10",  "127.0.0.0/8",    "169.254.0.0/16",
-        "172.16.0.0/12", "192.0.0.0/24",    "192.0.2.0/24",   "192.88.99.0/24", "192.168.0.0/16",
-        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",    "240.0.0.0/4",
-        "::/128",        "::1/128",         "::/96",          "64:ff9b::/96",   "100::/64",
-        "fc00::/7",      "fe80::/10",       "ff00::/8",       "64:ff9b:1::/48", "2001::/23",
-        "2001:db8::/32", "2002::/16"};
+    const std::set<std::string> want = {"0.0.0.0/8",
+                                        "10.0.0.0/8",
+                                        "100.64.0.0/10",
+                                        "127.0.0.0/8",
+                                        "169.254.0.0/16",
+                                        "172.16.0.0/12",
+                                        "192.0.0.0/24",
+                                        "192.0.2.0/24",
+                                        "192.31.196.0/24",
+                                        "192.52.193.0/24",
+                                        "192.88.99.0/24",
+                                        "192.168.0.0/16",
+                                        "192.175.48.0/24",
+                                        "198.18.0.0/15",
+                                        "198.51.100.0/24",
+                                        "203.0.113.0/24",
+                                        "224.0.0.0/4",
+                                        "240.0.0.0/4",
+                                        "::/3",
+                                        "4000::/2",
+                                        "8000::/1",
+                                        "2001::/23",
+                                        "2001:db8::/32",
+                                        "2002::/16",
+                                        "2620:4f:8000::/48",
+                                        "3fff::/20"};
     EXPECT_EQ(got, want);
     EXPECT_EQ(PeerPolicy::default_refused_ranges().size(), want.size());
+}
+
+// The ranges refused before the registries were taken in whole: each is still refused at both
+// ends (and in mapped form for IPv4), though most IPv6 ones are now inside ::/3 or 8000::/1.
+TEST(PeerPolicy, EveryRangeRefusedBeforeIsStillRefused) {
+    const std::vector<Cidr> before = {
+        cidr("0.0.0.0", 8),      cidr("10.0.0.0", 8),     cidr("100.64.0.0", 10),
+        cidr("127.0.0.0", 8),    cidr("169.254.0.0", 16), cidr("172.16.0.0", 12),
+        cidr("192.0.0.0", 24),   cidr("192.0.2.0", 24),   cidr("192.88.99.0", 24),
+        cidr("192.168.0.0", 16), cidr("198.18.0.0", 15),  cidr("198.51.100.0", 24),
+        cidr("203.0.113.0", 24), cidr("224.0.0.0", 4),    cidr("240.0.0.0", 4),
+        cidr("::", 128),         cidr("::1", 128),        cidr("::", 96),
+        cidr("64:ff9b::", 96),   cidr("64:ff9b:1::", 48), cidr("2001::", 23),
+        cidr("2001:db8::", 32),  cidr("2002::", 16),      cidr("100::", 64),
+        cidr("fc00::", 7),       cidr("fe80::", 10),      cidr("ff00::", 8)};
+    for (const auto& range : before) {
+        for (const auto& a : {range.network, last_of(range)}) {
+            EXPECT_EQ(default_policy().check(a), PeerVerdict::special_purpose)
+                << range.to_string() << " at " << a.ip_string();
+            if (a.family == protocol::AddressFamily::ipv4) {
+                EXPECT_EQ(default_policy().check(mapped(a)), PeerVerdict::special_purpose)
+                    << range.to_string() << " at " << mapped(a).ip_string();
+            }
+        }
+    }
+}
+
+// The blocks an outside audit found open, each at the address it tried and at both ends.
+TEST(PeerPolicy, AuditedSpecialPurposeBlocksAreRefusedByDefault) {
+    struct Case {
+        const char* address;
+        Cidr block;
+    };
+    const Case cases[] = {
+        {"fec0::1", cidr("fec0::", 10)},                  // site-local (deprecated)
+        {"::ffff:0:a00:1", cidr("::ffff:0:0:0", 96)},     // SIIT IPv4-translated, 10.0.0.1
+        {"::ffff:0:808:808", cidr("::ffff:0:0:0", 96)},   // SIIT IPv4-translated, 8.8.8.8
+        {"5f00::1", cidr("5f00::", 16)},                  // SRv6 SIDs
+        {"3fff::1", cidr("3fff::", 20)},                  // documentation (RFC 9637)
+        {"2620:4f:8000::1", cidr("2620:4f:8000::", 48)},  // AS112 direct delegation
+        {"100:0:0:1::1", cidr("100:0:0:1::", 64)},        // dummy IPv6 prefix
+        {"192.31.196.1", cidr("192.31.196.0", 24)},       // AS112-v4
+        {"192.52.193.1", cidr("192.52.193.0", 24)},       // AMT
+        {"192.175.48.1", cidr("192.175.48.0", 24)},       // AS112 direct delegation
+    };
+    for (const auto& c : cases) {
+        for (const auto& a : {ip(c.address), c.block.network, last_of(c.block)}) {
+            EXPECT_EQ(default_policy().check(a), PeerVerdict::special_purpose)
+                << c.address << ": " << a.ip_string();
+            EXPECT_FALSE(default_policy().permits(a)) << a.ip_string();
+            if (a.family == protocol::AddressFamily::ipv4) {
+                EXPECT_EQ(default_policy().check(mapped(a)), PeerVerdict::special_purpose)
+                    << mapped(a).ip_string();
+            }
+        }
+    }
+}
+
+// Every IPv6 address outside 2000::/3 is refused, except the IPv4 space ::ffff:0:0/96 (judged
+// as IPv4); inside 2000::/3 only the special-purpose blocks are. Probed at the first, a middle
+// and the last address of every /16.
+TEST(PeerPolicy, Ipv6OutsideGlobalUnicastIsRefused) {
+    int refused = 0;
+    for (unsigned top = 0; top <= 0xFFFF; ++top) {
+        if (top >= 0x2000 && top <= 0x3FFF) continue;
+        std::array<std::uint8_t, 16> first{};
+        first[0] = static_cast<std::uint8_t>(top >> 8);
+        first[1] = static_cast<std::uint8_t>(top);
+        std::array<std::uint8_t, 16> middle = first;
+        middle[2] = 0x80;
+        middle[15] = 1;
+        std::array<std::uint8_t, 16> last = first;
+        std::fill(last.begin() + 2, last.end(), 0xFF);
+        for (const auto& bytes : {first, middle, last}) {
+            const auto a = TransportAddress::v6(bytes, 0);
+            if (default_policy().check(a) == PeerVerdict::special_purpose) {
+                ++refused;
+            } else {
+                ADD_FAILURE() << a.ip_string() << " is allowed";
+            }
+        }
+    }
+    EXPECT_EQ(refused, 3 * (0x10000 - 0x2000));
+    EXPECT_EQ(default_policy().check(ip("::ffff:8.8.8.8")), PeerVerdict::allowed);
+    EXPECT_EQ(default_policy().check(ip("::ffff:10.0.0.1")), PeerVerdict::special_purpose);
+    EXPECT_EQ(default_policy().check(ip("1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+              PeerVerdict::special_purpose);
+    EXPECT_EQ(default_policy().check(ip("2000::")), PeerVerdict::allowed);
+    EXPECT_EQ(default_policy().check(ip("3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+              PeerVerdict::allowed);
+    EXPECT_EQ(default_policy().check(ip("4000::")), PeerVerdict::special_purpose);
+}
+
+// relay.allow_peers opens the newly refused ranges too, and only what it lists.
+TEST(PeerPolicy, AllowPeersOpensTheRegistryBlocks) {
+    const std::vector<Cidr> allow = {cidr("fec0::", 10), cidr("192.31.196.0", 24),
+                                     cidr("5f00::", 16), cidr("::ffff:0:0:0", 96)};
+    const PeerPolicy p(allow, {}, {});
+    for (const char* text : {"fec0::1", "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "192.31.196.1",
+                             "::ffff:192.31.196.255", "5f00::1", "::ffff:0:a00:1"}) {
+        EXPECT_EQ(p.check(ip(text)), PeerVerdict::allowed) << text;
+    }
+    for (const char* text : {"fe80::1", "192.52.193.1", "5f01::1", "::ffff:1:a00:1", "10.0.0.1"}) {
+        EXPECT_EQ(p.check(ip(text)), PeerVerdict::special_purpose) << text;
+    }
 }
 
 // Prefixes that embed an IPv4 address a translator or relay router would reach: a private
@@ -161,7 +285,8 @@ TEST(PeerPolicy, PublicAddressesAllowedInBothForms) {
     for (const char* text :
          {"8.8.8.8", "1.1.1.1", "172.32.0.0", "172.15.255.255", "100.63.255.255", "100.128.0.0",
           "11.0.0.0", "223.255.255.255", "::ffff:8.8.8.8", "2001:4860:4860::8888", "2a00:1450::1",
-          "fbff:ffff::1", "fec0::1", "::1:0:0:1", "64:ff9a:ffff::1"}) {
+          "2606:4700::1111", "2001:200::", "2620:4f:7fff:ffff:ffff:ffff:ffff:ffff",
+          "2620:4f:8001::", "3fff:1000::", "192.31.195.255", "192.31.197.0"}) {
         EXPECT_EQ(default_policy().check(ip(text)), PeerVerdict::allowed) << text;
     }
 }

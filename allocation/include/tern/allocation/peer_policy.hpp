@@ -20,7 +20,8 @@ namespace tern::allocation {
 enum class PeerVerdict : std::uint8_t {
     allowed,
     denied_by_config,  // covered by a `deny` range
-    special_purpose,   // loopback, private, link-local, multicast, ... and not allow-listed
+    special_purpose,   // an IANA special-purpose block, multicast, or IPv6 outside 2000::/3,
+                       // and not allow-listed
     own_address,       // one of tern's own addresses, on a port outside the relay range
 };
 
@@ -79,7 +80,9 @@ public:
                is_own(source);
     }
 
-    // The ranges refused unless allow-listed, as written in the source (for tests and docs).
+    // The ranges refused unless allow-listed, as written in the source (for tests and docs). An
+    // IPv6 range among them never covers the IPv4 space ::ffff:0:0/96 (::/3 would): a peer
+    // there is an IPv4 peer, judged by the IPv4 ranges only, as Cidr::contains sees it.
     static std::vector<protocol::Cidr> default_refused_ranges();
 
 private:
@@ -92,6 +95,8 @@ private:
     // Marks the prefix of `length` bits of `key`; IPv4 ranges arrive already shifted to /96+.
     void insert(const IpKey& key, std::size_t length, std::uint8_t flag);
     void insert(const protocol::Cidr& range, std::uint8_t flag);
+    // A default-refused range as special_flag, leaving out ::ffff:0:0/96 if it covers it.
+    void insert_default(const protocol::Cidr& range);
     // Whether a peer on an own address may use `port`.
     bool own_port_open(std::uint16_t port) const noexcept;
 
