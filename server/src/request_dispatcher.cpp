@@ -273,9 +273,11 @@ std::span<const std::uint8_t> RequestDispatcher::answer(const MessageView& msg,
                                                         const PacketContext& context,
                                                         std::span<std::uint8_t> out,
                                                         bool& authenticated) {
-    // A request "from" one of tern's relayed addresses is spoofed: its answer would reach
-    // another client's relay session as data. No answer at all.
-    if (relay_ != nullptr && relay_->is_own_relayed_address(context.source)) {
+    // A UDP request "from" one of tern's relayed addresses is spoofed: its answer would reach
+    // another client's relay session as data. No answer at all. Relays are UDP, so a TCP or TLS
+    // client (which cannot spoof) on the same port number is someone else.
+    if (relay_ != nullptr && context.transport == config::Transport::udp &&
+        relay_->is_own_relayed_address(context.source)) {
         ++counters_.dropped_other;
         return {};
     }

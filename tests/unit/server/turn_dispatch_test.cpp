@@ -485,6 +485,13 @@ TEST_F(OwnAddresses, RequestsFromTernsRelayedAddressesGetNoAnswer) {
     const auto out = b.finish();
     EXPECT_TRUE(send_from(Bytes(out.begin(), out.end()), *relayed).bytes.empty());
 
+    // A TCP client on tern's IP whose port number happens to be a relay's UDP port is not it.
+    PacketContext tcp = context();
+    tcp.source = *relayed;
+    tcp.transport = config::Transport::tcp;
+    std::array<std::uint8_t, 1024> reply{};
+    EXPECT_FALSE(dispatcher_->handle(binding(), tcp, reply).empty());
+
     auto local_client = *relayed;
     local_client.port = static_cast<std::uint16_t>(relayed->port == 50099 ? 50098 : 50099);
     const auto local = send_from(binding(), local_client);
