@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "private_network.hpp"
@@ -124,22 +125,27 @@ int connections_admitted(const std::vector<std::string>& sources, std::vector<St
     return admitted;
 }
 
+// ternd with `limits`; one TCP connection from each of 10 addresses of the one /64, then one from
+// another /64: how many of each ternd admitted.
+std::pair<int, int> admitted_per_prefix(const std::string& limits) {
+    TerndProcess ternd(server_yaml(limits));
+    if (!ternd.wait_for_output("is listening on", 10s)) {
+        ADD_FAILURE() << ternd.output();
+        return {-1, -1};
+    }
+    std::vector<StreamClient> kept;
+    const int same = connections_admitted(one_host(10), kept);
+    return {same, connections_admitted({other_prefix_address}, kept)};
+}
+
 TEST_F(Ipv6SourcePrefix, ConnectionsPerSourceCountTheWholeSlash64) {
-    run([] {
-        TerndProcess ternd(server_yaml("max_connections_per_ip: 3"));
-        ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
-        std::vector<StreamClient> kept;
-        EXPECT_EQ(connections_admitted(one_host(10), kept), 3);
-        EXPECT_EQ(connections_admitted({other_prefix_address}, kept), 1);
-    });
+    run([] { EXPECT_EQ(admitted_per_prefix("max_connections_per_ip: 3"), std::make_pair(3, 1)); });
 }
 
 TEST_F(Ipv6SourcePrefix, WithPrefix128ConnectionsCountPerAddress) {
     run([] {
-        TerndProcess ternd(server_yaml("max_connections_per_ip: 3, ipv6_source_prefix: 128"));
-        ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
-        std::vector<StreamClient> kept;
-        EXPECT_EQ(connections_admitted(one_host(10), kept), 10);
+        EXPECT_EQ(admitted_per_prefix("max_connections_per_ip: 3, ipv6_source_prefix: 128"),
+                  std::make_pair(10, 1));
     });
 }
 
