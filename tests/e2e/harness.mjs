@@ -1,0 +1,327 @@
+// What tern's browser end-to-end tests share, whatever the browser: the command line, REST
+// credentials, ternd started with its config and waited for, its /metrics, the throw-away CA and
+// server certificate, the operator's relay-check page served to the browser, the in-page call and
+// the checks on its result, and the run's reporting and exit status. e2e.mjs (Chromium, through
+// playwright-core) and e2e-firefox.mjs (Firefox, through puppeteer-core) keep only what differs.
+// One run per process: the state below (work directory, children, failures) is that run's.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const secret = 'e2e-shared-secret';
+export const realm = 'e2e.tern.test';
+const started = Date.now();
+const children = [];
+let terndPath;
+let work;
+
+export function log(...parts) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...parts);
+}
+
+// `--name value` pairs from the command line. --ternd is required (else `usage` and exit 2); the
+// run's work directory is made here, under the system's temporary directory, named by `workPrefix`.
+export function init({ usage, workPrefix }) {
+  const args = Object.fromEntries(
+    process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []));
+  terndPath = args.ternd;
+  if (!terndPath) {
+    console.error(usage);
+    process.exit(2);
+  }
+  work = mkdtempSync(path.join(tmpdir(), workPrefix));
+  return args;
+}
+
+// A path inside this run's work directory (removed at the end of the run).
+export function workPath(...parts) {
+  return path.join(work, ...parts);
+}
+
+// The case filter: --only NAME runs the cases whose names contain NAME.
+export function wanted(args) {
+  const only = args.only;
+  return (n) => !only || n.includes(only);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials, as a backend mints them (docs/credentials.md).
+
+export function restCredential(user, ttlSeconds, key = secret) {
+  const username = `${Math.floor(Date.now() / 1000) + ttlSeconds}:${user}`;
+  const credential = createHmac('sha1', key).update(username).digest('base64');
+  return { username, credential };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes and ports. Every child is killed by its own PID on exit, and only those.
+
+export async function freePort() {
+  // TCP and UDP on both families must be free; ask the kernel for a TCP port and accept it if
+  // the rest happen to be free too (the namespace is otherwise empty).
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function startTernd(name, yaml) {
+  const dir = workPath(name);
+  mkdirSync(dir, { recursive: true });
+  const config = path.join(dir, 'tern.yaml');
+  writeFileSync(config, yaml);
+  const child = spawn(terndPath, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}: ternd did not start:\n${output}`)), 10000);
+    const onData = () => {
+      if (output.includes('is listening on')) { clearTimeout(timer); resolve(); }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${name}: ternd exited ${code}:\n${output}`)); });
+  });
+  return { child, ready, output: () => output };
+}
+
+function killChildren() {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      try { process.kill(c.pid, 'SIGTERM'); } catch { /* already gone */ }
+    }
+  }
+}
+
+// ternd's configuration: UDP and TCP on 127.0.0.1 and ::1, TLS on 127.0.0.1 (and on
+// `tlsAddress6` when given), REST credentials with `terndSecret`, the relay's peer allowance
+// (`allowPeers`, else ternd's default policy) and, with `metricsPort`, the Prometheus endpoint.
+export function terndYaml({ port, tlsPort, pki, terndSecret = secret, tlsAddress6, allowPeers, metricsPort }) {
+  const listen6 = [`"udp://[::1]:${port}"`, `"tcp://[::1]:${port}"`];
+  if (tlsAddress6) listen6.push(`"tls://[${tlsAddress6}]:${tlsPort}"`);
+  return [
+    `realm: ${realm}`,
+    'threads: 2',
+    `listen: [ "udp://127.0.0.1:${port}", "tcp://127.0.0.1:${port}", "tls://127.0.0.1:${tlsPort}",`,
+    `          ${listen6.join(', ')} ]`,
+    `tls: { certificate: ${pki.cert}, private_key: ${pki.key} }`,
+    'auth:',
+    `  secrets: [ "${terndSecret}" ]`,
+    'relay:',
+    '  default_family: client',
+    allowPeers ? `  allow_peers: [ ${allowPeers.join(', ')} ]` : null,
+    metricsPort ? `metrics: { listen: "127.0.0.1:${metricsPort}" }` : null,
+    'limits: { shutdown_grace: 0 }',
+    'log: { level: info }',
+    '',
+  ].filter((line) => line !== null).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server certificate for `hostNames` (the first is its CN) and `ipAddresses`, signed by a
+// throw-away CA (`caName`) that only this run's browser trusts: the CA goes into the NSS database
+// at `nssdb`, the one the browser reads its trust anchors from.
+
+export function makeCertificates({ caName, hostNames, ipAddresses = [], nssdb }) {
+  const dir = workPath('pki');
+  mkdirSync(dir, { recursive: true });
+  const f = (n) => path.join(dir, n);
+  const openssl = (...a) => execFileSync('openssl', a, { stdio: 'pipe' });
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', `/CN=${caName}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${hostNames[0]}`);
+  const altNames = [...hostNames.map((n) => `DNS:${n}`), ...ipAddresses.map((a) => `IP:${a}`)];
+  writeFileSync(f('ext.cnf'),
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' +
+    `subjectAltName=${altNames.join(',')}\n`);
+  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+    '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('server.pem'));
+  mkdirSync(nssdb, { recursive: true });
+  execFileSync('certutil', ['-N', '-d', `sql:${nssdb}`, '--empty-password'], { stdio: 'pipe' });
+  execFileSync('certutil', ['-A', '-d', `sql:${nssdb}`, '-n', 'tern-e2e-ca', '-t', 'C,,', '-i', f('ca.pem')],
+    { stdio: 'pipe' });
+  return { cert: f('server.pem'), key: f('server.key') };
+}
+
+// ---------------------------------------------------------------------------------------------
+// ternd's Prometheus metrics: what the server saw, next to what the browser reports.
+
+export async function scrape(metricsPort) {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  const values = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = line.match(/^(\S+)\s+(\S+)$/);
+    if (m) values.set(m[1], Number(m[2]));
+  }
+  return values;
+}
+
+// Counter increase between two scrapes for one series, written as Prometheus prints it.
+export function delta(before, after, series) {
+  return (after.get(series) || 0) - (before.get(series) || 0);
+}
+
+// Every request series that moved between two scrapes, but the normal 200s and 401 challenges.
+export function unusualAnswers(before, after) {
+  const moved = [];
+  for (const [series, v] of after) {
+    if (!series.startsWith('tern_requests_total{') && !series.startsWith('tern_stun_dropped_total{') &&
+        !series.startsWith('tern_relay_dropped_packets_total{')) continue;
+    if (/code="(200|401)"/.test(series)) continue;
+    const d = v - (before.get(series) || 0);
+    if (d > 0) moved.push(`${series} +${d}`);
+  }
+  return moved;
+}
+
+// The requests ternd answered between two scrapes, as "allocate 200x4 401x2, ...".
+export function answered(before, after) {
+  const byMethod = new Map();
+  for (const [series, v] of after) {
+    const m = series.match(/^tern_requests_total\{method="([^"]+)",code="([^"]+)"\}$/);
+    const d = v - (before.get(series) || 0);
+    if (!m || d <= 0) continue;
+    byMethod.set(m[1], [...(byMethod.get(m[1]) || []), `${m[2]}x${d}`]);
+  }
+  return [...byMethod].map(([method, codes]) => `${method} ${codes.join(' ')}`).join(', ') || 'none';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page under test: the operator's relay-check page (docs/relay-check.html), so the test and
+// the operator's tool stay one piece of code. Served over plain HTTP on 127.0.0.1.
+
+export async function servePage() {
+  const pageHtml = readFileSync(path.join(here, '..', '..', 'docs', 'relay-check.html'));
+  const http = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(pageHtml);
+  });
+  await new Promise((r) => http.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${http.address().port}/`, close: () => http.close() };
+}
+
+// The page's console errors in the test's log (playwright and puppeteer pages alike).
+export function logPageErrors(page) {
+  page.on('console', (m) => { if (m.type() === 'error') log(`page: ${m.text()}`); });
+}
+
+// One call between the page's two RTCPeerConnections through the TURN server at `urls`.
+export function relayCall(page, urls, cred, { timeoutMs, messages, media }) {
+  return page.evaluate((cfg) => window.relayCall(cfg), {
+    iceServers: [{ urls, ...cred }], timeoutMs, messages, media,
+  });
+}
+
+// The operator's form: its fields and the values to type in them, with fresh credentials.
+export function operatorFields(host, port, tlsPort) {
+  const cred = restCredential('operator', 600);
+  return [['host', host], ['port', String(port)], ['tlsPort', String(tlsPort)],
+    ['username', cred.username], ['credential', cred.credential]];
+}
+
+// Runs in the page: true once every row of the form's results has its verdict.
+export function operatorPageDone() {
+  const cells = [...document.querySelectorAll('#results td:nth-child(2)')];
+  return cells.length === 3 && cells.every((c) => c.textContent !== 'running…');
+}
+
+// Runs in the page, over `#results tr`: the result rows' cells as text, without the header.
+export function resultRows(trs) {
+  return trs.slice(1).map((tr) => [...tr.cells].map((c) => c.textContent));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks and the run's outcome.
+
+const failures = [];
+export function check(name, condition, detail) {
+  if (condition) return true;
+  failures.push(`${name}: ${detail}`);
+  log(`FAIL ${name}: ${detail}`);
+  return false;
+}
+
+export function checkOperatorRows(rows) {
+  return check('operator-page', rows.length === 3 && rows.every((r) => r[1] === 'relayed'),
+    `relay-check.html reported ${JSON.stringify(rows)}`);
+}
+
+// The browser's side of a relayed call: connected, a relay/relay pair on both ends over the
+// expected transport and family, the data channel intact both ways, video and audio flowing.
+// Returns one boolean per check. With `prflxRemote`, a peer-reflexive remote candidate counts as
+// a relay when the other end's selected local candidate is one (see e2e-firefox.mjs); the failure
+// then shows both pairs, since the verdict on one rests on the other.
+export function checkRelayCall(name, r, expectProtocol, expectIpv6, { prflxRemote = false } = {}) {
+  const ok = [];
+  ok.push(check(name, r.connected, `not connected (states ${r.states}, errors ${JSON.stringify(r.errors)})`));
+  if (r.connected) {
+    for (const [i, side] of ['caller', 'callee'].entries()) {
+      const p = r.pairs[i];
+      const other = r.pairs[1 - i];
+      const remoteIsRelay = p && (p.remoteType === 'relay' ||
+        (prflxRemote && p.remoteType === 'prflx' && other && other.localType === 'relay'));
+      ok.push(check(name, p && p.localType === 'relay' && remoteIsRelay,
+        `${side} selected pair is not relay/relay: ${JSON.stringify(prflxRemote ? r.pairs : p)}`));
+      ok.push(check(name, p && p.relayProtocol === expectProtocol,
+        `${side} relayProtocol ${p && p.relayProtocol}, expected ${expectProtocol}`));
+      ok.push(check(name, p && p.localAddress && p.localAddress.includes(':') === expectIpv6,
+        `${side} relayed address ${p && p.localAddress} is not ${expectIpv6 ? 'IPv6' : 'IPv4'}`));
+    }
+    for (const dir of ['forward', 'backward']) {
+      const d = r[dir];
+      ok.push(check(name, d && d.received === d.sent && d.intact,
+        `data channel ${dir}: ${JSON.stringify(d)}`));
+    }
+    const m = r.media;
+    ok.push(check(name, m && m.after.videoBytes > m.before.videoBytes && m.after.framesDecoded > m.before.framesDecoded,
+      `video did not flow: ${JSON.stringify(m)}`));
+    ok.push(check(name, m && m.after.audioBytes > m.before.audioBytes, `audio did not flow: ${JSON.stringify(m)}`));
+  }
+  return ok;
+}
+
+// What flowed in a call that passed checkRelayCall, for its "ok" line.
+export function flowSummary(r) {
+  return `${r.forward.sent}+${r.backward.sent} messages intact, ` +
+    `video frames ${r.media.before.framesDecoded}->${r.media.after.framesDecoded}, audio bytes ${r.media.before.audioBytes}->${r.media.after.audioBytes}`;
+}
+
+// Runs `main` under an overall deadline, then stops ternd, removes the work directory, prints the
+// verdict (`passed`, or the failures) and exits 0 only if every check passed.
+export async function run(main, { name, deadlineSeconds, passed }) {
+  const deadline = setTimeout(() => {
+    console.error(`${name}: overall deadline (${deadlineSeconds} s) reached`);
+    killChildren();
+    process.exit(1);
+  }, deadlineSeconds * 1000);
+
+  try {
+    await main();
+  } catch (e) {
+    failures.push(`harness: ${e.stack || e}`);
+    console.error(e);
+  } finally {
+    clearTimeout(deadline);
+    killChildren();
+    rmSync(work, { recursive: true, force: true });
+  }
+  log(failures.length === 0 ? passed : `${failures.length} failure(s):\n  ${failures.join('\n  ')}`);
+  process.exit(failures.length === 0 ? 0 : 1);
+}
