@@ -1,4 +1,5 @@
 #include "tern/allocation/peer_policy.hpp"
+#include "peer_policy_fixtures.hpp"
 
 #include <gtest/gtest.h>
 
@@ -46,17 +47,8 @@ TransportAddress last_of(const Cidr& c) {
     return a;
 }
 
-TransportAddress mapped(const TransportAddress& v4) {
-    std::array<std::uint8_t, 16> b{};
-    b[10] = b[11] = 0xFF;
-    std::copy_n(v4.bytes.begin(), 4, b.begin() + 12);
-    return TransportAddress::v6(b, v4.port);
-}
-
-const PeerPolicy& default_policy() {
-    static const PeerPolicy policy({}, {}, {});
-    return policy;
-}
+using testing::default_policy;
+using testing::mapped;
 
 TEST(PeerPolicy, DefaultRangeTableIsExactlyTheDocumentedList) {
     std::set<std::string> got;

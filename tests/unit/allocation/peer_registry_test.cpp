@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "peer_policy_fixtures.hpp"
 #include "tern/allocation/peer_policy.hpp"
 
 #ifndef TERN_REGISTRY_DIR
@@ -152,17 +153,8 @@ std::vector<TransportAddress> probes(const Cidr& c) {
     return out;
 }
 
-TransportAddress mapped(const TransportAddress& v4) {
-    std::array<std::uint8_t, 16> b{};
-    b[10] = b[11] = 0xFF;
-    std::copy_n(v4.bytes.begin(), 4, b.begin() + 12);
-    return TransportAddress::v6(b, v4.port);
-}
-
-const PeerPolicy& default_policy() {
-    static const PeerPolicy policy({}, {}, {});
-    return policy;
-}
+using testing::default_policy;
+using testing::mapped;
 
 // Registry entries that are globally reachable, and why tern still refuses each by default.
 // A relay has no business sending a client's datagrams to any of them; an operator who wants one
