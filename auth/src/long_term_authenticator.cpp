@@ -169,7 +169,6 @@ AuthResult LongTermAuthenticator::authenticate(const protocol::MessageView& requ
     if (result.rest_expiry &&
         exceeds_lifetime(*result.rest_expiry, now_unix, max_credential_lifetime_)) {
         result.rest_expiry = now_unix;
-        result.beyond_max_lifetime = true;
     }
     if (result.rest_expiry && is_expired(*result.rest_expiry, now_unix)) {
         result.outcome = AuthOutcome::credential_expired;

@@ -51,7 +51,6 @@ struct AuthResult {
     // timestamp, except for one further ahead than the lifetime ceiling, which is refused as if
     // it had expired at now_unix (so no policy lets it allocate).
     std::optional<std::int64_t> rest_expiry;
-    bool beyond_max_lifetime = false;  // the username's expiry lay beyond the ceiling
 
     bool ok() const noexcept { return outcome == AuthOutcome::ok; }
     std::uint16_t error_code() const noexcept { return auth::error_code(outcome); }
