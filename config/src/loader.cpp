@@ -487,6 +487,10 @@ private:
     bool is_section(const Entry& entry);
     std::optional<std::string> scalar_of(const Entry& entry,
                                          std::string_view expected = "a string");
+    // A whole number of seconds in [min, max], or nullopt after reporting; `max_note` follows
+    // the maximum in the message (" (a year)").
+    std::optional<std::uint32_t> seconds_of(const Entry& entry, std::uint32_t min,
+                                            std::uint32_t max, std::string_view max_note);
     // Empty for an empty value, nullopt (after reporting) when not a list.
     std::optional<std::vector<Item>> string_list_of(const Entry& entry);
     std::optional<TransportAddress> specific_ip_of(std::string_view text, int line,
@@ -834,6 +838,21 @@ void Loader::load_tls(const Entry& entry) {
     config_.tls = std::move(files);
 }
 
+std::optional<std::uint32_t> Loader::seconds_of(const Entry& entry, std::uint32_t min,
+                                                std::uint32_t max, std::string_view max_note) {
+    const auto text = scalar_of(entry, "a number of seconds");
+    if (!text) return std::nullopt;
+    const auto seconds = parse_unsigned(*text, max);
+    if (!seconds || *seconds < min) {
+        report(entry.line, entry.path,
+               "expected a whole number of seconds from " + std::to_string(min) + " to " +
+                   std::to_string(max) + std::string(max_note) + ", got " +
+                   quote_for_message(*text));
+        return std::nullopt;
+    }
+    return seconds;
+}
+
 void Loader::load_auth(const Entry& entry) {
     if (!is_section(entry)) return;
     for (const auto& field : entries_of(entry.value, entry.path, auth_keys)) {
@@ -878,33 +897,16 @@ void Loader::load_auth(const Entry& entry) {
             continue;
         }
         if (field.name == "nonce_lifetime") {
-            const auto text = scalar_of(field, "a number of seconds");
-            if (!text) continue;
-            const auto seconds = parse_unsigned(*text, max_nonce_lifetime);
-            if (!seconds || *seconds < min_nonce_lifetime) {
-                report(field.line, field.path,
-                       "expected a whole number of seconds from " +
-                           std::to_string(min_nonce_lifetime) + " to " +
-                           std::to_string(max_nonce_lifetime) + ", got " +
-                           quote_for_message(*text));
-                continue;
+            if (const auto s = seconds_of(field, min_nonce_lifetime, max_nonce_lifetime, "")) {
+                config_.auth.nonce_lifetime = *s;
             }
-            config_.auth.nonce_lifetime = *seconds;
             continue;
         }
         if (field.name == "max_credential_lifetime") {
-            const auto text = scalar_of(field, "a number of seconds");
-            if (!text) continue;
-            const auto seconds = parse_unsigned(*text, max_max_credential_lifetime);
-            if (!seconds || *seconds < min_max_credential_lifetime) {
-                report(field.line, field.path,
-                       "expected a whole number of seconds from " +
-                           std::to_string(min_max_credential_lifetime) + " to " +
-                           std::to_string(max_max_credential_lifetime) + " (a year), got " +
-                           quote_for_message(*text));
-                continue;
+            if (const auto s = seconds_of(field, min_max_credential_lifetime,
+                                          max_max_credential_lifetime, " (a year)")) {
+                config_.auth.max_credential_lifetime = *s;
             }
-            config_.auth.max_credential_lifetime = *seconds;
             continue;
         }
         const auto secrets = string_list_of(field);
