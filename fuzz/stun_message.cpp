@@ -39,21 +39,6 @@ std::uint16_t load16(const std::uint8_t* p) {
     return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
 }
 
-bool is_address_type(std::uint16_t type) {
-    switch (type) {
-        case attr::mapped_address:
-        case attr::xor_mapped_address:
-        case attr::xor_peer_address:
-        case attr::xor_relayed_address:
-        case attr::alternate_server:
-        case attr::response_origin:
-        case attr::other_address:
-            return true;
-        default:
-            return false;
-    }
-}
-
 bool is_xor_address_type(std::uint16_t type) {
     return type == attr::xor_mapped_address || type == attr::xor_peer_address ||
            type == attr::xor_relayed_address;
@@ -112,7 +97,7 @@ void check_addresses(const MessageView& m) {
                 std::uint32_t{load16(a.value.data())} << 16 | load16(a.value.data() + 2);
             require(m.lifetime() == seconds);
         }
-        if (!is_address_type(a.type)) continue;
+        if (!is_address_attribute(a.type)) continue;
         const std::uint8_t family = a.value[1];
         require((family == 0x01 && a.value.size() == 8) ||
                 (family == 0x02 && a.value.size() == 20));
@@ -146,8 +131,8 @@ void check_unknown_family(const MessageView& m, std::uint8_t unknown) {
         if (indexed) ++index;
         const bool raw_family =
             type == attr::requested_address_family || type == attr::additional_address_family;
-        if (!raw_family && !is_address_type(type) && type != attr::address_error_code) return;
-        const std::size_t family_at = is_address_type(type) ? 1 : 0;
+        if (!raw_family && !is_address_attribute(type) && type != attr::address_error_code) return;
+        const std::size_t family_at = is_address_attribute(type) ? 1 : 0;
         if (budget == 0 || value.size() <= family_at) return;
         --budget;
 

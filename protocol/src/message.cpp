@@ -18,21 +18,6 @@ constexpr std::size_t max_username_length = 512;
 // RFC 8489 §14.16: ALTERNATE-DOMAIN is a DNS name, at most 255 bytes.
 constexpr std::size_t max_alternate_domain_length = 255;
 
-bool is_address_attribute(std::uint16_t type) noexcept {
-    switch (type) {
-        case attr::mapped_address:
-        case attr::xor_mapped_address:
-        case attr::xor_peer_address:
-        case attr::xor_relayed_address:
-        case attr::alternate_server:
-        case attr::response_origin:
-        case attr::other_address:
-            return true;
-        default:
-            return false;
-    }
-}
-
 ParseError check_address(ByteSpan v) noexcept {
     if (v.size() != 8 && v.size() != 20) return ParseError::bad_attribute_length;
     const auto family = v[1];

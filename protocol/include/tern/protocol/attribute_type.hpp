@@ -60,6 +60,23 @@ constexpr bool is_comprehension_required(std::uint16_t type) noexcept {
     return type < 0x8000;
 }
 
+// True for the attributes that carry a family, a port and an address (RFC 8489 §14.1, §14.2,
+// §14.15; RFC 8656 §18.3, §18.5; RFC 5780 §7.3, §7.4): an unknown family makes them malformed.
+constexpr bool is_address_attribute(std::uint16_t type) noexcept {
+    switch (type) {
+        case attr::mapped_address:
+        case attr::xor_mapped_address:
+        case attr::xor_peer_address:
+        case attr::xor_relayed_address:
+        case attr::alternate_server:
+        case attr::response_origin:
+        case attr::other_address:
+            return true;
+        default:
+            return false;
+    }
+}
+
 // True for every type listed in namespace attr.
 bool is_known_attribute(std::uint16_t type) noexcept;
 
