@@ -141,6 +141,22 @@ protected:
 
     static void allocate_attributes(MessageBuilder& b) { b.add_requested_transport(17); }
 
+    // alice allocates (transaction `seed`), then asks for a permission for `peer` (`seed` + 1):
+    // the CreatePermission's result code, or -1 when the Allocate already failed.
+    int allocate_and_permit(const TransportAddress& peer, std::uint8_t seed) {
+        const std::string n = nonce();
+        if (send(signed_request(Method::allocate, "alice", "wonderland", n, allocate_attributes,
+                                seed))
+                .code() != 0) {
+            return -1;
+        }
+        const auto r = send(signed_request(
+            Method::create_permission, "alice", "wonderland", n,
+            [&](MessageBuilder& b) { b.add_xor_address(protocol::attr::xor_peer_address, peer); },
+            static_cast<std::uint8_t>(seed + 1)));
+        return r.parsed ? r.code() : -1;
+    }
+
     std::string nonce(std::chrono::seconds elapsed = 0s) {
         Bytes buf(64);
         MessageBuilder b(buf, MessageType{Method::allocate, MessageClass::request},
@@ -344,20 +360,7 @@ TEST_F(TurnDispatch, ChannelDataAndSendIndicationsReachThePeerThroughTheDispatch
 
 TEST_F(TurnDispatch, LoopbackPeerIsRefusedWithTheDefaultPolicy) {
     start(config::CredentialExpiry::allocate);
-    const std::string n = nonce();
-    ASSERT_EQ(
-        send(signed_request(Method::allocate, "alice", "wonderland", n, allocate_attributes, 11))
-            .view.message_class(),
-        MessageClass::success_response);
-    const auto r = send(signed_request(
-        Method::create_permission, "alice", "wonderland", n,
-        [](MessageBuilder& b) {
-            b.add_xor_address(protocol::attr::xor_peer_address,
-                              TransportAddress::v4({127, 0, 0, 1}, 9));
-        },
-        12));
-    ASSERT_TRUE(r.parsed);
-    EXPECT_EQ(r.code(), 403);
+    EXPECT_EQ(allocate_and_permit(TransportAddress::v4({127, 0, 0, 1}, 9), 11), 403);
 }
 
 TEST_F(TurnDispatch, ChallengesToOneSourceStopAtItsBurst) {
@@ -422,19 +425,7 @@ TEST_F(TurnDispatch, UnknownAttributeInAnAuthenticatedRequestGets420SignedWithTh
 TEST_F(TurnDispatch, SendIndicationWithAnUnknownRequiredAttributeIsNotRelayed) {
     start(config::CredentialExpiry::allocate);
     const auto peer = TransportAddress::v4({203, 0, 113, 9}, 7000);
-    const std::string n = nonce();
-    ASSERT_EQ(
-        send(signed_request(Method::allocate, "alice", "wonderland", n, allocate_attributes, 21))
-            .code(),
-        0);
-    ASSERT_EQ(send(signed_request(
-                       Method::create_permission, "alice", "wonderland", n,
-                       [&](MessageBuilder& b) {
-                           b.add_xor_address(protocol::attr::xor_peer_address, peer);
-                       },
-                       22))
-                  .code(),
-              0);
+    ASSERT_EQ(allocate_and_permit(peer, 21), 0);
     for (const bool with_unknown : {true, false}) {
         Bytes buf(128);
         MessageBuilder b(buf, MessageType{Method::send, MessageClass::indication},
@@ -505,20 +496,8 @@ TEST_F(OwnAddresses, RequestsFromTernsRelayedAddressesGetNoAnswer) {
 // spoofed request) is never delivered, though the client holds a permission for tern's IP
 // because it relays to another client of the same server.
 TEST_F(OwnAddresses, RelaySocketsDropDatagramsFromTernsListeners) {
-    const std::string n = nonce();
-    ASSERT_EQ(
-        send(signed_request(Method::allocate, "alice", "wonderland", n, allocate_attributes, 23))
-            .code(),
-        0);
     const auto other_client_relay = TransportAddress::v4({198, 51, 99, 1}, 50050);
-    ASSERT_EQ(send(signed_request(
-                       Method::create_permission, "alice", "wonderland", n,
-                       [&](MessageBuilder& b) {
-                           b.add_xor_address(protocol::attr::xor_peer_address, other_client_relay);
-                       },
-                       24))
-                  .code(),
-              0);
+    ASSERT_EQ(allocate_and_permit(other_client_relay, 23), 0);
     const allocation::RelayId relay = egress_.next_id - 1;
     const std::array<std::uint8_t, 3> payload{'x', 'y', 'z'};
     manager_->on_peer_datagram(relay, TransportAddress::v4({198, 51, 99, 1}, 3478), payload,
