@@ -3,6 +3,7 @@
 #include "tern/allocation/allocation_manager.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -36,6 +37,8 @@ constexpr std::uint8_t udp_protocol = 17;  // REQUESTED-TRANSPORT value for UDP 
 constexpr std::size_t transaction_slot_size = 512;
 // How often a busy port is skipped before the Allocate fails with 508.
 constexpr int max_bind_attempts = 16;
+// UNKNOWN-ATTRIBUTES in a 420 lists at most this many types.
+constexpr std::size_t unknown_listed_max = 8;
 
 std::optional<AddressFamily> family_of(std::uint8_t raw) noexcept {
     if (raw == 0x01) return AddressFamily::ipv4;
@@ -97,6 +100,18 @@ struct AllocationManager::Reply {
         return finish(b);
     }
     std::span<const std::uint8_t> bad_request() const noexcept { return error(400, "Bad Request"); }
+    // RFC 8489 §6.3.1.1: 420 listing the unknown comprehension-required attributes (at most
+    // unknown_listed_max of them, to keep the answer small).
+    std::span<const std::uint8_t> unknown_attributes() const noexcept {
+        std::array<std::uint16_t, unknown_listed_max> unknown{};
+        const std::size_t n = request.unknown_comprehension_required(unknown);
+        MessageBuilder b(out, MessageType{request.method(), MessageClass::error_response},
+                         request.transaction_id());
+        b.add_error_code(420, "Unknown Attribute");
+        b.add_unknown_attributes(
+            std::span<const std::uint16_t>(unknown.data(), std::min(n, unknown.size())));
+        return finish(b);
+    }
     std::span<const std::uint8_t> forbidden() const noexcept { return error(403, "Forbidden"); }
     std::span<const std::uint8_t> mismatch() const noexcept {
         return error(437, "Allocation Mismatch");
@@ -192,8 +207,12 @@ std::span<const std::uint8_t> AllocationManager::handle_request(
         return out.first(cached->size());
     }
     Reply r{request, requester, settings_.software, out};
+    // RFC 8489 §6.3: unknown comprehension-required attributes are looked at once the request
+    // has authenticated (the caller's job), and answered with a signed 420.
     std::span<const std::uint8_t> response;
-    if (method == Method::allocate && draining_) {
+    if (request.unknown_comprehension_required({}) > 0) {
+        response = r.unknown_attributes();
+    } else if (method == Method::allocate && draining_) {
         response = r.insufficient_capacity();  // RFC 8656 §7.2: the client may try elsewhere
     } else if (method == Method::allocate) {
         response = allocate(request, tuple, client, requester, now, r);

@@ -162,15 +162,6 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
         return b.finish();
     }
     authenticated = true;
-    std::array<std::uint16_t, max_unknown_listed> unknown{};
-    if (const std::size_t n_unknown = unknown_attributes(msg, unknown); n_unknown > 0) {
-        ++counters_.error_responses;
-        return write_error_response(
-            msg, 420, "Unknown Attribute", config_->software, out,
-            std::span<const std::uint16_t>(unknown.data(), std::min(n_unknown, unknown.size())),
-            ResponseKey{result.key.bytes(),
-                        result.integrity == auth::IntegrityKind::message_integrity_sha256});
-    }
     allocation::Requester requester;
     requester.username = result.username;
     requester.key = result.key.bytes();
@@ -283,8 +274,9 @@ std::span<const std::uint8_t> RequestDispatcher::answer(const MessageView& msg,
     }
     // RFC 8489 §6.3: "Once the authentication checks are done, the STUN agent MUST check for
     // unknown attributes": a TURN request (RFC 8656 §7.2 step 1: authenticated first) learns
-    // about attributes only after it has proven its credential. Those requests pay the
-    // sender's bucket in turn_request, unless they authenticate.
+    // about attributes only after it has proven its credential, from the manager, which signs
+    // its 420. Those requests pay the sender's bucket in turn_request, unless they
+    // authenticate.
     if (relay_ != nullptr && is_turn_method(msg.method())) {
         return turn_request(msg, context, out, authenticated);
     }

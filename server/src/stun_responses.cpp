@@ -8,18 +8,12 @@ std::span<const std::uint8_t> write_error_response(const protocol::MessageView& 
                                                    std::uint16_t code, std::string_view reason,
                                                    std::string_view software,
                                                    std::span<std::uint8_t> out,
-                                                   std::span<const std::uint16_t> unknown,
-                                                   std::optional<ResponseKey> sign) {
+                                                   std::span<const std::uint16_t> unknown) {
     protocol::MessageBuilder b(out, {request.method(), protocol::MessageClass::error_response},
                                request.transaction_id());
     b.add_error_code(code, reason);
     if (!unknown.empty()) b.add_unknown_attributes(unknown);
     if (!software.empty()) b.add_text(protocol::attr::software, software);
-    if (sign && sign->sha256) {
-        b.add_message_integrity_sha256(sign->key);
-    } else if (sign) {
-        b.add_message_integrity(sign->key);
-    }
     b.add_fingerprint();
     return b.finish();
 }

@@ -107,7 +107,8 @@ public:
     // bandwidth caps apply at once; live allocations, permissions and channels keep relaying.
     void reconfigure(ManagerSettings settings, std::shared_ptr<const PeerPolicy> peers);
 
-    // Allocate, Refresh, CreatePermission or ChannelBind from an authenticated requester: writes
+    // Allocate, Refresh, CreatePermission or ChannelBind from an authenticated requester (so
+    // unknown comprehension-required attributes are checked here, RFC 8489 §6.3): writes
     // the full response (MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT included) into `out` and
     // returns it; empty for other methods. A retransmission (same 5-tuple and transaction ID
     // within 40 s) gets the same bytes again without being processed twice.
