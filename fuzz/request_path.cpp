@@ -77,7 +77,7 @@ public:
         require(payload.size() <= 65535);
         return true;
     }
-    bool send_to_client(const allocation::FiveTuple&, allocation::ClientId,
+    bool send_to_client(const allocation::FiveTuple&, allocation::ClientRoute,
                         std::span<const std::uint8_t> message) noexcept override {
         require(!message.empty());
         return true;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <utility>
 
+#include "tern/allocation/client_frame.hpp"
 #include "tern/protocol/attribute_type.hpp"
 #include "tern/protocol/channel_data.hpp"
 #include "tern/protocol/message_type.hpp"
@@ -143,7 +144,7 @@ AllocationManager::AllocationManager(ManagerSettings settings,
       users_(users == nullptr ? own_users_.get() : users),
       table_(table_limits(), hash_seed),
       transactions_(settings_.transaction_slots, transaction_slot_size, hash_seed ^ 0x5bd1e995u),
-      client_buffer_(max_client_message) {
+      client_buffer_(client_frame_headroom + 0xFFFF + client_frame_tailroom) {
     apply_rates();
 }
 
@@ -193,8 +194,8 @@ AllocationLimits AllocationManager::table_limits() const noexcept {
 }
 
 std::span<const std::uint8_t> AllocationManager::handle_request(
-    const MessageView& request, const FiveTuple& tuple, ClientId client, const Requester& requester,
-    TimePoint now, std::span<std::uint8_t> out) {
+    const MessageView& request, const FiveTuple& tuple, ClientRoute client,
+    const Requester& requester, TimePoint now, std::span<std::uint8_t> out) {
     const Method method = request.method();
     if (method != Method::allocate && method != Method::refresh &&
         method != Method::create_permission && method != Method::channel_bind) {
@@ -298,7 +299,8 @@ const TransportAddress* AllocationManager::relay_of(const Allocation& a,
 }
 
 std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& request,
-                                                          const FiveTuple& tuple, ClientId client,
+                                                          const FiveTuple& tuple,
+                                                          ClientRoute client,
                                                           const Requester& requester, TimePoint now,
                                                           Reply& r) {
     // Lapsed allocations go first, so this 5-tuple and the quotas are judged on live ones and
@@ -537,74 +539,73 @@ std::span<const std::uint8_t> AllocationManager::channel_bind(const MessageView&
     return r.finish(b);
 }
 
-void AllocationManager::on_send_indication(const MessageView& indication, const FiveTuple& tuple,
-                                           TimePoint now) noexcept {
+// §11.2: a Send indication's data goes to the peer it names, if a permission covers it.
+std::optional<AllocationManager::ToPeer> AllocationManager::route_send_indication(
+    const MessageView& indication, const FiveTuple& tuple, TimePoint now) noexcept {
     Allocation* a = table_.find(tuple, now);
     if (a == nullptr) {
         ++counters_.dropped_no_allocation;
-        return;
+        return std::nullopt;
     }
     auto peer = indication.xor_peer_address();
     const auto data = indication.data();
-    if (!peer || !data) return;  // §11.2: silently discarded
+    if (!peer || !data) return std::nullopt;  // §11.2: silently discarded
     *peer = peer->unmapped();
     // A permission is per IP (§9), so one for an own address (another client's relayed address)
     // would also let Send indications reach tern's listener ports: the policy checks the port of
     // own addresses. ChannelData needs no such check: ChannelBind checked the whole address.
     if (!a->permissions.allowed(*peer, now) || !peers_->permits_send(*peer)) {
         ++counters_.dropped_no_permission;
-        return;
+        return std::nullopt;
     }
-    relay_to_peer(*a, *peer, *data, now);
+    return route_to_peer(*a, *peer, *data, now);
 }
 
-void AllocationManager::on_channel_data(std::span<const std::uint8_t> message,
-                                        const FiveTuple& tuple, TimePoint now) noexcept {
+// §12.5: ChannelData goes to the peer its channel is bound to, while that peer's permission
+// lasts.
+std::optional<AllocationManager::ToPeer> AllocationManager::route_channel_data(
+    std::span<const std::uint8_t> message, const FiveTuple& tuple, TimePoint now) noexcept {
     protocol::ChannelDataView view;
-    if (protocol::parse_channel_data(message, view) != protocol::ParseError::ok) return;
+    if (protocol::parse_channel_data(message, view) != protocol::ParseError::ok) {
+        return std::nullopt;
+    }
     Allocation* a = table_.find(tuple, now);
     if (a == nullptr) {
         ++counters_.dropped_no_allocation;
-        return;
+        return std::nullopt;
     }
     const auto peer = a->channels.peer_for(view.channel, now);
     if (!peer) {
         ++counters_.dropped_no_channel;
-        return;
+        return std::nullopt;
     }
     if (!a->permissions.allowed(*peer, now)) {
         ++counters_.dropped_no_permission;
-        return;
+        return std::nullopt;
     }
-    relay_to_peer(*a, *peer, view.payload, now);
+    return route_to_peer(*a, *peer, view.payload, now);
 }
 
-void AllocationManager::relay_to_peer(Allocation& a, const TransportAddress& peer,
-                                      std::span<const std::uint8_t> payload,
-                                      TimePoint now) noexcept {
+std::optional<AllocationManager::ToPeer> AllocationManager::route_to_peer(
+    Allocation& a, const TransportAddress& peer, std::span<const std::uint8_t> payload,
+    TimePoint now) noexcept {
     // From the relay of the peer's family; permission installation already refused others.
     for (std::size_t i = 0; i < a.relays.size(); ++i) {
         if (a.relays[i].family != peer.family) continue;
         if (!within_budget(a.to_peer_budget, a.user_budget ? &a.user_budget->to_peer : nullptr,
                            payload.size(), now)) {
             ++counters_.dropped_bandwidth;
-            return;
+            return std::nullopt;
         }
-        if (egress_.send_to_peer(a.relay_ids[i], peer, payload)) {
-            ++counters_.packets_to_peer;
-            counters_.bytes_to_peer += payload.size();
-        } else {
-            ++counters_.dropped_send_failed;
-        }
-        return;
+        return ToPeer{a.relay_ids[i], peer, payload};
     }
+    return std::nullopt;
 }
 
-void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& peer,
-                                         std::span<const std::uint8_t> payload,
-                                         TimePoint now) noexcept {
+std::optional<AllocationManager::ToClient> AllocationManager::route_peer_datagram(
+    RelayId relay, const TransportAddress& peer, std::size_t payload_size, TimePoint now) noexcept {
     if (relay >= by_relay_.size() || by_relay_[relay] == nullptr || !by_relay_[relay]->live(now)) {
-        return;
+        return std::nullopt;
     }
     Allocation& a = *by_relay_[relay];
     // Permissions are per IP (§9), so one for tern's own address (another client's relayed
@@ -612,45 +613,61 @@ void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& 
     // spoofed from this relay's address. A listener is never a permitted peer.
     if (!a.permissions.allowed(peer, now) || peers_->is_own_listener(peer)) {
         ++counters_.dropped_no_permission;  // §11.3 / §12.6: no permission, no delivery
-        return;
+        return std::nullopt;
     }
     if (!within_budget(a.to_client_budget, a.user_budget ? &a.user_budget->to_client : nullptr,
-                       payload.size(), now)) {
+                       payload_size, now)) {
         ++counters_.dropped_bandwidth;
-        return;
+        return std::nullopt;
     }
-    std::span<const std::uint8_t> message;
-    if (const auto channel = a.channels.channel_for(peer, now);
-        channel && payload.size() <= 0xFFFF) {
-        const std::size_t size = a.tuple.transport == Transport::udp
-                                     ? protocol::channel_data_header_size + payload.size()
-                                     : protocol::channel_data_stream_size(payload.size());
-        if (size > client_buffer_.size()) return;
-        protocol::write_channel_data_header(
-            std::span<std::uint8_t, protocol::channel_data_header_size>(client_buffer_.data(), 4),
-            *channel, static_cast<std::uint16_t>(payload.size()));
-        if (!payload.empty()) {  // an empty span's data() may be null, which memcpy forbids
-            std::memcpy(client_buffer_.data() + 4, payload.data(), payload.size());
-        }
-        // Stream transports pad ChannelData to 4 bytes (§12.5); the padding is zeroed.
-        std::memset(client_buffer_.data() + 4 + payload.size(), 0, size - 4 - payload.size());
-        message = std::span<const std::uint8_t>(client_buffer_.data(), size);
+    ToClient to{&a.tuple, a.client, 0, 0};
+    // §12.6: ChannelData on a bound channel; a payload too long for its length field goes as a
+    // Data indication, which fails to frame alike and is dropped.
+    if (const auto channel = a.channels.channel_for(peer, now); channel && payload_size <= 0xFFFF) {
+        to.channel = *channel;
     } else {
-        // An indication's transaction ID only has to be unique-ish (RFC 8489 §6): a counter.
-        protocol::TransactionId id{};
-        ++data_indications_;
-        std::memcpy(id.bytes.data(), &data_indications_, sizeof data_indications_);
-        MessageBuilder b(client_buffer_, MessageType{Method::data, MessageClass::indication}, id);
-        b.add_xor_address(protocol::attr::xor_peer_address, peer);
-        b.add_bytes(protocol::attr::data, payload);
-        message = b.finish();
-        if (message.empty()) return;  // too large to carry in one STUN message
+        to.indication_serial = ++data_indications_;
     }
-    if (egress_.send_to_client(a.tuple, a.client, message)) {
-        ++counters_.packets_to_client;
-        counters_.bytes_to_client += payload.size();
+    return to;
+}
+
+void AllocationManager::send_to_peer(const std::optional<ToPeer>& route) noexcept {
+    if (!route) return;
+    if (egress_.send_to_peer(route->relay, route->peer, route->payload)) {
+        count_to_peer(1, route->payload.size(), 0);
     } else {
-        ++counters_.dropped_send_failed;
+        count_to_peer(0, 0, 1);
+    }
+}
+
+void AllocationManager::on_send_indication(const MessageView& indication, const FiveTuple& tuple,
+                                           TimePoint now) noexcept {
+    send_to_peer(route_send_indication(indication, tuple, now));
+}
+
+void AllocationManager::on_channel_data(std::span<const std::uint8_t> message,
+                                        const FiveTuple& tuple, TimePoint now) noexcept {
+    send_to_peer(route_channel_data(message, tuple, now));
+}
+
+void AllocationManager::on_peer_datagram(RelayId relay, const TransportAddress& peer,
+                                         std::span<const std::uint8_t> payload,
+                                         TimePoint now) noexcept {
+    const auto to = route_peer_datagram(relay, peer, payload.size(), now);
+    if (!to) return;
+    const std::size_t slot = client_frame_headroom + payload.size() + client_frame_tailroom;
+    if (slot > client_buffer_.size()) return;
+    if (!payload.empty()) {  // an empty span's data() may be null, which memcpy forbids
+        std::memcpy(client_buffer_.data() + client_frame_headroom, payload.data(), payload.size());
+    }
+    const auto message =
+        frame_for_client({client_buffer_.data(), slot}, payload.size(), to->tuple->transport,
+                         to->channel, to->indication_serial, peer);
+    if (message.empty()) return;  // too large to carry in one STUN message
+    if (egress_.send_to_client(*to->tuple, to->route, message)) {
+        count_to_client(1, payload.size(), 0);
+    } else {
+        count_to_client(0, 0, 1);
     }
 }
 

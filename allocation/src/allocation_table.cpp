@@ -99,7 +99,7 @@ CreateOutcome AllocationTable::create(const FiveTuple& tuple, std::string_view u
                  now + granted_lifetime(requested_lifetime, limits_),
                  PermissionTable(limits_.max_permissions_per_allocation),
                  ChannelTable(limits_.max_channels_per_allocation),
-                 ClientId{0},
+                 ClientRoute{},
                  {},
                  TokenBucket{},
                  TokenBucket{},

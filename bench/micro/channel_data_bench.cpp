@@ -25,7 +25,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using allocation::AllocationManager;
-using allocation::ClientId;
+using allocation::ClientRoute;
 using allocation::FiveTuple;
 using allocation::RelayId;
 using allocation::TimePoint;
@@ -48,7 +48,7 @@ public:
         bytes += payload.size();
         return true;
     }
-    bool send_to_client(const FiveTuple&, ClientId,
+    bool send_to_client(const FiveTuple&, ClientRoute,
                         std::span<const std::uint8_t> message) noexcept override {
         ++packets;
         bytes += message.size();
@@ -144,8 +144,9 @@ private:
         const allocation::Requester alice{"alice", key, false, std::nullopt};
         std::array<std::uint8_t, 1024> out{};
         MessageView reply;
-        if (MessageView::parse(manager_.handle_request(view, tuple, 1, alice, now, out), reply) !=
-                protocol::ParseError::ok ||
+        if (MessageView::parse(
+                manager_.handle_request(view, tuple, ClientRoute::listener(1), alice, now, out),
+                reply) != protocol::ParseError::ok ||
             reply.error_code()) {
             throw std::runtime_error("set-up request refused");
         }

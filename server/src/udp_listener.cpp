@@ -4,21 +4,17 @@
 #include <netinet/udp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 
-#include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/socket_base.hpp>
-
 #include "tern/server/socket_address.hpp"
 
 namespace tern::server {
-
-namespace asio = boost::asio;
-using asio::ip::udp;
 
 namespace {
 
@@ -94,145 +90,141 @@ socklen_t write_segment_size(std::uint8_t* buffer, std::size_t size, socklen_t u
 
 }  // namespace
 
-UdpListener::UdpListener(asio::io_context& io, RequestDispatcher& dispatcher,
-                         allocation::ClientId client)
-    : socket_(io),
-      dispatcher_(dispatcher),
+UdpListener::UdpListener(std::uint32_t index)
+    : index_(index),
       receive_buffer_(batch_size * receive_slot_size),
-      reply_buffer_(batch_size * reply_slot_size),
-      queue_buffer_(batch_size * queue_slot_size) {
+      answer_buffer_(batch_size * reply_slot_size) {
     // TERN_UDP_GSO=0 turns segmented sends off, for measuring what they gain (bench/run.py).
     if (const char* gso = std::getenv("TERN_UDP_GSO"); gso != nullptr && gso[0] == '0') {
         gso_ = false;
     }
-    context_.transport = config::Transport::udp;
-    context_.client = client;
+    for (std::size_t i = 0; i < batch_size; ++i) {
+        receive_iov_[i] = {receive_buffer_.data() + i * receive_slot_size, receive_slot_size};
+    }
+}
+
+UdpListener::~UdpListener() {
+    close();
 }
 
 std::error_code UdpListener::open(const protocol::TransportAddress& address) {
-    boost::system::error_code ec;
-    const udp::endpoint endpoint = to_udp_endpoint(address);
-    socket_.open(endpoint.protocol(), ec);
-    if (ec) return ec;
-    if (endpoint.address().is_v6()) socket_.set_option(asio::ip::v6_only(true), ec);
+    close();
+    const bool v6 = address.family == protocol::AddressFamily::ipv6;
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return {errno, std::system_category()};
+    const auto fail = [this] {
+        const std::error_code ec(errno, std::system_category());
+        close();
+        return ec;
+    };
     const int one = 1;
-    if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-        return {errno, std::system_category()};
-    }
+    if (v6 && ::setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) return fail();
+    if (::setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) return fail();
     // Every client of this worker lands in this one socket, so a burst from many of them must
     // fit: ask for 2 MiB (the kernel caps it at net.core.rmem_max; failure is not fatal).
     const int receive_buffer = 2 << 20;
-    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &receive_buffer,
-                 sizeof receive_buffer);
-    wildcard_ = endpoint.address().is_unspecified();
-    if (wildcard_) {
-        const bool v6 = endpoint.address().is_v6();
-        if (::setsockopt(socket_.native_handle(), v6 ? IPPROTO_IPV6 : IPPROTO_IP,
-                         v6 ? IPV6_RECVPKTINFO : IP_PKTINFO, &one, sizeof one) != 0) {
-            return {errno, std::system_category()};
-        }
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    wildcard_ = true;
+    for (std::size_t i = 0; i < address.address_size(); ++i) {
+        if (address.bytes[i] != 0) wildcard_ = false;
     }
-    socket_.bind(endpoint, ec);
-    if (ec) return ec;
-    socket_.non_blocking(true, ec);
-    if (ec) return ec;
-    context_.local = local_address();
+    if (wildcard_ && ::setsockopt(fd_, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                                  v6 ? IPV6_RECVPKTINFO : IP_PKTINFO, &one, sizeof one) != 0) {
+        return fail();
+    }
+    sockaddr_storage at{};
+    const socklen_t len = to_sockaddr(address, at);
+    if (::bind(fd_, reinterpret_cast<const sockaddr*>(&at), len) != 0) return fail();
+    bound_ = local_address();
     return {};
 }
 
 protocol::TransportAddress UdpListener::local_address() const {
-    boost::system::error_code ec;
-    return from_endpoint(socket_.local_endpoint(ec));
+    sockaddr_storage at{};
+    socklen_t len = sizeof at;
+    if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&at), &len) != 0) return {};
+    return from_sockaddr(reinterpret_cast<const sockaddr*>(&at));
 }
 
-void UdpListener::start() {
+void UdpListener::close() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+std::size_t UdpListener::receive() noexcept {
+    answers_ = 0;
     for (std::size_t i = 0; i < batch_size; ++i) {
-        receive_iov_[i] = {receive_buffer_.data() + i * receive_slot_size, receive_slot_size};
+        auto& h = receive_headers_[i].msg_hdr;
+        h = {};
+        h.msg_name = &sources_[i];
+        h.msg_namelen = sizeof(sockaddr_storage);
+        h.msg_iov = &receive_iov_[i];
+        h.msg_iovlen = 1;
+        if (wildcard_) {
+            h.msg_control = receive_control_[i].bytes.data();
+            h.msg_controllen = control_size;
+        }
+        receive_headers_[i].msg_len = 0;
     }
-    wait_readable();
+    const int n = ::recvmmsg(fd_, receive_headers_.data(), batch_size, MSG_DONTWAIT, nullptr);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;  // EAGAIN or a transient error
 }
 
-void UdpListener::close() {
-    boost::system::error_code ec;
-    socket_.close(ec);
-}
-
-void UdpListener::wait_readable() {
-    socket_.async_wait(udp::socket::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec) return;  // closed
-        drain();
-        wait_readable();
-    });
-}
-
-void UdpListener::drain() {
-    const int fd = socket_.native_handle();
-    // Bounded: at most a few batches per wake-up so one busy socket cannot starve the worker.
-    for (int round = 0; round < 8; ++round) {
-        for (std::size_t i = 0; i < batch_size; ++i) {
-            auto& h = receive_headers_[i].msg_hdr;
-            h = {};
-            h.msg_name = &sources_[i];
-            h.msg_namelen = sizeof(sockaddr_storage);
-            h.msg_iov = &receive_iov_[i];
-            h.msg_iovlen = 1;
-            if (wildcard_) {
-                h.msg_control = receive_control_[i].bytes.data();
-                h.msg_controllen = control_size;
-            }
-            receive_headers_[i].msg_len = 0;
-        }
-        const int n = ::recvmmsg(fd, receive_headers_.data(), batch_size, MSG_DONTWAIT, nullptr);
-        if (n <= 0) return;  // EAGAIN or a transient error: wait for the next readiness
-
-        unsigned replies = 0;
-        const protocol::TransportAddress bound = context_.local;
-        context_.now = std::chrono::steady_clock::now();  // once per batch
-        context_.unix_now = std::time(nullptr);
-        for (int i = 0; i < n; ++i) {
-            auto& h = receive_headers_[i].msg_hdr;
-            if ((h.msg_flags & MSG_TRUNC) != 0) continue;  // too big for us: not a valid request
-            context_.source = from_sockaddr(reinterpret_cast<const sockaddr*>(&sources_[i]));
-            context_.local = bound;
-            int ifindex = 0;
-            const bool have_info = wildcard_ && read_packet_info(h, context_.local, ifindex);
-            const std::span<const std::uint8_t> packet(
-                receive_buffer_.data() + static_cast<std::size_t>(i) * receive_slot_size,
-                receive_headers_[i].msg_len);
-            const std::span<std::uint8_t> slot(reply_buffer_.data() + replies * reply_slot_size,
-                                               reply_slot_size);
-            const auto reply = dispatcher_.handle(packet, context_, slot);
-            if (reply.empty()) continue;
-            reply_iov_[replies] = {const_cast<std::uint8_t*>(reply.data()), reply.size()};
-            auto& rh = reply_headers_[replies].msg_hdr;
-            rh = {};
-            rh.msg_name = &sources_[i];
-            rh.msg_namelen = h.msg_namelen;
-            rh.msg_iov = &reply_iov_[replies];
-            rh.msg_iovlen = 1;
-            if (have_info) {
-                rh.msg_control = reply_control_[replies].bytes.data();
-                rh.msg_controllen = write_packet_info(reply_control_[replies].bytes.data(),
-                                                      control_size, context_.local, ifindex);
-            }
-            ++replies;
-        }
-        // Replies that the kernel refuses (full buffer) are lost like any UDP datagram; the
-        // client retransmits.
-        for (unsigned sent = 0; sent < replies;) {
-            const int m =
-                ::sendmmsg(fd, reply_headers_.data() + sent, replies - sent, MSG_DONTWAIT);
-            if (m > 0) {
-                sent += static_cast<unsigned>(m);
-            } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                break;
-            } else {
-                ++sent;  // this destination failed (e.g. unreachable); the rest may still go
-            }
-        }
-        context_.local = bound;
-        if (static_cast<std::size_t>(n) < batch_size) return;
+UdpListener::Datagram UdpListener::datagram(std::size_t i) const noexcept {
+    const auto& h = receive_headers_[i].msg_hdr;
+    Datagram d;
+    d.bytes = {receive_buffer_.data() + i * receive_slot_size, receive_headers_[i].msg_len};
+    d.source = from_sockaddr(reinterpret_cast<const sockaddr*>(&sources_[i]));
+    d.local = bound_;
+    d.truncated = (h.msg_flags & MSG_TRUNC) != 0;
+    if (wildcard_) {
+        int ifindex = 0;
+        read_packet_info(const_cast<msghdr&>(h), d.local, ifindex);
     }
+    return d;
+}
+
+std::span<std::uint8_t> UdpListener::answer_slot() noexcept {
+    return {answer_buffer_.data() + answers_ * reply_slot_size, reply_slot_size};
+}
+
+void UdpListener::answer(std::size_t i, std::span<const std::uint8_t> bytes) noexcept {
+    if (answers_ == batch_size) return;
+    answer_iov_[answers_] = {const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
+    auto& rh = answer_headers_[answers_].msg_hdr;
+    rh = {};
+    rh.msg_name = &sources_[i];
+    rh.msg_namelen = receive_headers_[i].msg_hdr.msg_namelen;
+    rh.msg_iov = &answer_iov_[answers_];
+    rh.msg_iovlen = 1;
+    if (wildcard_) {
+        auto& h = receive_headers_[i].msg_hdr;
+        protocol::TransportAddress local = bound_;
+        int ifindex = 0;
+        if (read_packet_info(h, local, ifindex)) {
+            rh.msg_control = answer_control_[answers_].bytes.data();
+            rh.msg_controllen = write_packet_info(answer_control_[answers_].bytes.data(),
+                                                  control_size, local, ifindex);
+        }
+    }
+    ++answers_;
+}
+
+void UdpListener::send_answers() noexcept {
+    // Answers that the kernel refuses (full buffer) are lost like any UDP datagram; the client
+    // retransmits.
+    for (std::size_t sent = 0; sent < answers_;) {
+        const int m = ::sendmmsg(fd_, answer_headers_.data() + sent,
+                                 static_cast<unsigned>(answers_ - sent), MSG_DONTWAIT);
+        if (m > 0) {
+            sent += static_cast<std::size_t>(m);
+        } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            ++sent;  // this destination failed (e.g. unreachable); the rest may still go
+        }
+    }
+    answers_ = 0;
 }
 
 bool UdpListener::send_to(const protocol::TransportAddress& client,
@@ -252,27 +244,23 @@ bool UdpListener::send_to(const protocol::TransportAddress& client,
         h.msg_control = control.bytes.data();
         h.msg_controllen = write_packet_info(control.bytes.data(), control_size, local, 0);
     }
-    return ::sendmsg(socket_.native_handle(), &h, MSG_DONTWAIT) >= 0;
+    return ::sendmsg(fd_, &h, MSG_DONTWAIT) >= 0;
 }
 
 bool UdpListener::queue_to(const protocol::TransportAddress& client,
                            const protocol::TransportAddress& local,
-                           std::span<const std::uint8_t> bytes) noexcept {
-    if (bytes.size() > queue_slot_size) {
-        flush();  // keep the order datagrams were relayed in
-        return send_to(client, local, bytes);
-    }
-    if (queued_ == batch_size) flush();
+                           std::span<const std::uint8_t> bytes, std::size_t payload_size,
+                           Flushed& flushed) noexcept {
+    if (queued_ == batch_size) flushed += flush();
     const std::size_t i = queued_++;
-    std::uint8_t* slot = queue_buffer_.data() + i * queue_slot_size;
-    std::memcpy(slot, bytes.data(), bytes.size());
-    queue_iov_[i] = {slot, bytes.size()};
+    queue_payload_[i] = payload_size;
+    queue_iov_[i] = {const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
     queue_to_len_[i] = to_sockaddr(client, queue_to_[i]);
     queue_local_[i] = local;
     return true;
 }
 
-void UdpListener::flush() noexcept {
+UdpListener::Flushed UdpListener::flush() noexcept {
     // Runs of datagrams to one client become one message each: with GSO a run of equal sizes
     // (the last may be shorter) is one send the kernel segments; without, one datagram each.
     std::size_t messages = 0;
@@ -280,8 +268,10 @@ void UdpListener::flush() noexcept {
         std::size_t run = 1;
         if (gso_) {
             const std::size_t size = queue_iov_[i].iov_len;
-            while (i + run < queued_ && run < 64 && queue_iov_[i + run - 1].iov_len == size &&
-                   queue_iov_[i + run].iov_len <= size &&
+            // At most 64 segments (UDP_MAX_SEGMENTS), and the whole must fit one IP packet's
+            // length before the kernel cuts it.
+            while (i + run < queued_ && run < 64 && (run + 1) * size <= 65000 && size > 0 &&
+                   queue_iov_[i + run - 1].iov_len == size && queue_iov_[i + run].iov_len <= size &&
                    queue_to_len_[i + run] == queue_to_len_[i] &&
                    std::memcmp(&queue_to_[i + run], &queue_to_[i], queue_to_len_[i]) == 0 &&
                    queue_local_[i + run] == queue_local_[i]) {
@@ -310,20 +300,33 @@ void UdpListener::flush() noexcept {
         ++messages;
         i += run;
     }
+    Flushed result;
     for (std::size_t sent = 0; sent < messages;) {
-        const int m = ::sendmmsg(socket_.native_handle(), queue_headers_.data() + sent,
+        const int m = ::sendmmsg(fd_, queue_headers_.data() + sent,
                                  static_cast<unsigned>(messages - sent), MSG_DONTWAIT);
         if (m > 0) {
-            sent += static_cast<std::size_t>(m);
+            for (int j = 0; j < m; ++j, ++sent) {
+                const auto& h = queue_headers_[sent].msg_hdr;
+                const auto first = static_cast<std::size_t>(h.msg_iov - queue_iov_.data());
+                result.packets += h.msg_iovlen;
+                for (std::size_t k = 0; k < h.msg_iovlen; ++k) {
+                    result.payload_bytes += queue_payload_[first + k];
+                }
+            }
         } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;  // a full send buffer: the rest is lost like any UDP datagram
+            // A full send buffer: the rest is lost like any UDP datagram.
+            for (; sent < messages; ++sent) {
+                result.refused += queue_headers_[sent].msg_hdr.msg_iovlen;
+            }
         } else {
             // EIO here is a device without UDP GSO support: stop segmenting from now on.
             if (errno == EIO && queue_headers_[sent].msg_hdr.msg_iovlen > 1) gso_ = false;
+            result.refused += queue_headers_[sent].msg_hdr.msg_iovlen;
             ++sent;
         }
     }
     queued_ = 0;
+    return result;
 }
 
 }  // namespace tern::server

@@ -239,7 +239,7 @@ protected:
     // Runs a request and checks what every answer must have: the same method and transaction
     // ID, MESSAGE-INTEGRITY (or -SHA256) under the requester's key, then FINGERPRINT.
     Response send(Request& request, const FiveTuple& t, const Requester& who,
-                  ClientId client = 77) {
+                  ClientRoute client = ClientRoute::connection(77)) {
         const MessageView& req = request.view();
         std::vector<std::uint8_t> out(8192);
         const auto answer = manager().handle_request(req, t, client, who, now, out);
@@ -710,7 +710,10 @@ TEST_F(AllocationManagerTest, DefaultIpv4WithNoIpv4AvailableIs440) {
 TEST_F(AllocationManagerTest, OtherMethodsGetNoAnswer) {
     Request r(Method::binding, next_serial());
     std::vector<std::uint8_t> out(2048);
-    EXPECT_TRUE(manager().handle_request(r.view(), tuple(40000), 77, alice(), now, out).empty());
+    EXPECT_TRUE(
+        manager()
+            .handle_request(r.view(), tuple(40000), ClientRoute::connection(77), alice(), now, out)
+            .empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1127,12 +1130,12 @@ TEST_F(AllocationManagerTest, PeerDatagramOnAChannelIsUnpaddedChannelDataOverUdp
     const FiveTuple t = tuple(40000);
     Request r(Method::allocate, next_serial());
     r.transport();
-    ASSERT_TRUE(send(r, t, alice(), /*client=*/1234).success());
+    ASSERT_TRUE(send(r, t, alice(), ClientRoute::listener(1234)).success());
     ASSERT_TRUE(bind(t, alice(), 0x4abc, peer_a).success());
     manager().on_peer_datagram(relay_id(t), peer_a, bytes({1, 2, 3, 4, 5}), now);
     ASSERT_EQ(egress.to_client.size(), 1u);
     EXPECT_EQ(egress.to_client[0].tuple, t);
-    EXPECT_EQ(egress.to_client[0].client, 1234u);
+    EXPECT_EQ(egress.to_client[0].client, ClientRoute::listener(1234));
     EXPECT_EQ(egress.to_client[0].message, bytes({0x4a, 0xbc, 0x00, 0x05, 1, 2, 3, 4, 5}));
     EXPECT_EQ(manager().counters().packets_to_client, 1u);
 }
@@ -1159,13 +1162,13 @@ TEST_F(AllocationManagerTest, PeerDatagramWithOnlyAPermissionIsADataIndication) 
     const FiveTuple t = tuple(40000);
     Request r(Method::allocate, next_serial());
     r.transport();
-    ASSERT_TRUE(send(r, t, alice(), /*client=*/99).success());
+    ASSERT_TRUE(send(r, t, alice(), ClientRoute::connection(99)).success());
     ASSERT_TRUE(permit(t, alice(), {peer_a}).success());
     const std::vector<std::uint8_t> payload = bytes({0xde, 0xad, 0xbe, 0xef, 0x01});
     manager().on_peer_datagram(relay_id(t), peer_a, payload, now);
     ASSERT_EQ(egress.to_client.size(), 1u);
     EXPECT_EQ(egress.to_client[0].tuple, t);
-    EXPECT_EQ(egress.to_client[0].client, 99u);
+    EXPECT_EQ(egress.to_client[0].client, ClientRoute::connection(99));
     MessageView m;
     ASSERT_EQ(MessageView::parse(egress.to_client[0].message, m), ParseError::ok);
     EXPECT_EQ(m.method(), Method::data);
@@ -1709,10 +1712,12 @@ TEST_F(AllocationManagerTest, UserBandwidthHoldsAcrossWorkersSharingIt) {
         const FiveTuple t = tuple(w == &w1 ? 40001 : 40002);
         Request a(Method::allocate, next_serial());
         a.transport();
-        ASSERT_FALSE(w->handle_request(a.view(), t, 1, alice(), now, out).empty());
+        ASSERT_FALSE(
+            w->handle_request(a.view(), t, ClientRoute::listener(1), alice(), now, out).empty());
         Request b(Method::channel_bind, next_serial());
         b.channel(0x4000).peer(peer_a);
-        ASSERT_FALSE(w->handle_request(b.view(), t, 1, alice(), now, out).empty());
+        ASSERT_FALSE(
+            w->handle_request(b.view(), t, ClientRoute::listener(1), alice(), now, out).empty());
         const Allocation* alloc = w->find(t, now);
         ASSERT_NE(alloc, nullptr);
         for (int i = 0; i < 60; ++i) w->on_peer_datagram(alloc->relay_ids[0], peer_a, payload, now);

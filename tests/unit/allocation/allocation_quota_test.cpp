@@ -61,7 +61,7 @@ public:
                       std::span<const std::uint8_t>) noexcept override {
         return true;
     }
-    bool send_to_client(const FiveTuple&, ClientId,
+    bool send_to_client(const FiveTuple&, ClientRoute,
                         std::span<const std::uint8_t>) noexcept override {
         return true;
     }
@@ -100,7 +100,7 @@ protected:
         Requester who{"alice", key, false, std::nullopt};
         const FiveTuple tuple{addr(client), addr("198.51.100.1:3478"), Transport::udp};
         std::array<std::uint8_t, 512> out{};
-        const auto reply = m.handle_request(view, tuple, 0, who, t0, out);
+        const auto reply = m.handle_request(view, tuple, ClientRoute{}, who, t0, out);
         protocol::MessageView answer;
         EXPECT_EQ(protocol::MessageView::parse(reply, answer), protocol::ParseError::ok);
         const auto error = answer.error_code();

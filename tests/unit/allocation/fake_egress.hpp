@@ -29,7 +29,7 @@ public:
     };
     struct ClientSend {
         FiveTuple tuple;
-        ClientId client = 0;
+        ClientRoute client;
         std::vector<std::uint8_t> message;
     };
 
@@ -59,7 +59,7 @@ public:
         return send_result;
     }
 
-    bool send_to_client(const FiveTuple& tuple, ClientId client,
+    bool send_to_client(const FiveTuple& tuple, ClientRoute client,
                         std::span<const std::uint8_t> message) noexcept override {
         to_client.push_back(ClientSend{tuple, client, {message.begin(), message.end()}});
         return send_result;

@@ -124,7 +124,7 @@ public:
         bytes += payload.size();
         return true;
     }
-    bool send_to_client(const FiveTuple&, ClientId,
+    bool send_to_client(const FiveTuple&, ClientRoute,
                         std::span<const std::uint8_t> message) noexcept override {
         ++to_client;
         bytes += message.size();
@@ -169,7 +169,8 @@ TEST(NoAllocation, RelayPathBothWays) {
         add(b);
         MessageView view;
         ASSERT_EQ(MessageView::parse(b.finish(), view), protocol::ParseError::ok);
-        const auto reply = manager.handle_request(view, tuple, 1, alice, now, out);
+        const auto reply =
+            manager.handle_request(view, tuple, ClientRoute::listener(1), alice, now, out);
         MessageView answer;
         ASSERT_EQ(MessageView::parse(reply, answer), protocol::ParseError::ok);
         ASSERT_FALSE(answer.error_code()) << answer.error_code()->code;

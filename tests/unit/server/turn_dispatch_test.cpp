@@ -54,7 +54,7 @@ struct RecordingEgress final : allocation::RelayEgress {
         to_peer.emplace_back(peer, Bytes(payload.begin(), payload.end()));
         return true;
     }
-    bool send_to_client(const allocation::FiveTuple&, allocation::ClientId,
+    bool send_to_client(const allocation::FiveTuple&, allocation::ClientRoute,
                         std::span<const std::uint8_t>) noexcept override {
         ++to_client;
         return true;

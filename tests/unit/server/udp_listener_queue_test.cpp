@@ -30,13 +30,11 @@ class UdpListenerQueue : public ::testing::TestWithParam<const char*> {
 protected:
     void SetUp() override {
         ::setenv("TERN_UDP_GSO", GetParam(), 1);
-        listener_ = std::make_unique<UdpListener>(io_, dispatcher_);
+        listener_ = std::make_unique<UdpListener>();
         ::unsetenv("TERN_UDP_GSO");
         ASSERT_FALSE(listener_->open(protocol::TransportAddress::v4({127, 0, 0, 1}, 0)));
         local_ = listener_->local_address();
     }
-    boost::asio::io_context io_;
-    RequestDispatcher dispatcher_{std::make_shared<const config::Config>()};
     std::unique_ptr<UdpListener> listener_;
     protocol::TransportAddress local_;
 };
@@ -55,12 +53,19 @@ TEST_P(UdpListenerQueue, EachClientGetsItsDatagramsWholeAndInOrder) {
     plan.emplace_back(&b, datagram(9, 1204));
     plan.emplace_back(&b, datagram(10, 300));
     plan.emplace_back(&b, datagram(11, 1204));
+    UdpListener::Flushed flushed;
+    std::size_t payload = 0;
     for (const auto& [to, bytes] : plan) {
-        ASSERT_TRUE(listener_->queue_to(to->address(), local_, bytes));
+        // The counted size is the caller's (ChannelData counts its payload, not its header).
+        ASSERT_TRUE(listener_->queue_to(to->address(), local_, bytes, bytes.size() - 4, flushed));
+        payload += bytes.size() - 4;
     }
     EXPECT_TRUE(listener_->has_queued());
-    listener_->flush();
+    flushed += listener_->flush();
     EXPECT_FALSE(listener_->has_queued());
+    EXPECT_EQ(flushed.packets, plan.size());
+    EXPECT_EQ(flushed.payload_bytes, payload);
+    EXPECT_EQ(flushed.refused, 0u);
 
     for (Receiver* r : {&a, &b}) {
         std::vector<Bytes> expected;
@@ -71,15 +76,22 @@ TEST_P(UdpListenerQueue, EachClientGetsItsDatagramsWholeAndInOrder) {
     }
 }
 
-TEST_P(UdpListenerQueue, AFullQueueFlushesItselfAndOversizedDatagramsKeepTheirPlace) {
+TEST_P(UdpListenerQueue, AFullQueueFlushesItselfAndLargeDatagramsKeepTheirPlace) {
     Receiver a;
     std::vector<Bytes> sent;
     for (std::size_t i = 0; i < UdpListener::batch_size + 3; ++i) {
         sent.push_back(datagram(static_cast<std::uint8_t>(i), 200));
     }
-    sent.insert(sent.begin() + 10, datagram(0xEE, 3000));  // past a queue slot: sent at once
-    for (const Bytes& d : sent) ASSERT_TRUE(listener_->queue_to(a.address(), local_, d));
-    listener_->flush();
+    sent.insert(sent.begin() + 10, datagram(0xEE, 3000));  // queued in place, not copied
+    // A run of 60 equal 1204-byte datagrams is more than one GSO send may carry (64 KiB).
+    for (std::uint8_t i = 0; i < 60; ++i) sent.push_back(datagram(i, 1204));
+    UdpListener::Flushed flushed;
+    for (const Bytes& d : sent) {
+        ASSERT_TRUE(listener_->queue_to(a.address(), local_, d, d.size(), flushed));
+    }
+    flushed += listener_->flush();
+    EXPECT_EQ(flushed.packets, sent.size());
+    EXPECT_EQ(flushed.refused, 0u);
     EXPECT_EQ(a.drain(), sent);
 }
 

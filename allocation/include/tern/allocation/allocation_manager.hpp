@@ -14,6 +14,7 @@
 
 #include "tern/allocation/allocation_quota.hpp"
 #include "tern/allocation/allocation_table.hpp"
+#include "tern/allocation/client_route.hpp"
 #include "tern/allocation/clock.hpp"
 #include "tern/allocation/five_tuple.hpp"
 #include "tern/allocation/peer_policy.hpp"
@@ -113,10 +114,49 @@ public:
     // returns it; empty for other methods. A retransmission (same 5-tuple and transaction ID
     // within 40 s) gets the same bytes again without being processed twice.
     std::span<const std::uint8_t> handle_request(const protocol::MessageView& request,
-                                                 const FiveTuple& tuple, ClientId client,
+                                                 const FiveTuple& tuple, ClientRoute client,
                                                  const Requester& requester, TimePoint now,
                                                  std::span<std::uint8_t> out);
 
+    // The relay rules, for the I/O layer's two relay directions. Each decides one datagram:
+    // where it goes, or nothing (the drop is counted). Bandwidth is taken when a route is
+    // given; the caller reports what the kernel then accepted with count_to_*.
+    //
+    // ChannelData (§12.5) or a Send indication (§11.2) from a client: out of which relay
+    // socket, to which peer; `payload` views the caller's bytes.
+    struct ToPeer {
+        RelayId relay = 0;
+        protocol::TransportAddress peer;
+        std::span<const std::uint8_t> payload;
+    };
+    std::optional<ToPeer> route_channel_data(std::span<const std::uint8_t> message,
+                                             const FiveTuple& tuple, TimePoint now) noexcept;
+    std::optional<ToPeer> route_send_indication(const protocol::MessageView& indication,
+                                                const FiveTuple& tuple, TimePoint now) noexcept;
+    // A datagram of `payload_size` bytes that `peer` sent to relay socket `relay` (§11.3,
+    // §12.6): to which client, and framed how (see ClientFrame).
+    struct ToClient {
+        const FiveTuple* tuple = nullptr;  // the allocation's; valid until it is removed
+        ClientRoute route;
+        std::uint16_t channel = 0;            // bound channel, or 0 for a Data indication
+        std::uint64_t indication_serial = 0;  // a Data indication's transaction ID
+    };
+    std::optional<ToClient> route_peer_datagram(RelayId relay,
+                                                const protocol::TransportAddress& peer,
+                                                std::size_t payload_size, TimePoint now) noexcept;
+    // What the kernel took (sent) and refused (failed) of routed datagrams; bytes are payload.
+    void count_to_peer(std::uint64_t sent, std::uint64_t bytes, std::uint64_t failed) noexcept {
+        counters_.packets_to_peer += sent;
+        counters_.bytes_to_peer += bytes;
+        counters_.dropped_send_failed += failed;
+    }
+    void count_to_client(std::uint64_t sent, std::uint64_t bytes, std::uint64_t failed) noexcept {
+        counters_.packets_to_client += sent;
+        counters_.bytes_to_client += bytes;
+        counters_.dropped_send_failed += failed;
+    }
+
+    // The rules above and a send through RelayEgress, for stream clients and tests.
     // Send indication from the client (RFC 8656 §11.2): relayed or silently dropped.
     void on_send_indication(const protocol::MessageView& indication, const FiveTuple& tuple,
                             TimePoint now) noexcept;
@@ -156,13 +196,10 @@ public:
     const RelayCounters& counters() const noexcept { return counters_; }
     const ManagerSettings& settings() const noexcept { return settings_; }
 
-    // Largest Data indication or ChannelData the manager sends to a client.
-    static constexpr std::size_t max_client_message = 20 + 24 + 4 + 65536;
-
 private:
     struct Reply;
     std::span<const std::uint8_t> allocate(const protocol::MessageView& request,
-                                           const FiveTuple& tuple, ClientId client,
+                                           const FiveTuple& tuple, ClientRoute client,
                                            const Requester& requester, TimePoint now, Reply& r);
     // These three are called for the requester's own live allocation only.
     std::span<const std::uint8_t> refresh(const protocol::MessageView& request,
@@ -172,8 +209,10 @@ private:
                                                     Allocation& a, TimePoint now, Reply& r);
     std::span<const std::uint8_t> channel_bind(const protocol::MessageView& request, Allocation& a,
                                                TimePoint now, Reply& r);
-    void relay_to_peer(Allocation& a, const protocol::TransportAddress& peer,
-                       std::span<const std::uint8_t> payload, TimePoint now) noexcept;
+    std::optional<ToPeer> route_to_peer(Allocation& a, const protocol::TransportAddress& peer,
+                                        std::span<const std::uint8_t> payload,
+                                        TimePoint now) noexcept;
+    void send_to_peer(const std::optional<ToPeer>& route) noexcept;
     // Takes `bytes` from the allocation's and its user's budgets for one direction; false (and
     // nothing taken) when either is short.
     bool within_budget(TokenBucket& own, SharedTokenBucket* user, std::size_t bytes,
@@ -213,7 +252,7 @@ private:
     std::vector<Allocation*> by_relay_;
     static constexpr RelayId max_relay_index = RelayId{1} << 22;
     void index_relay(RelayId id, Allocation& a);
-    // Where Data indications and ChannelData for clients are assembled; one thread uses it.
+    // Where on_peer_datagram frames messages for clients; one thread uses it.
     std::vector<std::uint8_t> client_buffer_;
     RelayCounters counters_;
     std::uint64_t data_indications_ = 0;  // transaction IDs of Data indications

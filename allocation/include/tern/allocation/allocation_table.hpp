@@ -76,7 +76,7 @@ struct Allocation {
     TimePoint expires;
     PermissionTable permissions;
     ChannelTable channels;
-    ClientId client = 0;                 // the I/O layer's name for the control channel
+    ClientRoute client;                  // how the I/O layer reaches the control channel
     std::array<RelayId, 2> relay_ids{};  // parallel to relays
     TokenBucket to_peer_budget;          // limits.allocation_bandwidth, each direction
     TokenBucket to_client_budget;

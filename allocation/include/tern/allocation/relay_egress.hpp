@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 
+#include "tern/allocation/client_route.hpp"
 #include "tern/allocation/five_tuple.hpp"
 #include "tern/protocol/transport_address.hpp"
 
@@ -13,9 +14,6 @@ namespace tern::allocation {
 // Names one relay socket of the I/O layer; chosen by open_relay() as a small index (reused
 // after close_relay), because the allocation layer keeps a vector indexed by it.
 using RelayId = std::uint32_t;
-// Names the control channel of a client for the I/O layer (UDP listener or TCP/TLS
-// connection); the state machine stores it with the allocation and passes it back.
-using ClientId = std::uint64_t;
 
 enum class OpenRelayStatus : std::uint8_t {
     opened,
@@ -38,7 +36,7 @@ public:
     // Both are on the packet path: no allocation, no logging; false = dropped.
     virtual bool send_to_peer(RelayId id, const protocol::TransportAddress& peer,
                               std::span<const std::uint8_t> payload) noexcept = 0;
-    virtual bool send_to_client(const FiveTuple& tuple, ClientId client,
+    virtual bool send_to_client(const FiveTuple& tuple, ClientRoute client,
                                 std::span<const std::uint8_t> message) noexcept = 0;
 
 protected:

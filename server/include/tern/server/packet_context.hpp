@@ -15,9 +15,9 @@ struct PacketContext {
     protocol::TransportAddress source;  // the client's address as the server sees it
     protocol::TransportAddress local;   // the address the client reached
     config::Transport transport = config::Transport::udp;
-    allocation::ClientId client = 0;  // the worker's name for this listener or connection
-    allocation::TimePoint now{};      // steady time, for lifetimes
-    std::int64_t unix_now = 0;        // wall-clock seconds, for nonces and REST expiry
+    allocation::ClientRoute client;  // how the worker reaches this listener or connection
+    allocation::TimePoint now{};     // steady time, for lifetimes
+    std::int64_t unix_now = 0;       // wall-clock seconds, for nonces and REST expiry
 };
 
 }  // namespace tern::server

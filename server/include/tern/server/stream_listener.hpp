@@ -34,9 +34,9 @@ protected:
 // The worker's table of live stream connections, so relayed data can find its client.
 class ConnectionRegistry {
 public:
-    virtual allocation::ClientId attach(ClientConnection& connection) = 0;
+    virtual allocation::ClientRoute attach(ClientConnection& connection) = 0;
     // The connection is gone: forget it and end the allocation it controlled (RFC 8656 §3.1).
-    virtual void detach(allocation::ClientId id, const PacketContext& context) noexcept = 0;
+    virtual void detach(allocation::ClientRoute id, const PacketContext& context) noexcept = 0;
 
 protected:
     ~ConnectionRegistry() = default;

@@ -1,6 +1,7 @@
 // One worker thread with its own io_context, dispatcher, allocations and relay sockets.
 // Everything a packet touches lives on one worker, so the packet path takes no locks and makes
-// no cross-thread hops.
+// no cross-thread hops. The worker builds and wires the parts; relayed data passes through
+// ClientToPeer and PeerToClient, which its UDP readiness loop calls.
 #pragma once
 
 #include <array>
@@ -13,18 +14,21 @@
 #include <memory>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "tern/allocation/allocation_manager.hpp"
 #include "tern/allocation/relay_ports.hpp"
 #include "tern/config/config.hpp"
+#include "tern/server/client_to_peer.hpp"
 #include "tern/server/metrics_snapshot.hpp"
-#include "tern/server/relay_socket.hpp"
+#include "tern/server/peer_to_client.hpp"
+#include "tern/server/relay_sockets.hpp"
 #include "tern/server/request_dispatcher.hpp"
 #include "tern/server/source_rate_limiter.hpp"
+#include "tern/server/stream_clients.hpp"
 #include "tern/server/stream_listener.hpp"
 #include "tern/server/udp_listener.hpp"
+#include "tern/server/udp_readiness.hpp"
 
 namespace tern::server {
 
@@ -39,7 +43,7 @@ struct SharedRelayState {
     std::uint64_t hash_seed;
 };
 
-class Worker final : public allocation::RelayEgress, public RelaySink, public ConnectionRegistry {
+class Worker final : private UdpReadinessHandler {
 public:
     Worker(unsigned index, std::shared_ptr<const config::Config> config,
            std::shared_ptr<const allocation::PeerPolicy> peers, const SharedRelayState& shared);
@@ -78,34 +82,12 @@ public:
     std::chrono::steady_clock::duration loop_lag() const noexcept;
 
 private:
-    // RelayEgress
-    allocation::OpenRelayResult open_relay(const protocol::TransportAddress& address,
-                                           bool dont_fragment) override;
-    void close_relay(allocation::RelayId id) noexcept override;
-    bool send_to_peer(allocation::RelayId id, const protocol::TransportAddress& peer,
-                      std::span<const std::uint8_t> payload) noexcept override;
-    bool send_to_client(const allocation::FiveTuple& tuple, allocation::ClientId client,
-                        std::span<const std::uint8_t> message) noexcept override;
-    // RelaySink
-    void on_peer_datagram(RelaySocket& socket, const protocol::TransportAddress& peer,
-                          std::span<const std::uint8_t> payload) override;
-    // ConnectionRegistry
-    allocation::ClientId attach(ClientConnection& connection) override;
-    void detach(allocation::ClientId id, const PacketContext& context) noexcept override;
+    // UdpReadinessHandler: a ready socket goes to its relay direction.
+    bool on_readable(UdpToken token, TimePoint now) noexcept override;
+    void end_of_pass() noexcept override;
 
     void tick();
-    void flush_client_queues() noexcept;
 
-    // Memory of the one pending flush handler (see send_to_client): outlives io_, which may
-    // still hold that handler when it is destroyed.
-    struct FlushBlock {
-        alignas(std::max_align_t) std::array<unsigned char, 256> bytes{};
-        bool in_use = false;
-    };
-    template <typename T>
-    struct FlushAllocator;
-    struct FlushHandler;
-    FlushBlock flush_block_;
     // Declared before io_: connections still queued in io_ at destruction count their close.
     StreamCounters stream_counters_;
     allocation::Tally lag_ns_;       // of the last tick
@@ -114,20 +96,17 @@ private:
     unsigned index_;
     boost::asio::io_context io_;  // declared early: destroyed after the sockets
     boost::asio::steady_timer timer_;
-    RelayReceiveBuffers relay_buffers_;
-    std::vector<std::unique_ptr<RelaySocket>> relays_;  // indexed by RelayId
-    std::vector<allocation::RelayId> free_relay_ids_;
-    std::unordered_map<allocation::ClientId, ClientConnection*> connections_;
-    allocation::ClientId next_connection_id_ = allocation::ClientId{1} << 32;
+    UdpReadiness readiness_;
+    // Built in this order; RelaySockets only keeps references to the two directions.
+    RelaySockets relays_;
     allocation::AllocationManager manager_;
     RequestDispatcher dispatcher_;
     std::vector<std::unique_ptr<UdpListener>> udp_;
-    bool flush_posted_ = false;  // a flush of the listeners' relayed-data queues is pending
+    StreamClients stream_clients_;
+    ClientToPeer client_to_peer_;
+    PeerToClient peer_to_client_;
     std::vector<std::unique_ptr<StreamListener>> streams_;
     ConnectionQuota& connections_quota_;
-    // Relay sockets that failed to open (EMFILE, say): logged at most once per interval.
-    std::chrono::steady_clock::time_point relay_failures_logged_at_{};
-    std::uint64_t relay_failures_unlogged_ = 0;
     std::thread thread_;
 };
 
