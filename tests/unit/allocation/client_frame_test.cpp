@@ -19,7 +19,9 @@ using protocol::TransportAddress;
 // A slot as PeerToClient fills it: headroom of 0xEE, the payload, tailroom of 0xEE.
 Bytes slot_with(const Bytes& payload) {
     Bytes slot(client_frame_headroom + payload.size() + client_frame_tailroom, 0xEE);
-    std::memcpy(slot.data() + client_frame_headroom, payload.data(), payload.size());
+    if (!payload.empty()) {
+        std::memcpy(slot.data() + client_frame_headroom, payload.data(), payload.size());
+    }
     return slot;
 }
 
