@@ -26,8 +26,9 @@ TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-
 # make lint: formatting, clang-tidy (with run-clang-tidy) and cppcheck; the tests' headers too,
 # since clang-tidy compiles what it checks.
 LINT_DEPS  := clang-format clang-tidy cppcheck libgtest-dev libgmock-dev libbenchmark-dev
-# make bench: Google Benchmark, coturn to compare with, taskset (util-linux) to pin, python3.
-BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl
+# make bench: Google Benchmark, coturn to compare with, taskset (util-linux) to pin, python3,
+# liburing for the forwarder's io_uring loop candidate (bench/run.py --loops).
+BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl liburing-dev
 # make test-package: a Debian root to install into (debootstrap), lintian, systemd-analyze and
 # man (its man page check), systemd-nspawn to boot the root (dbus: nspawn's scope on a systemd
 # host), coturn's clients to relay through the installed ternd, openssl and ss (iproute2) for
@@ -124,11 +125,16 @@ unit-and-integration: build
 bench-smoke: build
 	python3 bench/run.py --build $(BUILD) --smoke
 
-# ternd, coturn and the bare forwarder, each pinned to CPU 0 with ternbench on CPU 1, over
-# interleaved rounds; prints one table of medians and ratios (<= 15 min; bench-quick <= 2 min).
+# ternd, Debian's coturn 4.6.1, coturn 4.17 (with and without its fast path) and the bare
+# forwarder, each pinned to CPU 0 with ternbench on CPU 1, over interleaved rounds; prints one
+# table of medians and ratios (<= 15 min; bench-quick <= 3 min). coturn 4.17 is built from source
+# for the comparison only: COTURN_SRC=<coturn source tree or git mirror> builds it once into
+# $(BUILD)/coturn-4.17 (bench/build-coturn.sh); without it those columns stay empty.
 bench:
 	@$(call install_missing,$(BENCH_DEPS))
 	$(MAKE) --no-print-directory build
+	@if [ -n "$(COTURN_SRC)" ] && [ ! -x $(BUILD)/coturn-4.17/bin/turnserver ]; then \
+	  bench/build-coturn.sh "$(COTURN_SRC)" $(BUILD)/coturn-4.17; fi
 	python3 bench/run.py --build $(BUILD) $(BENCH_ARGS)
 
 bench-quick:

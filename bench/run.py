@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """tern benchmark runner: ternd against coturn and the bare UDP forwarder, side by side.
 
-`make bench` calls this script. For every case it starts one server at a time (ternd, coturn or
-`ternbench forward`) on loopback, pinned to one CPU, runs `ternbench` pinned to another CPU
-against it, and stops the server again. Rounds are interleaved (round 1 runs every case on every
-server, then round 2, ...) and the order of servers rotates from round to round, so slow drift of a
-shared machine spreads over all servers instead of hitting the one that always goes last. The
-table reports the median over rounds, the spread (min-max) of the headline figures, the ratios
-ternd/forwarder and ternd/coturn, and the targets of issue 6.
+`make bench` calls this script. For every case it starts one server at a time (ternd, Debian's
+coturn 4.6.1, coturn 4.17 with and without its fast path, or `ternbench forward`) on loopback,
+pinned to one CPU, runs `ternbench` pinned to another CPU against it, and stops the server again.
+Rounds are interleaved (round 1 runs every case on every server, then round 2, ...) and the order
+of servers rotates from round to round, so slow drift of a shared machine spreads over all
+servers instead of hitting the one that always goes last. The table reports the median over
+rounds, the spread (min-max) of the headline figures, the ratios of ternd to the others, and the
+targets of issue 15.
+
+UDP relaying runs in two topologies (ternbench --topology): `pairs`, 50 allocations relaying to
+each other in pairs through the same server, and `peers`, 50 allocations each with its own echo
+peer on its own address. Relayed packets/s = 2 x packets received by clients, in both.
 
     python3 bench/run.py --build build            # full run (3 rounds, <= 15 min)
-    python3 bench/run.py --build build --quick    # 1 short round (<= 2 min)
-    python3 bench/run.py --build build --only udp-cd-100 --rounds 1
+    python3 bench/run.py --build build --quick    # 1 short round (<= 3 min)
+    python3 bench/run.py --build build --only peers-100 --rounds 1
+    python3 bench/run.py --build build --loops    # forwarder loop candidates only
     python3 bench/run.py --build build --smoke    # `make test`: ternd only, a few seconds
+
+coturn 4.17 comes from bench/build-coturn.sh (BUILD/coturn-4.17/bin/turnserver, or --coturn417);
+without it those columns are left empty and the table says why.
 
 Standard library only (Python 3.11; Debian 12's /usr/bin/python3 is enough).
 """
@@ -50,7 +59,14 @@ STOP_TIMEOUT = 5.0
 SERVER_LABEL = {
     "forwarder": "forwarder",
     "ternd": "ternd",
-    "coturn": "coturn",
+    "coturn": "coturn 4.6.1",
+    "coturn417": "coturn 4.17",
+    "coturn417-fast": "coturn 4.17 fast path",
+    "forwarder-uring": "forwarder, io_uring loop",
+    "forwarder-busypoll": "forwarder, busy-poll 50 µs",
+    "forwarder-uring-busypoll": "forwarder, io_uring + busy-poll 50 µs",
+    "forwarder-spin": "forwarder, spinning epoll",
+    "forwarder-uring-spin": "forwarder, spinning io_uring",
     "ternd-t1": "ternd threads: 1",
     "ternd-t2": "ternd threads: 2",
     "ternd-nogso": "ternd, UDP GSO off",
@@ -81,32 +97,57 @@ class Case:
     servers: list[str]
     transport: str = "udp"
     size: int = 100
-    clients: int = 32
+    clients: int = 50
     window: int | None = 8
-    rate: int | None = None
+    rate: int | None = None  # own packets per second of all clients (open loop)
     indications: bool = False
     pinned: bool = True
+    topology: str = "peers"  # ternbench --topology: peers | pairs | single
+    full_only: bool = False  # left out of --quick
+
+
+# The main table's server columns, in order.
+MAIN_SERVERS = ["forwarder", "ternd", "coturn", "coturn417", "coturn417-fast"]
+LOOP_SERVERS = ["forwarder", "forwarder-uring", "forwarder-busypoll", "forwarder-uring-busypoll",
+                "forwarder-spin", "forwarder-uring-spin"]
 
 
 def all_cases() -> list[Case]:
-    three = ["forwarder", "ternd", "coturn"]
+    # coturn 4.17's fast path (--multiplex-peer) shares one relay socket among all allocations
+    # and refuses a peer address another allocation already uses, so it cannot relay between two
+    # allocations of the same server: it runs in the peers topology only.
+    pairs = ["forwarder", "ternd", "coturn", "coturn417"]
+    peers = MAIN_SERVERS
     two = ["ternd", "coturn"]
     return [
-        Case("udp-cd-100", "throughput", three, size=100),
-        Case("udp-cd-1200", "throughput", three, size=1200),
-        # 40k client packets/s, each a round trip: 80k relayed packets/s.
-        Case("udp-rate-80k", "rate", three, rate=40000, window=None),
-        # 10k client packets/s (20k relayed/s): latency at a moderate load.
-        Case("udp-rtt-10k", "rate", three, rate=10000, window=None),
+        Case("pairs-100", "throughput", pairs, size=100, topology="pairs"),
+        Case("pairs-1200", "throughput", pairs, size=1200, topology="pairs"),
+        Case("peers-100", "throughput", peers, size=100),
+        Case("peers-1200", "throughput", peers, size=1200),
+        # 40k own packets/s, each crossing the server twice: 80k relayed packets/s.
+        Case("udp-rate-80k", "rate", peers, rate=40000, window=None),
+        # 10k own packets/s (20k relayed/s): latency at a moderate load.
+        Case("udp-rtt-10k", "rate", peers, rate=10000, window=None),
         Case("udp-ind-100", "throughput", two, indications=True),
         Case("tcp-cd-100", "throughput", two, transport="tcp"),
         Case("tls-cd-100", "throughput", two, transport="tls"),
         Case("setup", "setup", two, clients=64, window=None),
         Case("idle", "idle", two, window=None),
         # Multi-core: neither server nor generator pinned; more clients to feed two workers.
-        Case("scale", "throughput", ["ternd-t1", "ternd-t2"], clients=64, pinned=False),
+        Case("scale", "throughput", ["ternd-t1", "ternd-t2"], clients=64, pinned=False,
+             full_only=True),
         # What segmentation offload on sends to clients gains (TERN_UDP_GSO=0 turns it off).
-        Case("gso", "throughput", ["ternd", "ternd-nogso"], size=100),
+        Case("gso", "throughput", ["ternd", "ternd-nogso"], size=100, full_only=True),
+    ]
+
+
+def loop_cases() -> list[Case]:
+    """--loops: the forwarder's event-loop candidates against each other (issue 15)."""
+    return [
+        Case("loop-pairs-100", "throughput", LOOP_SERVERS, size=100, topology="pairs"),
+        Case("loop-peers-100", "throughput", LOOP_SERVERS, size=100),
+        Case("loop-peers-1200", "throughput", LOOP_SERVERS, size=1200),
+        Case("loop-rate-80k", "rate", LOOP_SERVERS, rate=40000, window=None),
     ]
 
 
@@ -117,9 +158,10 @@ def all_cases() -> list[Case]:
 class Env:
     def __init__(self, args: argparse.Namespace, tmp: pathlib.Path):
         build = pathlib.Path(args.build).resolve()
-        self.ternd = build / "server" / "ternd"
+        self.ternd = pathlib.Path(args.ternd).resolve() if args.ternd else build / "server" / "ternd"
         self.ternbench = build / "bench" / "ternbench" / "ternbench"
         self.coturn = shutil.which("turnserver")
+        self.coturn417 = find_coturn417(args, build)
         self.tmp = tmp
         self.cert = tmp / "cert.pem"
         self.key = tmp / "key.pem"
@@ -133,6 +175,7 @@ class Env:
         self.warmup = args.warmup
         self.duration = args.duration
         self.idle_allocations = args.idle_allocations
+        self.wait_idle = args.wait_idle
 
     def can_pin(self) -> bool:
         return self.server_cpu is not None
@@ -154,6 +197,21 @@ class Env:
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise BenchError("openssl failed:\n" + tail(r.stderr))
+
+
+def find_coturn417(args: argparse.Namespace, build: pathlib.Path) -> str | None:
+    """coturn 4.17 built by bench/build-coturn.sh: --coturn417, else BUILD/coturn-4.17 or
+    build-bench/coturn-4.17 of this repo."""
+    if args.coturn417:
+        path = pathlib.Path(args.coturn417).resolve()
+        if not os.access(path, os.X_OK):
+            sys.exit(f"bench/run.py: --coturn417 {path}: not an executable")
+        return str(path)
+    for d in (build / "coturn-4.17", REPO / "build-bench" / "coturn-4.17"):
+        candidate = d / "bin" / "turnserver"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 def port_free(port: int) -> bool:
@@ -189,10 +247,9 @@ def ternd_config(env: Env, port: int, tls_port: int, threads: int) -> str:
     )
 
 
-def coturn_command(env: Env, port: int, tls_port: int, tag: str) -> list[str]:
-    assert env.coturn is not None
+def coturn_command(env: Env, binary: str, port: int, tls_port: int, tag: str) -> list[str]:
     return [
-        env.coturn,
+        binary,
         "-n",                                   # no configuration file: only these flags
         "--no-cli",                             # no telnet admin CLI
         "--listening-ip=127.0.0.1",
@@ -251,11 +308,16 @@ class Server:
         env.counter += 1
         self.tag = f"{kind}-{env.counter}"
         self.port = env.fresh_port()
-        self.tls_port = env.fresh_port() if kind != "forwarder" else None
+        self.tls_port = env.fresh_port() if not kind.startswith("forwarder") else None
         self.log_path = env.tmp / (self.tag + ".log")
-        if kind == "forwarder":
-            cmd = [str(env.ternbench), "forward", "--listen", f"127.0.0.1:{self.port}",
-                   "--peer", f"127.0.0.1:{peer_port}"]
+        if kind.startswith("forwarder"):
+            cmd = [str(env.ternbench), "forward", "--listen", f"127.0.0.1:{self.port}"]
+            if "uring" in kind:
+                cmd += ["--loop", "uring"]
+            if "busypoll" in kind:
+                cmd += ["--busy-poll", "50"]
+            if "spin" in kind:
+                cmd.append("--spin")
             self.binary = env.ternbench
         elif kind.startswith("ternd"):
             threads = 2 if kind == "ternd-t2" else 1
@@ -266,8 +328,19 @@ class Server:
         elif kind == "coturn":
             if env.coturn is None:
                 raise BenchError("coturn (turnserver) is not installed: apt install coturn")
-            cmd = coturn_command(env, self.port, self.tls_port, self.tag)
+            cmd = coturn_command(env, env.coturn, self.port, self.tls_port, self.tag)
             self.binary = pathlib.Path(env.coturn)
+        elif kind in ("coturn417", "coturn417-fast"):
+            if env.coturn417 is None:
+                raise BenchError("coturn 4.17 is not built: bench/build-coturn.sh SOURCE")
+            cmd = coturn_command(env, env.coturn417, self.port, self.tls_port, self.tag)
+            if kind == "coturn417-fast":
+                # The opt-in fast path: one relay socket per thread shared by every allocation
+                # (demultiplexed by peer address), sendmmsg batches, and UDP GSO on them. Its
+                # port comes from the pool like every other.
+                cmd += ["--multiplex-peer", f"--multiplex-peer-port={env.fresh_port()}",
+                        "--udp-gso"]
+            self.binary = pathlib.Path(env.coturn417)
         else:
             raise BenchError(f"unknown server {kind}")
         if pinned and env.can_pin():
@@ -303,7 +376,7 @@ class Server:
         self._check_pid()
 
     def _ready(self, transport: str) -> bool:
-        if self.kind == "forwarder":
+        if self.kind.startswith("forwarder"):
             return "forwarder listening on" in self.output()
         if self.kind.startswith("ternd") and "is listening on" not in self.output():
             return False
@@ -325,14 +398,19 @@ class Server:
             raise BenchError(f"pid {self.pid} is taskset, not the server")
 
     def stop(self) -> None:
+        # coturn 4.17 in single-threaded mode notices SIGTERM only after about 5 s; how a server
+        # exits is not measured, so it gets 1 s before SIGKILL instead of stalling every run.
+        patient = not self.kind.startswith("coturn417")
+        timeout = STOP_TIMEOUT if patient else 1.0
         try:
             if self.proc.poll() is None:
                 os.kill(self.pid, signal.SIGTERM)
                 try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
+                    self.proc.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
-                    log(f"  {self.kind} (pid {self.pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s;"
-                        " SIGKILL")
+                    if patient:
+                        log(f"  {self.kind} (pid {self.pid}) ignored SIGTERM for {timeout:.0f} s;"
+                            " SIGKILL")
                     os.kill(self.pid, signal.SIGKILL)
                     self.proc.wait()
         except ProcessLookupError:
@@ -351,15 +429,16 @@ def ternbench_command(env: Env, case: Case, server: Server, peer_port: int, pinn
     cmd = [str(env.ternbench), case.kind, "--server", f"127.0.0.1:{port}",
            "--transport", case.transport, "--secret", SECRET, "--pid", str(server.pid)]
     if case.kind in ("throughput", "rate"):
-        cmd += ["--peer", f"127.0.0.1:{peer_port}", "--clients", str(case.clients),
-                "--size", str(case.size), "--warmup", f"{warmup:g}", "--duration", f"{duration:g}"]
+        cmd += ["--peer", f"127.0.0.1:{peer_port}", "--topology", case.topology,
+                "--clients", str(case.clients), "--size", str(case.size),
+                "--warmup", f"{warmup:g}", "--duration", f"{duration:g}"]
         if case.window is not None:
             cmd += ["--window", str(case.window)]
         if case.rate is not None:
             cmd += ["--rate", str(case.rate)]
         if case.indications:
             cmd.append("--indications")
-        if server.kind == "forwarder":
+        if server.kind.startswith("forwarder"):
             cmd.append("--forwarder")
     elif case.kind == "setup":
         cmd += ["--peer", f"127.0.0.1:{peer_port}", "--clients", str(case.clients), "--warmup", f"{warmup:g}",
@@ -407,7 +486,33 @@ def run_ternbench(cmd: list[str], timeout: float, server: Server) -> dict:
     return result
 
 
+def cpu_busy_fraction(interval: float = 0.5) -> float:
+    """How busy the machine's CPUs were over `interval` seconds (0..1), from /proc/stat."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return idle, sum(fields)
+    idle0, total0 = sample()
+    time.sleep(interval)
+    idle1, total1 = sample()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_idle(env: Env) -> None:
+    """--wait-idle: on a shared machine, hold each measurement until nothing else runs (under 10 %
+    of the CPUs busy), for at most env.wait_idle seconds."""
+    if env.wait_idle <= 0:
+        return
+    deadline = time.monotonic() + env.wait_idle
+    waited = False
+    while (busy := cpu_busy_fraction()) > 0.10 and time.monotonic() < deadline:
+        waited = True
+    if waited:
+        log(f"  (waited for an idle machine; now {busy:.0%} busy)")
+
+
 def measure(env: Env, case: Case, server_kind: str) -> dict:
+    wait_idle(env)
     pinned = case.pinned
     peer_port = env.fresh_port()
     server = Server(env, server_kind, pinned, peer_port)
@@ -497,6 +602,9 @@ METRICS = {
 }
 
 
+METRICS["loop-rate-80k"] = METRICS["udp-rate-80k"]
+
+
 def metrics_for(case: Case) -> list[Metric]:
     return METRICS.get(case.name) or METRICS[case.kind]
 
@@ -515,19 +623,26 @@ class Target:
 
 
 TARGETS: dict[tuple[str, str], list[Target]] = {}
-for _c in ("udp-cd-100", "udp-cd-1200"):
-    TARGETS[(_c, "relayed_pps")] = [Target("≥ 0.9× fwd", "ternd", "forwarder", ">=", 0.9),
-                                    Target("≥ 1.3× coturn", "ternd", "coturn", ">=", 1.3)]
-    TARGETS[(_c, "cpu_us_per_relayed")] = [Target("≤ 1.1× fwd", "ternd", "forwarder", "<=", 1.1)]
+for _c in ("pairs-100", "pairs-1200"):
+    TARGETS[(_c, "relayed_pps")] = [Target("≥ 0.9× fwd", "ternd", "forwarder", ">=", 0.9)]
+for _c in ("peers-100", "peers-1200"):
+    TARGETS[(_c, "relayed_pps")] = [
+        Target("≥ 0.9× fwd", "ternd", "forwarder", ">=", 0.9),
+        Target("≥ 1.0× 4.17 fast", "ternd", "coturn417-fast", ">=", 1.0)]
 TARGETS[("udp-rate-80k", "cpu_us_per_relayed")] = [
-    Target("≤ 1.1× fwd", "ternd", "forwarder", "<=", 1.1)]
-TARGETS[("udp-rtt-10k", "rtt_p50_us")] = [Target("≤ coturn", "ternd", "coturn", "<=", 1.0)]
-TARGETS[("udp-rtt-10k", "rtt_p99_us")] = [Target("≤ coturn", "ternd", "coturn", "<=", 1.0)]
+    Target("≤ 1.1× fwd", "ternd", "forwarder", "<=", 1.1),
+    Target("≤ 0.8× 4.6.1", "ternd", "coturn", "<=", 0.8),
+    Target("≤ 0.8× 4.17", "ternd", "coturn417", "<=", 0.8),
+    Target("≤ 0.8× 4.17 fast", "ternd", "coturn417-fast", "<=", 0.8)]
+TARGETS[("udp-rtt-10k", "rtt_p99_us")] = [
+    Target("≤ 4.6.1", "ternd", "coturn", "<=", 1.0),
+    Target("≤ 4.17", "ternd", "coturn417", "<=", 1.0),
+    Target("≤ 4.17 fast", "ternd", "coturn417-fast", "<=", 1.0)]
 TARGETS[("setup", "setups_per_s")] = [Target("≥ 3× coturn", "ternd", "coturn", ">=", 3.0)]
 TARGETS[("idle", "bytes_per_allocation")] = [Target("≤ 1024 B", "ternd", None, "<=", 1024)]
 TARGETS[("idle", "fds_per_allocation")] = [Target("≤ 1", "ternd", None, "<=", 1.0)]
 TARGETS[("udp-ind-100", "cpu_us_per_relayed")] = [
-    Target("≤ 1.2× udp-cd-100", "ternd", "ternd", "<=", 1.2, ref_case="udp-cd-100")]
+    Target("≤ 1.2× peers-100", "ternd", "ternd", "<=", 1.2, ref_case="peers-100")]
 TARGETS[("tcp-cd-100", "relayed_pps")] = [Target("report vs coturn", "ternd", "coturn", "", 0)]
 TARGETS[("tls-cd-100", "relayed_pps")] = [Target("report vs coturn", "ternd", "coturn", "", 0)]
 
@@ -546,6 +661,9 @@ class Results:
             if isinstance(r, dict) and isinstance(r.get(key), (int, float)):
                 out.append(float(r[key]))
         return out
+
+    def ran(self, case: str, server: str) -> bool:
+        return bool(self.runs.get((case, server)))
 
     def median(self, case: str, server: str, key: str) -> float | None:
         v = self.values(case, server, key)
@@ -601,6 +719,9 @@ def judge(res: Results, case: str, key: str) -> tuple[str, str]:
         if t.den is None:
             value = num
             shown = ""
+        elif not res.ran(t.ref_case or case, t.den):
+            marks.append("–")  # that server was not measured (not built, or not in this run)
+            continue
         else:
             value = ratio(num, res.median(t.ref_case or case, t.den, key))
             shown = f" {f_ratio(value)}" if t.ref_case else ""
@@ -620,36 +741,59 @@ def generator_bound(res: Results, case: str, server: str) -> bool:
     return util is not None and util < GENERATOR_BOUND
 
 
+SHORT_LABEL = {"forwarder": "fwd", "ternd": "ternd", "coturn": "4.6.1", "coturn417": "4.17",
+               "coturn417-fast": "4.17 fast", "forwarder-uring": "uring",
+               "forwarder-busypoll": "busy-poll", "forwarder-uring-busypoll": "uring+busy-poll",
+               "forwarder-spin": "spin", "forwarder-uring-spin": "uring spin"}
+
+
+def server_table(res: Results, cases: list[Case], columns: list[str],
+                 ratio_pairs: list[tuple[str, str]], with_targets: bool) -> tuple[list[str], bool]:
+    """One table: a column per server, then one per (numerator, denominator) ratio, then the
+    targets."""
+    out = ["| case | metric | " + " | ".join(SERVER_LABEL[s] for s in columns) + " | "
+           + " | ".join(f"{SHORT_LABEL[n]}÷{SHORT_LABEL[d]}" for n, d in ratio_pairs)
+           + (" | target | met |" if with_targets else " |"),
+           "| --- | --- | " + " | ".join("---:" for _ in columns + ratio_pairs)
+           + (" | --- | --- |" if with_targets else " |")]
+    marked = False
+    for c in cases:
+        for m in metrics_for(c):
+            if m.only_nonzero and not any(
+                    v != 0 for s in c.servers for v in res.values(c.name, s, m.key)):
+                continue
+            cells = [res.cell(c.name, s, m) if s in c.servers else "" for s in columns]
+            if m.key == "relayed_pps" and c.kind == "throughput":
+                for i, s in enumerate(columns):
+                    if s in c.servers and generator_bound(res, c.name, s):
+                        cells[i] += " †"
+                        marked = True
+            rs = [f_ratio(ratio(res.median(c.name, n, m.key), res.median(c.name, d, m.key)))
+                  if n in c.servers and d in c.servers and m.ratios else ""
+                  for n, d in ratio_pairs]
+            row = f"| {c.name} | {m.label} | " + " | ".join(cells) + " | " + " | ".join(rs)
+            if with_targets:
+                target, met = judge(res, c.name, m.key)
+                row += f" | {target} | {met}"
+            out.append(row + " |")
+    return out, marked
+
+
 def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
     out = list(header)
-    main = [c for c in cases if c.name not in ("scale", "gso")]
+    main = [c for c in cases if c.name not in ("scale", "gso") and not c.name.startswith("loop-")]
+    loops = [c for c in cases if c.name.startswith("loop-")]
     marked = False
     if main:
-        out += ["",
-                "| case | metric | forwarder | ternd | coturn | ternd÷fwd | ternd÷coturn "
-                "| target | met |",
-                "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
-        for c in main:
-            for m in metrics_for(c):
-                if m.only_nonzero and not any(
-                        v != 0 for s in c.servers for v in res.values(c.name, s, m.key)):
-                    continue
-                cells = [res.cell(c.name, s, m) if s in c.servers else ""
-                         for s in ("forwarder", "ternd", "coturn")]
-                if m.key == "relayed_pps" and c.kind == "throughput":
-                    for i, s in enumerate(("forwarder", "ternd", "coturn")):
-                        if generator_bound(res, c.name, s):
-                            cells[i] += " †"
-                            marked = True
-                r_fwd = (f_ratio(ratio(res.median(c.name, "ternd", m.key),
-                                       res.median(c.name, "forwarder", m.key)))
-                         if "forwarder" in c.servers and m.ratios else "")
-                r_cot = (f_ratio(ratio(res.median(c.name, "ternd", m.key),
-                                       res.median(c.name, "coturn", m.key)))
-                         if "coturn" in c.servers and m.ratios else "")
-                target, met = judge(res, c.name, m.key)
-                out.append(f"| {c.name} | {m.label} | " + " | ".join(cells)
-                           + f" | {r_fwd} | {r_cot} | {target} | {met} |")
+        rows, marked = server_table(res, main, MAIN_SERVERS,
+                                    [("ternd", d) for d in MAIN_SERVERS if d != "ternd"], True)
+        out += [""] + rows
+    if loops:
+        rows, loop_marked = server_table(res, loops, LOOP_SERVERS,
+                                         [(n, "forwarder") for n in LOOP_SERVERS[1:]], False)
+        out += ["", "Forwarder loop candidates (the same forwarding work under each event loop; "
+                "`forwarder` is the epoll loop):", ""] + rows
+        marked = marked or loop_marked
     if marked:
         out += ["", f"† the server used less than {GENERATOR_BOUND:.0%} of its core in this "
                 "closed-loop run: the generator (or a busy machine), not the server, limited it."]
@@ -657,7 +801,7 @@ def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
     if scale:
         c = scale[0]
         out += ["",
-                "Multi-core (udp-cd-100, 64 clients; neither server nor generator pinned):",
+                "Multi-core (peers topology, 100 B, 64 clients; neither server nor generator pinned):",
                 "",
                 "| metric | ternd threads: 1 | ternd threads: 2 | 2÷1 |",
                 "| --- | ---: | ---: | ---: |"]
@@ -673,7 +817,7 @@ def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
     if gso:
         c = gso[0]
         out += ["",
-                "UDP GSO on sends to clients (udp-cd-100, pinned as above):",
+                "UDP GSO on sends to clients (peers topology, 100 B, pinned as above):",
                 "",
                 "| metric | GSO on | GSO off | on÷off |",
                 "| --- | ---: | ---: | ---: |"]
@@ -716,6 +860,9 @@ def header_lines(env: Env, args: argparse.Namespace, started: datetime.datetime)
     if env.coturn:
         coturn = command_output([env.coturn, "--version"]).splitlines()[0:1]
         coturn = coturn[0] if coturn else "unknown version"
+    coturn417 = ("not built (bench/build-coturn.sh SOURCE): its columns are empty"
+                 if env.coturn417 is None else coturn417_version(env.coturn417))
+    ternd = rev if args.ternd is None else f"{env.ternd} (--ternd)"
     pin = (f"server pinned to CPU {env.server_cpu}, ternbench to CPU {env.client_cpu}"
            if env.can_pin() else "NOT pinned (fewer than 2 CPUs available)")
     return [
@@ -723,20 +870,34 @@ def header_lines(env: Env, args: argparse.Namespace, started: datetime.datetime)
         "",
         f"- machine: {os.cpu_count()} CPUs (nproc {command_output(['nproc']) or '?'}), "
         f"{cpu_model()}, Linux {platform.release()}",
-        f"- ternd {rev}; coturn {coturn}",
+        f"- ternd {ternd}; ternbench {rev}; Debian's coturn {coturn}; coturn 4.17: {coturn417}",
         f"- {args.rounds} round(s) interleaved, server order rotated per round; warmup "
         f"{env.warmup:g} s, duration {env.duration:g} s; {pin}; loopback",
         "- cells: median over rounds, (min–max) for headline figures; ratios of medians",
-        "- closed loop: 32 clients × window 8 (scale: 64 clients); relayed packets/s counts both "
-        "legs of a round trip",
-        "- udp-rate-80k: 40k client packets/s = 80k relayed/s; udp-rtt-10k: 10k client packets/s "
-        "= 20k relayed/s",
+        "- pairs: 50 allocations relaying to each other in pairs (A → relay A → relay B → B and "
+        "back); peers: 50 allocations, each with its own echo peer on its own address "
+        "(127.20.0.x); closed loop: window 8 own packets per client (scale: 64 clients)",
+        "- relayed packets/s = 2 × packets received by clients (each crossed the server twice: "
+        "client → peer on one allocation, peer → client on the same or, in pairs, the partner's)",
+        "- udp-rate-80k, udp-rtt-10k (peers topology): 40k and 10k own packets/s = 80k and 20k "
+        "relayed/s",
+        "- coturn 4.17 fast path = `--multiplex-peer --udp-gso` (one shared relay socket per "
+        "thread); it cannot relay between two allocations of the same server, so not in pairs",
         f"- idle: {env.idle_allocations} allocations, each with one permission and one channel",
     ]
 
 
 # --------------------------------------------------------------------------------------------
 # Modes
+
+
+def coturn417_version(binary: str) -> str:
+    version = pathlib.Path(binary).parent.parent / "version"
+    commit = pathlib.Path(binary).parent.parent / "commit"
+    text = version.read_text().strip() if version.exists() else "4.17 (version unknown)"
+    if commit.exists():
+        text += f" (commit {commit.read_text().strip()[:10]})"
+    return f"{text}, {binary}"
 
 
 def check_binaries(env: Env, need_coturn: bool) -> None:
@@ -747,10 +908,15 @@ def check_binaries(env: Env, need_coturn: bool) -> None:
     if need_coturn and env.coturn is None:
         log("warning: coturn (turnserver) is not installed; its cells will read 'fail' "
             "(apt install coturn)")
+    if need_coturn and env.coturn417 is None:
+        log("note: coturn 4.17 is not built, so its columns stay empty; build it with "
+            "bench/build-coturn.sh SOURCE (a coturn source tree or git mirror), or pass "
+            "--coturn417 PATH")
 
 
 def smoke(env: Env) -> int:
-    """`make test`: ternbench against one ternd, UDP throughput 2 s and setup 1 s."""
+    """`make test`: ternbench against one ternd: UDP throughput with 8 peers 2 s, in pairs 1 s,
+    and setup 1 s."""
     failures = 0
     peer_port = env.fresh_port()
     server = Server(env, "ternd", False, peer_port)
@@ -758,21 +924,23 @@ def smoke(env: Env) -> int:
         server.wait_ready("udp")
         for case, key, duration in ((Case("smoke-udp", "throughput", ["ternd"], clients=8),
                                      "relayed_pps", 2.0),
+                                    (Case("smoke-pairs", "throughput", ["ternd"], clients=8,
+                                          topology="pairs"), "relayed_pps", 1.0),
                                     (Case("smoke-setup", "setup", ["ternd"], clients=8,
                                           window=None), "setups_per_s", 1.0)):
             cmd = ternbench_command(env, case, server, peer_port, False, 0.5, duration)
             try:
                 result = run_ternbench(cmd, duration + 8.0, server)
             except BenchError as e:
-                log(f"smoke {case.kind}: FAIL: {e}")
+                log(f"{case.name}: FAIL: {e}")
                 failures += 1
                 continue
             print(json.dumps(result), flush=True)
             if not result.get(key):
-                log(f"smoke {case.kind}: FAIL: {key} is {result.get(key)!r}")
+                log(f"{case.name}: FAIL: {key} is {result.get(key)!r}")
                 failures += 1
             if result.get("errors"):
-                log(f"smoke {case.kind}: FAIL: {result['errors']} error response(s)")
+                log(f"{case.name}: FAIL: {result['errors']} error response(s)")
                 failures += 1
     except BenchError as e:
         log(f"smoke: FAIL: {e}")
@@ -786,9 +954,15 @@ def smoke(env: Env) -> int:
 def bench(env: Env, args: argparse.Namespace) -> int:
     started_wall = datetime.datetime.now().astimezone()
     t0 = time.monotonic()
-    cases = [c for c in all_cases() if args.only is None or args.only in c.name]
+    cases = [c for c in (loop_cases() if args.loops else all_cases())
+             if (args.only is None or args.only in c.name) and not (args.quick and c.full_only)]
     if not cases:
         sys.exit(f"bench/run.py: no case name contains {args.only!r}")
+    # coturn 4.17 is optional (built from source by bench/build-coturn.sh); without it its
+    # columns stay empty rather than reading "fail".
+    absent = {"coturn417", "coturn417-fast"} if env.coturn417 is None else set()
+    for c in cases:
+        c.servers = [s for s in c.servers if s not in absent]
     if not env.can_pin():
         log("warning: fewer than 2 CPUs available; nothing is pinned, figures are not comparable")
     header = header_lines(env, args, started_wall)
@@ -827,6 +1001,11 @@ def bench(env: Env, args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - t0
     header.append(f"- total elapsed {elapsed:.0f} s (budget {args.budget:.0f} s)"
                   + (f"; {skipped} measurement(s) SKIPPED for time" if skipped else ""))
+    if args.out:
+        # The raw results first: a table that fails to render must not lose the measurements.
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
     table = render_table(res, cases, header)
     failed = [r for r in raw if "error" in r]
     if failed:
@@ -839,9 +1018,7 @@ def bench(env: Env, args: argparse.Namespace) -> int:
     print(table, end="", flush=True)
     if args.out:
         out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table)
-        out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
         log(f"\nwritten: {out} and {out.with_suffix('.json')}")
     log(f"total elapsed: {elapsed:.0f} s")
     if failed:
@@ -873,28 +1050,38 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build", default=str(REPO / "build"),
                    help="build directory holding server/ternd and bench/ternbench/ternbench")
-    p.add_argument("--quick", action="store_true", help="1 short round (<= 2 min)")
+    p.add_argument("--quick", action="store_true", help="1 short round (<= 3 min)")
     p.add_argument("--smoke", action="store_true",
                    help="make test: ternd only, UDP throughput 2 s + setup 1 s; fails on 0")
     p.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
-    p.add_argument("--duration", type=float, help="seconds measured per run (default 5, quick 2)")
+    p.add_argument("--duration", type=float, help="seconds measured per run (default 3, quick 2)")
     p.add_argument("--warmup", type=float, help="seconds before measuring (default 1, quick 0.5)")
     p.add_argument("--idle-allocations", type=int,
                    help="allocations in the idle case (default 10000, quick 2000)")
     p.add_argument("--budget", type=float,
                    help="seconds; measurements that would end later are skipped "
-                        "(default 900, quick 120)")
+                        "(default 900, quick 175)")
     p.add_argument("--only", metavar="SUBSTRING", help="run only cases whose name contains this")
+    p.add_argument("--loops", action="store_true",
+                   help="only the forwarder's loop candidates (epoll, io_uring, busy-poll)")
+    p.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                   help="before each measurement, wait up to this long for the machine to be "
+                        "idle (a shared machine; default 0: do not wait)")
+    p.add_argument("--ternd", help="the ternd binary to measure (default BUILD/server/ternd)")
+    p.add_argument("--coturn417", metavar="PATH",
+                   help="coturn 4.17's turnserver (default: BUILD/coturn-4.17/bin/turnserver or "
+                        "build-bench/coturn-4.17/bin/turnserver, as bench/build-coturn.sh builds)")
     p.add_argument("--out", help="also write the table here (default BUILD/bench-results.md; "
                                  "raw results beside it as .json)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
     args = p.parse_args()
     q = args.quick
     args.rounds = args.rounds or (1 if q else 3)
-    args.duration = args.duration or (2.0 if q else 5.0)
+    # 3 s per run keeps the full table (5 servers in the UDP cases) inside 15 minutes.
+    args.duration = args.duration or (2.0 if q else 3.0)
     args.warmup = args.warmup if args.warmup is not None else (0.5 if q else 1.0)
     args.idle_allocations = args.idle_allocations or (2000 if q else 10000)
-    args.budget = args.budget or (120.0 if q else 900.0)
+    args.budget = args.budget or (175.0 if q else 900.0)
     if args.out is None and not args.smoke:
         args.out = str(pathlib.Path(args.build) / "bench-results.md")
 

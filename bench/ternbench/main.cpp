@@ -1,11 +1,15 @@
 // ternbench: the load generator of `make bench` (closed-loop and fixed-rate relaying, allocation
 // set-up rate, idle allocation memory over UDP/TCP/TLS) and the bare forwarder it compares with.
+#include <arpa/inet.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -23,16 +27,23 @@ namespace {
 using namespace ternbench;
 
 constexpr const char* usage = R"(usage:
-  ternbench forward    --listen IP:PORT --peer IP:PORT
+  ternbench forward    --listen IP:PORT [--loop epoll|uring] [--busy-poll USEC] [--spin]
+                       [--gso 1|0]
   ternbench throughput --server IP:PORT [--transport udp|tcp|tls] --secret S [--peer IP:PORT]
-                       [--clients 32] [--window 8] [--size 100] [--warmup 1] [--duration 5]
-                       [--pid SERVER_PID] [--indications] [--forwarder]
-  ternbench rate       (as throughput) --rate PACKETS_PER_SECOND
+                       [--topology single|peers|pairs] [--clients N] [--window 8] [--size 100]
+                       [--warmup 1] [--duration 5] [--pid SERVER_PID] [--indications]
+                       [--forwarder]
+  ternbench rate       (as throughput) --rate OWN_PACKETS_PER_SECOND
   ternbench setup      --server IP:PORT [--transport udp] --secret S [--clients 64]
                        [--warmup 1] [--duration 5] [--pid SERVER_PID]
   ternbench idle       --server IP:PORT [--transport udp] --secret S [--allocations 10000]
                        [--pid SERVER_PID]
-One JSON object goes to stdout; diagnostics to stderr. A round trip is two relayed packets.
+One JSON object goes to stdout; diagnostics to stderr.
+Topologies: single = every client's peer is one echo socket (--peer; default 32 clients);
+peers = client i's peer is an echo socket of its own at 127.20.x.y:PORT of --peer (default 50
+clients); pairs = clients 2k and 2k+1 relay to each other through their two allocations (default
+50 clients). relayed_pps = 2 x packets received by clients: each crossed the server twice. With
+--rate, own packets per second: each is 2 relayed packets with an echo peer, 4 in pairs.
 )";
 
 class Options {
@@ -42,7 +53,7 @@ public:
             const std::string a = argv[i];
             if (a.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument " + a);
             std::string key(a, 2);
-            if (key == "indications" || key == "forwarder") {
+            if (key == "indications" || key == "forwarder" || key == "spin") {
                 values_[key].assign(1, '1');  // not = "1": GCC 12 -Wrestrict false positive
             } else if (i + 1 < argc) {
                 values_[key].assign(argv[++i]);
@@ -133,8 +144,61 @@ Clock::time_point after(double seconds) {
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
+enum class Topology { single, peers, pairs };
+
+Topology topology_of(const Options& o) {
+    const std::string t = o.text("topology", "single");
+    if (t == "single") return Topology::single;
+    if (t == "peers") return Topology::peers;
+    if (t == "pairs") return Topology::pairs;
+    throw std::invalid_argument("--topology must be single, peers or pairs");
+}
+
+// The peers topology's k-th echo socket: 127.20.0.1, 127.20.0.2, ... on the port of --peer.
+TransportAddress peer_address(std::size_t k, std::uint16_t port) {
+    const sockaddr_in s = client_source(k);  // 127.10.x.y
+    std::uint32_t host = ntohl(s.sin_addr.s_addr);
+    host = (host & 0xFF00FFFFu) | (20u << 16);
+    TransportAddress a{};
+    a.family = tern::protocol::AddressFamily::ipv4;
+    const std::uint32_t net = htonl(host);
+    std::memcpy(a.bytes.data(), &net, 4);
+    a.port = port;
+    return a;
+}
+
+// One set-up exchange with the forwarder over a client's own (connected) socket: send `type`
+// with `address`, wait for the answer, retry a few times. Returns the address in the answer.
+TransportAddress forwarder_exchange(Link& link, std::uint8_t type,
+                                    const TransportAddress& address) {
+    std::array<std::uint8_t, fwd_message_size> m{};
+    m[0] = type;
+    std::memcpy(m.data() + 4, address.bytes.data(), 4);
+    const std::uint16_t port = htons(address.port);
+    std::memcpy(m.data() + 8, &port, 2);
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        link.send(m);
+        pollfd p{link.fd(), POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        std::optional<TransportAddress> answer;
+        link.receive([&](std::span<const std::uint8_t> frame) {
+            if (frame.size() != fwd_message_size || frame[0] != type) return;
+            TransportAddress a{};
+            a.family = tern::protocol::AddressFamily::ipv4;
+            std::memcpy(a.bytes.data(), frame.data() + 4, 4);
+            std::uint16_t p16 = 0;
+            std::memcpy(&p16, frame.data() + 8, 2);
+            a.port = ntohs(p16);
+            answer = a;
+        });
+        if (answer) return *answer;
+    }
+    throw std::runtime_error("the forwarder does not answer its set-up messages");
+}
+
 int relay(const Options& o, bool fixed_rate) {
     const Transport t = transport_of(o);
+    const Topology topology = topology_of(o);
     const bool forwarder = o.flag("forwarder");
     if (forwarder && (t != Transport::udp || o.flag("indications"))) {
         throw std::invalid_argument("--forwarder relays UDP ChannelData only");
@@ -144,30 +208,78 @@ int relay(const Options& o, bool fixed_rate) {
     const ServerProbe probe(static_cast<pid_t>(o.number("pid", 0)));
     RelayPlan plan;
     plan.indications = o.flag("indications");
+    plan.pairs = topology == Topology::pairs;
     plan.size = static_cast<std::size_t>(o.number("size", 100));
     plan.window = static_cast<std::size_t>(o.number("window", 8));
     plan.rate = fixed_rate ? o.number("rate", 10000) : 0;
     plan.warmup_s = o.number("warmup", 1);
     plan.duration_s = o.number("duration", 5);
+    const auto clients =
+        static_cast<std::size_t>(o.number("clients", topology == Topology::single ? 32 : 50));
+    if (topology == Topology::pairs && (clients < 2 || clients % 2 != 0)) {
+        throw std::invalid_argument("--topology pairs needs an even number of clients");
+    }
 
+    // Whom each client relays to: one echo socket, one of its own, or its partner's relayed
+    // address (known once the partner has allocated).
+    std::vector<TransportAddress> echo_peers;
+    if (topology == Topology::single) echo_peers.push_back(peer);
+    if (topology == Topology::peers) {
+        for (std::size_t k = 0; k < clients; ++k) echo_peers.push_back(peer_address(k, peer.port));
+    }
     Clients c;
-    open_clients(c, t, server, static_cast<std::size_t>(o.number("clients", 32)));
-    if (!forwarder) {
+    open_clients(c, t, server, clients);
+    std::vector<TransportAddress> relayed(clients);
+    std::vector<TransportAddress> targets(clients);
+    auto fixed_target = [&](std::size_t i) {
+        return topology == Topology::peers ? echo_peers[i] : peer;
+    };
+    if (forwarder) {
+        // The forwarder's stand-in for Allocate, then for CreatePermission + ChannelBind.
+        for (std::size_t i = 0; i < clients; ++i) {
+            relayed[i] = forwarder_exchange(*c.links[i], fwd_allocate, peer);
+        }
+        for (std::size_t i = 0; i < clients; ++i) {
+            targets[i] = topology == Topology::pairs ? relayed[i ^ 1] : fixed_target(i);
+            forwarder_exchange(*c.links[i], fwd_bind, targets[i]);
+        }
+    } else {
         SetupPlan setup;
         setup.secret = o.text("secret");
         setup.peer = peer;
+        if (topology == Topology::peers) {
+            setup.peer_of = [&](const SetupEngine&, std::size_t i) {
+                return std::optional<TransportAddress>(echo_peers[i]);
+            };
+        } else if (topology == Topology::pairs) {
+            setup.peer_of = [](const SetupEngine& e,
+                               std::size_t i) -> std::optional<TransportAddress> {
+                const TransportAddress partner = e.relayed(i ^ 1);
+                if (partner.port == 0) return std::nullopt;
+                return partner;
+            };
+        }
         SetupEngine engine(c.links, setup);
         engine.run(after(20));
+        for (std::size_t i = 0; i < clients; ++i) {
+            relayed[i] = engine.relayed(i);
+            targets[i] = topology == Topology::pairs ? relayed[i ^ 1] : fixed_target(i);
+        }
     }
-    const RelayResult r = run_relay_load(c.links, peer, plan, probe);
-    const double relayed = 2.0 * static_cast<double>(r.received_in_window);
+    const RelayResult r = run_relay_load(c.links, targets, echo_peers, plan, probe);
+    const double relayed_packets = 2.0 * static_cast<double>(r.received_in_window);
+    const char* topology_name = topology == Topology::pairs   ? "pairs"
+                                : topology == Topology::peers ? "peers"
+                                                              : "single";
     Json j;
     j.add("test", fixed_rate ? "rate" : "throughput")
         .add("transport", to_string(t))
         .add("mode", plan.indications ? "indications" : "channel_data")
+        .add("topology", topology_name)
+        .add("peers", static_cast<double>(plan.pairs ? clients : echo_peers.size()))
         .add("size", static_cast<double>(plan.size))
         .add("clients", static_cast<double>(c.links.size()))
-        .add("relayed_pps", relayed / r.window_s)
+        .add("relayed_pps", relayed_packets / r.window_s)
         .add("sent", static_cast<double>(r.sent))
         .add("received", static_cast<double>(r.received))
         .add("loss", r.sent == 0 ? 0.0
@@ -177,11 +289,14 @@ int relay(const Options& o, bool fixed_rate) {
         .add("rtt_p99_us", r.rtt_p99_us)
         .add("kernel_udp_drops", static_cast<double>(r.udp_drops))
         .add("window_refills", static_cast<double>(r.refills));
-    if (fixed_rate) j.add("rate", plan.rate);
+    if (fixed_rate) {
+        j.add("rate", plan.rate).add("relayed_rate", plan.rate * (plan.pairs ? 4 : 2));
+    }
     if (probe.enabled()) {
         j.add("server_cpu_s", r.server_cpu_s)
             .add("server_cpu_util", r.server_cpu_s / r.window_s)
-            .add("cpu_us_per_relayed", relayed > 0 ? r.server_cpu_s / relayed * 1e6 : 0)
+            .add("cpu_us_per_relayed",
+                 relayed_packets > 0 ? r.server_cpu_s / relayed_packets * 1e6 : 0)
             .add("rss_kib", static_cast<double>(r.rss_kib));
     }
     j.print();
@@ -287,7 +402,21 @@ int main(int argc, char** argv) {
     try {
         const Options o(argc, argv);
         if (command == "forward") {
-            return run_forwarder(o.address("listen"), o.address("peer", "127.0.0.1:9000"));
+            ForwarderOptions f;
+            f.listen = o.address("listen");
+            const std::string loop = o.text("loop", "epoll");
+            if (loop == "uring") {
+                f.loop = ForwarderLoop::uring;
+            } else if (loop != "epoll") {
+                throw std::invalid_argument("--loop must be epoll or uring");
+            }
+            if (f.loop == ForwarderLoop::uring && !forwarder_has_uring()) {
+                throw std::invalid_argument("--loop uring: built without liburing");
+            }
+            f.busy_poll_us = static_cast<int>(o.number("busy-poll", 0));
+            f.spin = o.flag("spin");
+            f.gso = o.number("gso", 1) != 0;
+            return run_forwarder(f);
         }
         if (command == "throughput") return relay(o, false);
         if (command == "rate") return relay(o, true);

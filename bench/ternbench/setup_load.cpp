@@ -15,7 +15,8 @@ namespace ternbench {
 namespace p = tern::protocol;
 
 namespace {
-enum class Step : std::uint8_t { idle, challenge, allocate, permit, bind, release, done };
+// wait: allocated, waiting for SetupPlan::peer_of to name the peer.
+enum class Step : std::uint8_t { idle, challenge, allocate, wait, permit, bind, release, done };
 constexpr auto retransmit_after = std::chrono::milliseconds(500);
 constexpr int max_retransmits = 7;
 constexpr std::uint64_t max_errors = 1000;
@@ -32,6 +33,7 @@ struct SetupEngine::State {
     int retransmits = 0;
     std::array<std::uint8_t, 512> request{};
     std::size_t request_size = 0;
+    TransportAddress peer{};
     bool reopen = false;
 };
 
@@ -76,10 +78,10 @@ void SetupEngine::send_step(std::size_t i, Clock::time_point now, bool fresh) {
                 built = allocate_request(s.request, s.id, signing);
                 break;
             case Step::permit:
-                built = create_permission_request(s.request, s.id, plan_.peer, signing);
+                built = create_permission_request(s.request, s.id, s.peer, signing);
                 break;
             case Step::bind:
-                built = channel_bind_request(s.request, s.id, bench_channel, plan_.peer, signing);
+                built = channel_bind_request(s.request, s.id, bench_channel, s.peer, signing);
                 break;
             case Step::release:
                 built = refresh_request(s.request, s.id, 0, signing);
@@ -130,6 +132,16 @@ void SetupEngine::on_message(std::size_t i, std::span<const std::uint8_t> bytes,
         case Step::challenge:  // a server without authentication: carry on
         case Step::allocate:
             if (const auto r = view.xor_relayed_address()) s.relayed = *r;
+            s.peer = plan_.peer;
+            if (plan_.peer_of) {
+                const auto peer = plan_.peer_of(*this, i);
+                if (!peer) {
+                    s.step = Step::wait;
+                    ++waiting_;
+                    return;
+                }
+                s.peer = *peer;
+            }
             s.step = Step::permit;
             break;
         case Step::permit:
@@ -161,13 +173,26 @@ void SetupEngine::on_message(std::size_t i, std::span<const std::uint8_t> bytes,
 void SetupEngine::check_retransmits(Clock::time_point now) {
     for (std::size_t i = 0; i < states_.size(); ++i) {
         State& s = states_[i];
-        if (s.step == Step::idle || s.step == Step::done) continue;
+        if (s.step == Step::idle || s.step == Step::done || s.step == Step::wait) continue;
         if (now - s.sent_at < retransmit_after) continue;
         if (links_[i]->transport() != Transport::udp || ++s.retransmits > max_retransmits) {
             throw std::runtime_error("client " + std::to_string(i) + ": no answer at step " +
                                      std::to_string(static_cast<int>(s.step)));
         }
         send_step(i, now, false);
+    }
+}
+
+void SetupEngine::start_waiting(Clock::time_point now) {
+    for (std::size_t i = 0; i < states_.size() && waiting_ != 0; ++i) {
+        State& s = states_[i];
+        if (s.step != Step::wait) continue;
+        const auto peer = plan_.peer_of(*this, i);
+        if (!peer) continue;
+        --waiting_;
+        s.peer = *peer;
+        s.step = Step::permit;
+        send_step(i, now, true);
     }
 }
 
@@ -182,6 +207,7 @@ void SetupEngine::run(Clock::time_point deadline) {
             start(next_to_start_++, now);
         }
         if (!plan_.cycle && done_ == links_.size()) return;
+        if (waiting_ != 0) start_waiting(now);
         const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 20);
         now = Clock::now();
         for (int e = 0; e < n; ++e) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,9 +17,14 @@ namespace ternbench {
 
 using Clock = std::chrono::steady_clock;
 
+class SetupEngine;
+
 struct SetupPlan {
     std::string secret;
-    TransportAddress peer;              // the permission and the channel point here
+    TransportAddress peer;  // the permission and the channel point here, unless ...
+    // ... this names link i's own peer; nothing yet means the link waits, allocated, until it
+    // does (the pair topology: a partner's relayed address is known once it has allocated).
+    std::function<std::optional<TransportAddress>(const SetupEngine&, std::size_t)> peer_of;
     bool cycle = false;                 // false: stop once every link holds a bound channel
     std::size_t max_in_progress = 256;  // links mid-set-up at once (hold mode)
     // Cycle mode: a fresh link (new source port) for client i after each Refresh 0. Servers
@@ -43,6 +49,7 @@ public:
 
 private:
     struct State;
+    void start_waiting(Clock::time_point now);
     void start(std::size_t i, Clock::time_point now);
     void send_step(std::size_t i, Clock::time_point now, bool fresh);
     void on_message(std::size_t i, std::span<const std::uint8_t> bytes, Clock::time_point now);
@@ -55,6 +62,7 @@ private:
     std::size_t next_to_start_ = 0;
     std::size_t in_progress_ = 0;
     std::size_t done_ = 0;
+    std::size_t waiting_ = 0;  // links allocated and waiting for peer_of
     std::uint64_t completed_ = 0;
     std::uint64_t errors_ = 0;
 };
