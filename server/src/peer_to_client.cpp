@@ -61,6 +61,7 @@ bool PeerToClient::relay(allocation::RelayId relay,
         } else if (ClientConnection* c = streams_.find(to->route);
                    c != nullptr && c->send(message)) {
             manager_.count_to_client(1, size, 0);
+            to_streams_ = true;  // Asio completes the write: its handlers run after this pass
         } else {
             manager_.count_to_client(0, 0, 1);
         }
@@ -77,6 +78,12 @@ void PeerToClient::flush() noexcept {
     used_ = 0;
 }
 
+bool PeerToClient::take_stream_writes() noexcept {
+    const bool wrote = to_streams_;
+    to_streams_ = false;
+    return wrote;
+}
+
 bool PeerToClient::deliver(const allocation::FiveTuple& tuple, allocation::ClientRoute route,
                            std::span<const std::uint8_t> message) noexcept {
     if (route.is_listener()) {
@@ -84,7 +91,9 @@ bool PeerToClient::deliver(const allocation::FiveTuple& tuple, allocation::Clien
                listeners_[route.listener_index()]->send_to(tuple.client, tuple.server, message);
     }
     ClientConnection* c = streams_.find(route);
-    return c != nullptr && c->send(message);
+    if (c == nullptr || !c->send(message)) return false;
+    to_streams_ = true;
+    return true;
 }
 
 }  // namespace tern::server

@@ -92,9 +92,8 @@ void Worker::start() {
     thread_ = std::thread([this] {
         const std::string name = "tern-w" + std::to_string(index_);
         pthread_setname_np(pthread_self(), name.c_str());
-        auto guard = asio::make_work_guard(io_);
         try {
-            io_.run();
+            readiness_.run();
         } catch (const std::exception& e) {
             // Nothing on the packet path throws; reaching here is a bug worth a loud line.
             spdlog::critical("worker {} stopped on an exception: {}", index_, e.what());
@@ -133,6 +132,7 @@ void Worker::drain() {
         for (auto& l : streams_) l->close();
         manager_.set_draining(true);
     });
+    readiness_.wake();
 }
 
 void Worker::stop() {
@@ -144,6 +144,7 @@ void Worker::stop() {
         manager_.clear();
         io_.stop();
     });
+    readiness_.wake();
 }
 
 void Worker::join() {
@@ -162,6 +163,7 @@ void Worker::apply(std::shared_ptr<const config::Config> config,
             for (auto& l : streams_) l->set_tls_context(tls);
         }
     });
+    readiness_.wake();
 }
 
 bool Worker::on_readable(UdpToken token, TimePoint now) noexcept {
@@ -169,8 +171,9 @@ bool Worker::on_readable(UdpToken token, TimePoint now) noexcept {
     return token.index >= udp_.size() || client_to_peer_.relay(*udp_[token.index], now);
 }
 
-void Worker::end_of_pass() noexcept {
+bool Worker::end_of_pass() noexcept {
     peer_to_client_.flush();
+    return peer_to_client_.take_stream_writes();
 }
 
 }  // namespace tern::server

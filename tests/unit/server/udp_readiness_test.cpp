@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "loopback_udp.hpp"
@@ -35,7 +39,10 @@ struct RecordingHandler final : UdpReadinessHandler {
         }
         return false;
     }
-    void end_of_pass() noexcept override { ++passes; }
+    bool end_of_pass() noexcept override {
+        ++passes;
+        return false;
+    }
     int total() const {
         int t = 0;
         for (const auto& [_, n] : received) t += n;
@@ -62,9 +69,9 @@ protected:
     void run_until(int total) {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         while (handler.total() < total && std::chrono::steady_clock::now() < deadline) {
-            io.run_for(std::chrono::milliseconds(10));
+            loop.run_one(10);
         }
-        io.run_for(std::chrono::milliseconds(20));  // and nothing more arrives
+        loop.run_one(20);  // and nothing more arrives
     }
 
     boost::asio::io_context io{1};
@@ -78,7 +85,7 @@ TEST_F(UdpReadinessTest, ManyReadySocketsAreVisitedInOnePass) {
     open_sockets(50);
     add_all();
     loop.start();
-    io.run_for(std::chrono::milliseconds(20));
+    loop.run_one(20);
     const int passes_before = handler.passes;
     // Datagrams on 40 sockets before the loop runs again: one wake-up sees them all.
     for (std::size_t i = 0; i < 40; ++i) peer.send(sockets[i]->local_address(), Bytes(100, 1));
@@ -121,14 +128,75 @@ TEST_F(UdpReadinessTest, AClosedSocketLeavesTheSet) {
     EXPECT_EQ(handler.received[1], 1);
 }
 
+TEST_F(UdpReadinessTest, TheLoopWaitsOnAsiosSetToo) {
+    // The worker's thread blocks in this set alone: Asio's timers and posts from other threads
+    // must still run.
+    ASSERT_TRUE(loop.owns_the_wait());
+    auto work = boost::asio::make_work_guard(io);  // as the worker's run() holds
+    boost::asio::steady_timer timer(io, std::chrono::milliseconds(20));
+    bool fired = false;
+    timer.async_wait([&](const boost::system::error_code& ec) { fired = !ec; });
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!fired && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2)) {
+        loop.run_one(1000);
+    }
+    EXPECT_TRUE(fired);
+    bool posted = false;
+    std::thread other([&] {
+        boost::asio::post(io, [&] { posted = true; });
+        loop.wake();
+    });
+    other.join();
+    loop.run_one(1000);
+    EXPECT_TRUE(posted);
+}
+
 TEST_F(UdpReadinessTest, StopEndsTheLoop) {
     open_sockets(1);
     add_all();
     loop.start();
     loop.stop();
     peer.send(sockets[0]->local_address(), Bytes(10, 6));
-    io.run_for(std::chrono::milliseconds(50));
+    loop.run_one(50);
     EXPECT_EQ(handler.total(), 0);
+}
+
+}  // namespace
+}  // namespace tern::server
+
+namespace tern::server {
+namespace {
+
+// Should Asio's set not be found, the loop is one descriptor in Asio's loop instead
+// (TERN_NESTED_LOOP=1 forces it, for measuring): datagrams must still be read, sockets left with
+// data revisited.
+TEST(UdpReadinessNested, RelaysThroughAsiosLoop) {
+    ::setenv("TERN_NESTED_LOOP", "1", 1);
+    boost::asio::io_context io{1};
+    RecordingHandler handler;
+    UdpReadiness loop{io, handler};
+    ::unsetenv("TERN_NESTED_LOOP");
+    ASSERT_FALSE(loop.owns_the_wait());
+    std::vector<std::unique_ptr<RelaySocket>> sockets;
+    for (std::uint32_t i = 0; i < 3; ++i) {
+        auto s = std::make_unique<RelaySocket>();
+        ASSERT_FALSE(s->open(protocol::TransportAddress::v4({127, 0, 0, 1}, 0), false));
+        handler.fds[i] = s->native_handle();
+        ASSERT_FALSE(loop.add(s->native_handle(), {UdpToken::Kind::relay, i}));
+        sockets.push_back(std::move(s));
+    }
+    handler.per_visit = 1;
+    loop.start();
+    LoopbackUdp peer;
+    for (int k = 0; k < 4; ++k) {
+        for (auto& s : sockets) peer.send(s->local_address(), Bytes(10, 7));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (handler.total() < 12 && std::chrono::steady_clock::now() < deadline) {
+        io.run_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(handler.total(), 12);
+    loop.stop();
 }
 
 }  // namespace

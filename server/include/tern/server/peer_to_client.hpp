@@ -34,6 +34,9 @@ public:
 
     // Sends what the listeners hold; once a pass, and whenever the receive slots run out.
     void flush() noexcept;
+    // True when data went to a TCP/TLS connection since the last call: Asio has writes to
+    // complete, so its handlers must run.
+    bool take_stream_writes() noexcept;
 
     // A framed message to a client at once (RelayEgress::send_to_client).
     bool deliver(const allocation::FiveTuple& tuple, allocation::ClientRoute route,
@@ -56,6 +59,7 @@ private:
     // socket, not a buffer. Slots [0, used_) hold datagrams queued on listeners until flush().
     std::vector<std::uint8_t> storage_;
     std::size_t used_ = 0;
+    bool to_streams_ = false;
     std::array<mmsghdr, batch_size> headers_{};
     std::array<iovec, batch_size> iov_{};
     std::array<sockaddr_storage, batch_size> sources_{};

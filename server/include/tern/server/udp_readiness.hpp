@@ -1,10 +1,13 @@
 // The worker's readiness loop for its UDP sockets (listeners and relay sockets): one
 // edge-triggered epoll set, each socket registered once when it opens, and its ready list
-// drained in one pass. The set itself is one descriptor in the worker's Asio loop, so TCP/TLS
-// stay on Asio while a wake-up with datagrams on fifty sockets costs one wait, not fifty.
+// drained in one pass. The worker's thread blocks in this set's epoll_wait, and Asio's own epoll
+// set (TCP/TLS, timers) is one member of it: a wake-up with datagrams on fifty sockets costs one
+// system call, and Asio's handlers run (io_context::poll) only when Asio has something ready.
 //
 // Why not Asio per socket: each async_wait re-arms its socket (epoll_ctl) and each ready socket
-// is its own handler; docs/performance.md has the measurements behind this design.
+// is its own handler; docs/performance.md has the measurements behind this design. Should Asio's
+// set not be found (it is looked up through /proc/self/fdinfo), the loop falls back to being
+// one descriptor in Asio's loop instead, at two more system calls per wake-up.
 #pragma once
 
 #include <sys/epoll.h>
@@ -32,8 +35,9 @@ public:
     // Reads what the socket has, up to its fair share; true when it was drained (the kernel
     // said EAGAIN), false when more may wait (it is visited again next pass).
     virtual bool on_readable(UdpToken token, TimePoint now) noexcept = 0;
-    // Once per pass, after every ready socket was visited: batched sends go out.
-    virtual void end_of_pass() noexcept = 0;
+    // Once per pass, after every ready socket was visited: batched sends go out. True when
+    // the pass handed work to Asio (a TCP/TLS write), whose handlers should then run.
+    virtual bool end_of_pass() noexcept = 0;
 
 protected:
     ~UdpReadinessHandler() = default;
@@ -49,11 +53,22 @@ public:
     // Registers a non-blocking socket, once; closing the descriptor removes it.
     std::error_code add(int fd, UdpToken token) noexcept;
     void start();
+    // The worker thread's loop: returns when the io_context is stopped.
+    void run();
+    // One wait of at most `timeout_ms` (-1: until something is ready), its pass, and Asio's
+    // ready handlers (tests drive the loop with it).
+    void run_one(int timeout_ms);
+    // Any thread: wakes the loop so handlers posted to the io_context from elsewhere run now.
+    void wake() noexcept;
     void stop();
+    bool owns_the_wait() const noexcept { return asio_fd_ >= 0; }
 
 private:
     void arm();
     void pass();
+    // Visits the ready sockets in events_[0, n) and those left from before; true when Asio's
+    // set or the wake-up descriptor was among them, or the pass handed work to Asio.
+    bool visit(int n) noexcept;
 
     static std::uint64_t pack(UdpToken t) noexcept {
         return (std::uint64_t{static_cast<std::uint8_t>(t.kind)} << 32) | t.index;
@@ -61,6 +76,9 @@ private:
     static UdpToken unpack(std::uint64_t v) noexcept {
         return {static_cast<UdpToken::Kind>(v >> 32), static_cast<std::uint32_t>(v)};
     }
+    // Tokens of the two members that are not UDP sockets.
+    static constexpr std::uint64_t asio_token = ~std::uint64_t{0};
+    static constexpr std::uint64_t wake_token = ~std::uint64_t{0} - 1;
 
     // Memory of the one pending continuation (posted when a pass left work behind): owned
     // here, so posting it never allocates.
@@ -76,7 +94,9 @@ private:
     boost::asio::io_context& io_;
     UdpReadinessHandler& handler_;
     int epoll_fd_ = -1;
-    boost::asio::posix::stream_descriptor set_;  // the epoll set, as Asio sees it
+    boost::asio::posix::stream_descriptor set_;  // the epoll set, as Asio sees it (fallback)
+    int asio_fd_ = -1;                           // Asio's epoll set, a member of ours
+    int wake_fd_ = -1;                           // an eventfd, for posts from other threads
     static constexpr std::size_t events_per_pass = 64;
     std::array<epoll_event, events_per_pass> events_{};
     // Sockets a pass left with data (edge-triggered: no new edge will say so).

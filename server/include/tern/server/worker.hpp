@@ -84,7 +84,7 @@ public:
 private:
     // UdpReadinessHandler: a ready socket goes to its relay direction.
     bool on_readable(UdpToken token, TimePoint now) noexcept override;
-    void end_of_pass() noexcept override;
+    bool end_of_pass() noexcept override;
 
     void tick();
 
