@@ -1,9 +1,12 @@
 #include "tern/server/client_to_peer.hpp"
 
+#include <sys/socket.h>
+
 #include <ctime>
 
 #include "tern/protocol/message_type.hpp"
 #include "tern/server/relay_sockets.hpp"
+#include "tern/server/socket_address.hpp"
 
 namespace tern::server {
 
@@ -21,6 +24,7 @@ bool ClientToPeer::relay(UdpListener& listener,
     for (int batch = 0; batch < 8; ++batch) {
         const std::size_t n = listener.receive();
         if (n == 0) return true;
+        in_batch_ = true;
         for (std::size_t i = 0; i < n; ++i) {
             const UdpListener::Datagram d = listener.datagram(i);
             if (d.truncated) continue;  // larger than any request or relayed datagram we take
@@ -42,12 +46,27 @@ bool ClientToPeer::relay(UdpListener& listener,
             const auto answer = dispatcher_.handle(d.bytes, context_, listener.answer_slot());
             if (!answer.empty()) listener.answer(i, answer);
         }
+        in_batch_ = false;
         // The payloads live in the listener's buffers: they leave before the next receive.
         flush();
         listener.send_answers();
         if (n < UdpListener::batch_size) return true;
     }
     return false;
+}
+
+bool ClientToPeer::send_to_peer(int fd, const protocol::TransportAddress& peer,
+                                std::span<const std::uint8_t> payload) noexcept {
+    if (!in_batch_) {
+        sockaddr_storage to{};
+        const socklen_t len = to_sockaddr(peer, to);
+        return ::sendto(fd, payload.data(), payload.size(), MSG_DONTWAIT,
+                        reinterpret_cast<const sockaddr*>(&to), len) >= 0;
+    }
+    PeerSendQueue::Sent sent;
+    to_peers_.push(fd, peer, payload, sent, /*counted=*/true);
+    manager_.count_to_peer(sent.packets, sent.bytes, sent.refused);
+    return true;
 }
 
 void ClientToPeer::flush() noexcept {

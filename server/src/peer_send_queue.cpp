@@ -30,7 +30,7 @@ PeerSendQueue::PeerSendQueue() {
 }
 
 void PeerSendQueue::push(int fd, const protocol::TransportAddress& peer,
-                         std::span<const std::uint8_t> payload, Sent& sent) noexcept {
+                         std::span<const std::uint8_t> payload, Sent& sent, bool counted) noexcept {
     if (queued_ == capacity) {
         const Sent s = flush();
         sent.packets += s.packets;
@@ -41,6 +41,7 @@ void PeerSendQueue::push(int fd, const protocol::TransportAddress& peer,
     e.fd = fd;
     e.to_len = to_sockaddr(peer, e.to);
     e.payload = {const_cast<std::uint8_t*>(payload.data()), payload.size()};
+    e.counted = counted;
 }
 
 PeerSendQueue::Sent PeerSendQueue::flush() noexcept {
@@ -55,6 +56,7 @@ PeerSendQueue::Sent PeerSendQueue::flush() noexcept {
             if (taken_[i] || entries_[i].fd != fd) continue;
             taken_[i] = true;
             entry_of_[count] = i;
+            counted_[count] = entries_[i].counted;
             iov_[count++] = entries_[i].payload;
         }
         // Runs to one peer become one message each: with GSO a run of equal sizes (the last may
@@ -99,9 +101,12 @@ PeerSendQueue::Sent PeerSendQueue::flush() noexcept {
             if (m > 0) {
                 for (int j = 0; j < m; ++j, ++sent) {
                     const auto& h = headers_[sent].msg_hdr;
-                    result.packets += h.msg_iovlen;
-                    for (std::size_t v = 0; v < h.msg_iovlen; ++v)
+                    const auto run_start = static_cast<std::size_t>(h.msg_iov - iov_.data());
+                    for (std::size_t v = 0; v < h.msg_iovlen; ++v) {
+                        if (counted_[run_start + v]) continue;
+                        ++result.packets;
                         result.bytes += h.msg_iov[v].iov_len;
+                    }
                 }
             } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 // A full send buffer: the rest is lost like any UDP datagram.

@@ -74,7 +74,8 @@ void RelaySockets::close_relay(allocation::RelayId id) noexcept {
 
 bool RelaySockets::send_to_peer(allocation::RelayId id, const protocol::TransportAddress& peer,
                                 std::span<const std::uint8_t> payload) noexcept {
-    return id < sockets_.size() && sockets_[id].is_open() && sockets_[id].send_to(peer, payload);
+    return id < sockets_.size() && sockets_[id].is_open() &&
+           to_peers_.send_to_peer(sockets_[id].native_handle(), peer, payload);
 }
 
 bool RelaySockets::send_to_client(const allocation::FiveTuple& tuple,

@@ -104,6 +104,20 @@ TEST_P(PeerSendQueueTest, AClosedSocketCountsAsRefusedAndTheRestStillGoes) {
     EXPECT_EQ(peer.drain(), std::vector<Bytes>{one});
 }
 
+TEST_P(PeerSendQueueTest, DatagramsCountedByTheCallerAreSentButNotCountedTwice) {
+    LoopbackUdp peer;
+    PeerSendQueue::Sent sent;
+    const Bytes a = datagram(1, 60);
+    const Bytes b = datagram(2, 60);
+    queue->push(relay_a.native_handle(), peer.address(), a, sent, /*counted=*/true);
+    queue->push(relay_a.native_handle(), peer.address(), b, sent);
+    const auto s = queue->flush();
+    EXPECT_EQ(s.packets, 1u);
+    EXPECT_EQ(s.bytes, b.size());
+    EXPECT_EQ(s.refused, 0u);
+    EXPECT_EQ(peer.drain(), (std::vector<Bytes>{a, b}));
+}
+
 INSTANTIATE_TEST_SUITE_P(GsoOnAndOff, PeerSendQueueTest, ::testing::Values("1", "0"));
 
 }  // namespace

@@ -30,11 +30,18 @@ public:
     // (its descriptor number may be reused by the next one).
     void flush() noexcept;
 
+    // A Send indication's data (RelaySockets::send_to_peer, counted by the manager when this
+    // returns true): queued when it came in one of relay()'s batches, whose listener buffer
+    // holds it until the batch is flushed; sent at once when it came from a TCP/TLS client.
+    bool send_to_peer(int fd, const protocol::TransportAddress& peer,
+                      std::span<const std::uint8_t> payload) noexcept;
+
 private:
     RequestDispatcher& dispatcher_;
     allocation::AllocationManager& manager_;
     const RelaySockets& relays_;
     PeerSendQueue to_peers_;
+    bool in_batch_ = false;  // relay() is handling a batch: payloads live in its listener
     PacketContext context_;
 };
 

@@ -26,9 +26,10 @@ public:
 
     PeerSendQueue();
     // `payload` is not copied and must stay valid until flush(). A full queue flushes first;
-    // what that flush sent is added to `sent`.
+    // what that flush sent is added to `sent`. A datagram the caller `counted` already as sent
+    // is left out of Sent's packets and bytes (a refusal is still reported).
     void push(int fd, const protocol::TransportAddress& peer, std::span<const std::uint8_t> payload,
-              Sent& sent) noexcept;
+              Sent& sent, bool counted = false) noexcept;
     Sent flush() noexcept;
     bool empty() const noexcept { return queued_ == 0; }
 
@@ -38,12 +39,14 @@ private:
         socklen_t to_len;
         sockaddr_storage to;
         iovec payload;
+        bool counted;
     };
     std::array<Entry, capacity> entries_{};
     std::size_t queued_ = 0;
     // One relay socket's share, in queue order, as the kernel takes it.
     std::array<iovec, capacity> iov_{};
     std::array<std::size_t, capacity> entry_of_{};  // the entry behind each iov_
+    std::array<bool, capacity> counted_{};          // parallel to iov_
     std::array<mmsghdr, capacity> headers_{};
     struct alignas(cmsghdr) Control {
         std::array<std::uint8_t, 32> bytes;
