@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tern/server/datagram_batch.hpp"
 #include "tern/server/socket_address.hpp"
 
 namespace tern::server {
@@ -95,29 +96,22 @@ PeerSendQueue::Sent PeerSendQueue::flush() noexcept {
             ++messages;
             k += run;
         }
-        for (std::size_t sent = 0; sent < messages;) {
-            const int m = ::sendmmsg(fd, headers_.data() + sent,
-                                     static_cast<unsigned>(messages - sent), MSG_DONTWAIT);
-            if (m > 0) {
-                for (int j = 0; j < m; ++j, ++sent) {
-                    const auto& h = headers_[sent].msg_hdr;
-                    const auto run_start = static_cast<std::size_t>(h.msg_iov - iov_.data());
-                    for (std::size_t v = 0; v < h.msg_iovlen; ++v) {
-                        if (counted_[run_start + v]) continue;
-                        ++result.packets;
-                        result.bytes += h.msg_iov[v].iov_len;
-                    }
+        send_messages(
+            fd, headers_.data(), messages,
+            [&](std::size_t i) {
+                const auto& h = headers_[i].msg_hdr;
+                const auto run_start = static_cast<std::size_t>(h.msg_iov - iov_.data());
+                for (std::size_t v = 0; v < h.msg_iovlen; ++v) {
+                    if (counted_[run_start + v]) continue;
+                    ++result.packets;
+                    result.bytes += h.msg_iov[v].iov_len;
                 }
-            } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                // A full send buffer: the rest is lost like any UDP datagram.
-                for (; sent < messages; ++sent) result.refused += headers_[sent].msg_hdr.msg_iovlen;
-            } else {
+            },
+            [&](std::size_t i, int error) {
                 // EIO is a device without UDP GSO: stop segmenting from now on.
-                if (errno == EIO && headers_[sent].msg_hdr.msg_iovlen > 1) gso_ = false;
-                result.refused += headers_[sent].msg_hdr.msg_iovlen;
-                ++sent;
-            }
-        }
+                if (error == EIO && headers_[i].msg_hdr.msg_iovlen > 1) gso_ = false;
+                result.refused += headers_[i].msg_hdr.msg_iovlen;
+            });
     }
     queued_ = 0;
     return result;

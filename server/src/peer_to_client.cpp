@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "tern/allocation/client_frame.hpp"
+#include "tern/server/datagram_batch.hpp"
 #include "tern/server/relay_sockets.hpp"
 #include "tern/server/socket_address.hpp"
 
@@ -28,12 +29,7 @@ bool PeerToClient::relay(allocation::RelayId relay,
     for (std::size_t i = 0; i < batch; ++i) {
         std::uint8_t* slot = storage_.data() + (base + i) * slot_size;
         iov_[i] = {slot + allocation::client_frame_headroom, 65536};
-        auto& h = headers_[i].msg_hdr;
-        h = {};
-        h.msg_name = &sources_[i];
-        h.msg_namelen = sizeof(sockaddr_storage);
-        h.msg_iov = &iov_[i];
-        h.msg_iovlen = 1;
+        prepare_receive(headers_[i], sources_[i], iov_[i]);
     }
     const int n =
         ::recvmmsg(fd, headers_.data(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "tern/server/datagram_batch.hpp"
 #include "tern/server/socket_address.hpp"
 
 namespace tern::server {
@@ -154,17 +155,8 @@ void UdpListener::close() noexcept {
 std::size_t UdpListener::receive() noexcept {
     answers_ = 0;
     for (std::size_t i = 0; i < batch_size; ++i) {
-        auto& h = receive_headers_[i].msg_hdr;
-        h = {};
-        h.msg_name = &sources_[i];
-        h.msg_namelen = sizeof(sockaddr_storage);
-        h.msg_iov = &receive_iov_[i];
-        h.msg_iovlen = 1;
-        if (wildcard_) {
-            h.msg_control = receive_control_[i].bytes.data();
-            h.msg_controllen = control_size;
-        }
-        receive_headers_[i].msg_len = 0;
+        prepare_receive(receive_headers_[i], sources_[i], receive_iov_[i],
+                        wildcard_ ? receive_control_[i].bytes.data() : nullptr, control_size);
     }
     const int n = ::recvmmsg(fd_, receive_headers_.data(), batch_size, MSG_DONTWAIT, nullptr);
     return n > 0 ? static_cast<std::size_t>(n) : 0;  // EAGAIN or a transient error
@@ -211,19 +203,9 @@ void UdpListener::answer(std::size_t i, std::span<const std::uint8_t> bytes) noe
 }
 
 void UdpListener::send_answers() noexcept {
-    // Answers that the kernel refuses (full buffer) are lost like any UDP datagram; the client
-    // retransmits.
-    for (std::size_t sent = 0; sent < answers_;) {
-        const int m = ::sendmmsg(fd_, answer_headers_.data() + sent,
-                                 static_cast<unsigned>(answers_ - sent), MSG_DONTWAIT);
-        if (m > 0) {
-            sent += static_cast<std::size_t>(m);
-        } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        } else {
-            ++sent;  // this destination failed (e.g. unreachable); the rest may still go
-        }
-    }
+    // Answers that the kernel refuses are lost like any UDP datagram; the client retransmits.
+    send_messages(
+        fd_, answer_headers_.data(), answers_, [](std::size_t) {}, [](std::size_t, int) {});
     answers_ = 0;
 }
 
@@ -301,30 +283,21 @@ UdpListener::Flushed UdpListener::flush() noexcept {
         i += run;
     }
     Flushed result;
-    for (std::size_t sent = 0; sent < messages;) {
-        const int m = ::sendmmsg(fd_, queue_headers_.data() + sent,
-                                 static_cast<unsigned>(messages - sent), MSG_DONTWAIT);
-        if (m > 0) {
-            for (int j = 0; j < m; ++j, ++sent) {
-                const auto& h = queue_headers_[sent].msg_hdr;
-                const auto first = static_cast<std::size_t>(h.msg_iov - queue_iov_.data());
-                result.packets += h.msg_iovlen;
-                for (std::size_t k = 0; k < h.msg_iovlen; ++k) {
-                    result.payload_bytes += queue_payload_[first + k];
-                }
+    send_messages(
+        fd_, queue_headers_.data(), messages,
+        [&](std::size_t i) {
+            const auto& h = queue_headers_[i].msg_hdr;
+            const auto first = static_cast<std::size_t>(h.msg_iov - queue_iov_.data());
+            result.packets += h.msg_iovlen;
+            for (std::size_t k = 0; k < h.msg_iovlen; ++k) {
+                result.payload_bytes += queue_payload_[first + k];
             }
-        } else if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            // A full send buffer: the rest is lost like any UDP datagram.
-            for (; sent < messages; ++sent) {
-                result.refused += queue_headers_[sent].msg_hdr.msg_iovlen;
-            }
-        } else {
+        },
+        [&](std::size_t i, int error) {
             // EIO here is a device without UDP GSO support: stop segmenting from now on.
-            if (errno == EIO && queue_headers_[sent].msg_hdr.msg_iovlen > 1) gso_ = false;
-            result.refused += queue_headers_[sent].msg_hdr.msg_iovlen;
-            ++sent;
-        }
-    }
+            if (error == EIO && queue_headers_[i].msg_hdr.msg_iovlen > 1) gso_ = false;
+            result.refused += queue_headers_[i].msg_hdr.msg_iovlen;
+        });
     queued_ = 0;
     return result;
 }
