@@ -28,12 +28,13 @@ struct OpenRelayResult {
 
 class RelayEgress {
 public:
-    // Binds a UDP socket to exactly `address` and starts delivering its datagrams to
-    // AllocationManager::on_peer_datagram under the returned id. dont_fragment: set DF.
+    // Binds a UDP socket to exactly `address`; the I/O layer hands its datagrams to
+    // AllocationManager::route_peer_datagram under the returned id. dont_fragment: set DF.
     virtual OpenRelayResult open_relay(const protocol::TransportAddress& address,
                                        bool dont_fragment) = 0;
     virtual void close_relay(RelayId id) noexcept = 0;
-    // Both are on the packet path: no allocation, no logging; false = dropped.
+    // Both are on the packet path of the on_* helpers (Send indications, TCP/TLS clients): no
+    // allocation, no logging; false = dropped.
     virtual bool send_to_peer(RelayId id, const protocol::TransportAddress& peer,
                               std::span<const std::uint8_t> payload) noexcept = 0;
     virtual bool send_to_client(const FiveTuple& tuple, ClientRoute client,
