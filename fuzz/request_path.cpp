@@ -153,7 +153,8 @@ struct Harness {
                               {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 3478)
                         : TransportAddress::v4({192, 0, 2, 1}, 3478);
         ctx.transport = client_b ? config::Transport::tcp : config::Transport::udp;
-        ctx.client = client_b ? 2 : 1;
+        ctx.client = client_b ? allocation::ClientRoute::connection(2)
+                              : allocation::ClientRoute::listener(1);
         ctx.now = now;
         ctx.unix_now =
             start_unix +
