@@ -111,8 +111,8 @@ lint:
 	  { grep -E 'warning:|error:' $(BUILD)/clang-tidy.log | sort -u; echo "clang-tidy failed"; exit 1; }
 	@echo "clang-tidy: clean ($$(grep -c '^clang-tidy' $(BUILD)/clang-tidy.log) files)"
 	cppcheck --enable=warning,performance,portability --std=c++20 --inline-suppr --quiet \
-	  --error-exitcode=1 $(addprefix -I,$(wildcard $(addsuffix /include,$(LINT_DIRS)))) \
-	  $(wildcard $(addsuffix /src,$(LINT_DIRS))) server/main ctl/ternctl.cpp
+	  --error-exitcode=1 $(addprefix -I,$(wildcard $(addsuffix /include,$(LINT_DIRS)) server/*/include)) \
+	  $(wildcard $(addsuffix /src,$(LINT_DIRS)) server/*/src) server/main/ternd.cpp ctl/ternctl.cpp
 	@echo "cppcheck: clean"
 
 unit-and-integration: build

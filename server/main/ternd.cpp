@@ -14,10 +14,10 @@
 
 #include "tern/auth/rest_credential.hpp"
 #include "tern/config/config.hpp"
-#include "tern/server/logging.hpp"
-#include "tern/server/server.hpp"
-#include "tern/server/socket_address.hpp"
-#include "tern/server/tls_context.hpp"
+#include "tern/server/io/tls_context.hpp"
+#include "tern/server/main/server.hpp"
+#include "tern/server/ops/logging.hpp"
+#include "tern/server/request/socket_address.hpp"
 
 namespace {
 

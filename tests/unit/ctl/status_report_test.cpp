@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tern/ctl/endpoint_client.hpp"
-#include "tern/server/metrics_snapshot.hpp"
+#include "tern/server/ops/metrics_snapshot.hpp"
 
 namespace tern::ctl {
 namespace {

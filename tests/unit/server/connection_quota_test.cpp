@@ -1,6 +1,6 @@
 // limits.max_connections and max_connections_per_ip as one shared count: per IP (IPv4-mapped
 // folded with IPv4), in total, given back on close, re-limited by a reload.
-#include "tern/server/connection_quota.hpp"
+#include "tern/server/request/connection_quota.hpp"
 
 #include <gtest/gtest.h>
 

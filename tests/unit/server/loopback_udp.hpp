@@ -13,7 +13,7 @@
 #include <span>
 #include <vector>
 
-#include "tern/server/socket_address.hpp"
+#include "tern/server/request/socket_address.hpp"
 
 namespace tern::server {
 

@@ -1,4 +1,4 @@
-#include "tern/server/metrics_snapshot.hpp"
+#include "tern/server/ops/metrics_snapshot.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "tern/server/metrics_endpoint.hpp"
+#include "tern/server/ops/metrics_endpoint.hpp"
 
 namespace tern::server {
 namespace {

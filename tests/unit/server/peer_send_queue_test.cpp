@@ -1,6 +1,6 @@
 // Datagrams to peers from several relay sockets in one flush: each peer must receive exactly
 // what was queued for it, whole, in order, and from the relay socket it was queued on.
-#include "tern/server/peer_send_queue.hpp"
+#include "tern/server/io/peer_send_queue.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "loopback_udp.hpp"
-#include "tern/server/relay_socket.hpp"
+#include "tern/server/io/relay_socket.hpp"
 
 namespace tern::server {
 namespace {

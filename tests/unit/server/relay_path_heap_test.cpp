@@ -27,7 +27,7 @@
 #include "tern/protocol/channel_data.hpp"
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
-#include "tern/server/server.hpp"
+#include "tern/server/main/server.hpp"
 
 // GCC sees the replaced delete inlined into std::allocator and takes its free() for a mismatch
 // with operator new; here both sides are malloc/free by construction.

@@ -1,6 +1,6 @@
 // make_peer_policy: tern's own addresses as peers are refused, with a wildcard listener standing
 // for every address of every interface of this host (read here with getifaddrs, independently).
-#include "tern/server/relay_settings.hpp"
+#include "tern/server/request/relay_settings.hpp"
 
 #include <gtest/gtest.h>
 #include <ifaddrs.h>

@@ -1,4 +1,4 @@
-#include "tern/server/relay_socket.hpp"
+#include "tern/server/io/relay_socket.hpp"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "loopback_udp.hpp"
-#include "tern/server/socket_address.hpp"
+#include "tern/server/request/socket_address.hpp"
 
 namespace tern::server {
 namespace {

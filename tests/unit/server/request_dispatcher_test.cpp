@@ -1,4 +1,4 @@
-#include "tern/server/request_dispatcher.hpp"
+#include "tern/server/request/request_dispatcher.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include "tern/protocol/integrity.hpp"
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
-#include "tern/server/socket_address.hpp"
+#include "tern/server/request/socket_address.hpp"
 
 namespace tern::server {
 namespace {

@@ -1,6 +1,6 @@
 // The per-source token bucket for unauthenticated requests: a burst, then the rate; sources are
 // independent; IPv4-mapped is the same source; a rate of 0 is no limit.
-#include "tern/server/source_rate_limiter.hpp"
+#include "tern/server/request/source_rate_limiter.hpp"
 
 #include <gtest/gtest.h>
 

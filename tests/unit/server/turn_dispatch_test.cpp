@@ -17,8 +17,8 @@
 #include "tern/protocol/integrity.hpp"
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
-#include "tern/server/relay_settings.hpp"
-#include "tern/server/request_dispatcher.hpp"
+#include "tern/server/request/relay_settings.hpp"
+#include "tern/server/request/request_dispatcher.hpp"
 
 namespace tern::server {
 namespace {

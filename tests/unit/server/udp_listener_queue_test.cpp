@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "loopback_udp.hpp"
-#include "tern/server/udp_listener.hpp"
+#include "tern/server/io/udp_listener.hpp"
 
 namespace tern::server {
 namespace {

@@ -1,6 +1,6 @@
 // The worker's UDP readiness loop: every socket registered once, edge-triggered, and the ready
 // list drained in one pass, without losing a datagram a pass left behind.
-#include "tern/server/udp_readiness.hpp"
+#include "tern/server/io/udp_readiness.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "loopback_udp.hpp"
-#include "tern/server/relay_socket.hpp"
+#include "tern/server/io/relay_socket.hpp"
 
 namespace tern::server {
 namespace {

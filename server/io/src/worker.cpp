@@ -1,0 +1,172 @@
+#include "tern/server/io/worker.hpp"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <chrono>
+#include <string>
+
+#include "tern/server/request/relay_settings.hpp"
+
+namespace tern::server {
+
+namespace asio = boost::asio;
+
+namespace {
+// Lifetimes are whole seconds (RFC 8656), so a one-second sweep is exact enough and costs one
+// timer per worker instead of one per allocation, permission and channel.
+constexpr auto tick_interval = std::chrono::seconds(1);
+
+StreamLimits stream_limits(const config::Config& c) {
+    StreamLimits limits;
+    limits.idle_timeout = std::chrono::seconds(c.limits.connection_idle_timeout);
+    limits.handshake_timeout = std::chrono::seconds(c.limits.handshake_timeout);
+    limits.unauthenticated_timeout = std::chrono::seconds(c.limits.unauthenticated_timeout);
+    limits.max_pending_output = c.limits.max_pending_output;
+    return limits;
+}
+}  // namespace
+
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
+               std::shared_ptr<const allocation::PeerPolicy> peers, const SharedRelayState& shared)
+    : index_(index),
+      io_(1),
+      timer_(io_),
+      readiness_(io_, *this),
+      relays_(readiness_, client_to_peer_, peer_to_client_),
+      manager_(manager_settings(*config), std::move(peers), shared.ports, relays_,
+               shared.hash_seed + index, &shared.quota, &shared.user_bandwidth),
+      dispatcher_(std::move(config), &manager_, shared.hash_seed ^ (index * 0x9E3779B97F4A7C15ull),
+                  &shared.unauthenticated),
+      stream_clients_(manager_),
+      client_to_peer_(dispatcher_, manager_, relays_),
+      peer_to_client_(manager_, relays_, udp_, stream_clients_),
+      connections_quota_(shared.connections) {}
+
+Worker::~Worker() {
+    stop();
+    join();
+    // Allocations end while both relay directions still exist (closing a relay socket flushes
+    // what ClientToPeer holds); then the manager's destructor has nothing left to release.
+    manager_.clear();
+    streams_.clear();
+    udp_.clear();
+}
+
+std::error_code Worker::add_listener(const config::Listener& listener,
+                                     const protocol::TransportAddress& address,
+                                     std::shared_ptr<asio::ssl::context> tls,
+                                     protocol::TransportAddress& bound) {
+    if (listener.transport == config::Transport::udp) {
+        const auto index = static_cast<std::uint32_t>(udp_.size());
+        auto l = std::make_unique<UdpListener>(index);
+        if (auto ec = l->open(address)) return ec;
+        if (auto ec = readiness_.add(l->native_handle(), {UdpToken::Kind::listener, index})) {
+            return ec;
+        }
+        bound = l->local_address();
+        udp_.push_back(std::move(l));
+        return {};
+    }
+    auto l = std::make_unique<StreamListener>(io_, dispatcher_, listener.transport,
+                                              stream_limits(dispatcher_.config()), &stream_clients_,
+                                              &connections_quota_, &stream_counters_);
+    if (auto ec = l->open(address)) return ec;
+    l->set_tls_context(std::move(tls));
+    bound = l->local_address();
+    streams_.push_back(std::move(l));
+    return {};
+}
+
+void Worker::set_peer_policy(std::shared_ptr<const allocation::PeerPolicy> peers) {
+    manager_.reconfigure(manager_.settings(), std::move(peers));
+}
+
+void Worker::start() {
+    readiness_.start();
+    for (auto& l : streams_) l->start();
+    tick();
+    thread_ = std::thread([this] {
+        const std::string name = "tern-w" + std::to_string(index_);
+        pthread_setname_np(pthread_self(), name.c_str());
+        try {
+            readiness_.run();
+        } catch (const std::exception& e) {
+            // Nothing on the packet path throws; reaching here is a bug worth a loud line.
+            spdlog::critical("worker {} stopped on an exception: {}", index_, e.what());
+        }
+    });
+}
+
+void Worker::tick() {
+    timer_.expires_after(tick_interval);
+    tick_due_ns_.set(static_cast<std::uint64_t>(timer_.expiry().time_since_epoch().count()));
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        const auto now = std::chrono::steady_clock::now();
+        lag_ns_.set(static_cast<std::uint64_t>(std::max(now - timer_.expiry(), {}).count()));
+        manager_.expire(now);
+        tick();
+    });
+}
+
+std::chrono::steady_clock::duration Worker::loop_lag() const noexcept {
+    using D = std::chrono::steady_clock::duration;
+    const auto due = std::chrono::steady_clock::time_point(D(tick_due_ns_.value()));
+    const auto overdue = std::chrono::steady_clock::now() - due;
+    return std::max(D(lag_ns_.value()), overdue);
+}
+
+void Worker::drain() {
+    asio::post(io_, [this] {
+        for (auto& l : streams_) l->close();
+        manager_.set_draining(true);
+    });
+    readiness_.wake();
+}
+
+void Worker::stop() {
+    asio::post(io_, [this] {
+        timer_.cancel();
+        readiness_.stop();
+        for (auto& l : udp_) l->close();
+        for (auto& l : streams_) l->close();
+        manager_.clear();
+        io_.stop();
+    });
+    readiness_.wake();
+}
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void Worker::apply(std::shared_ptr<const config::Config> config,
+                   std::shared_ptr<const allocation::PeerPolicy> peers,
+                   std::shared_ptr<asio::ssl::context> tls) {
+    asio::post(io_, [this, config = std::move(config), peers = std::move(peers),
+                     tls = std::move(tls)]() mutable {
+        manager_.reconfigure(manager_settings(*config), std::move(peers));
+        for (auto& l : streams_) l->set_limits(stream_limits(*config));
+        dispatcher_.set_config(std::move(config));
+        if (tls) {
+            for (auto& l : streams_) l->set_tls_context(tls);
+        }
+    });
+    readiness_.wake();
+}
+
+bool Worker::on_readable(UdpToken token, TimePoint now) noexcept {
+    if (token.kind == UdpToken::Kind::relay) return peer_to_client_.relay(token.index, now);
+    return token.index >= udp_.size() || client_to_peer_.relay(*udp_[token.index], now);
+}
+
+bool Worker::end_of_pass() noexcept {
+    peer_to_client_.flush();
+    return peer_to_client_.take_stream_writes();
+}
+
+}  // namespace tern::server

@@ -1,0 +1,93 @@
+// The ternd process: workers, their listeners, signals (SIGTERM drain, SIGINT stop, SIGHUP
+// reload), the metrics endpoint and systemd notifications. main() only parses arguments.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <string_view>
+
+#include "tern/allocation/allocation_quota.hpp"
+#include "tern/allocation/random_source.hpp"
+#include "tern/allocation/relay_ports.hpp"
+#include "tern/allocation/user_bandwidth.hpp"
+#include "tern/config/config.hpp"
+#include "tern/server/io/worker.hpp"
+#include "tern/server/ops/metrics_endpoint.hpp"
+#include "tern/server/ops/metrics_snapshot.hpp"
+#include "tern/server/ops/service_notifier.hpp"
+#include "tern/server/request/connection_quota.hpp"
+#include "tern/server/request/source_rate_limiter.hpp"
+
+namespace tern::server {
+
+class Server {
+public:
+    // `config_path` empty = running on the embedded default (SIGHUP then has nothing to read).
+    Server(config::Config config, std::string config_path);
+    ~Server();
+
+    // Binds every listener on every worker; logs and returns false when one cannot be bound.
+    bool open();
+    // The listeners with the ports actually bound (differs from config for port 0).
+    const std::vector<config::Listener>& bound_listeners() const { return bound_; }
+    // The secret generated because none was configured; empty otherwise.
+    const std::string& generated_secret() const { return generated_secret_; }
+    const config::Config& config() const { return *config_; }
+
+    // The metrics endpoint's bound address, when metrics.listen is set.
+    std::optional<protocol::TransportAddress> metrics_address() const;
+
+    // Starts the workers and blocks until SIGTERM or SIGINT; returns the exit code.
+    int run();
+    // Rereads the config file; an invalid one is refused and the running config kept.
+    void reload();
+
+    // Every worker's tallies, summed (any thread).
+    MetricsSnapshot snapshot() const;
+
+private:
+    config::Config with_runtime_secret(config::Config c);
+    void log_relay_addresses() const;
+    // SIGTERM or POST /drain: refuse new allocations, let live ones finish within
+    // limits.shutdown_grace, then stop. Stops at once when nothing is live or there is no grace.
+    void begin_drain(std::string_view cause);
+    void watch_drain();
+    void keep_watchdog_fed(std::chrono::microseconds timeout);
+
+    std::shared_ptr<const config::Config> config_;
+    std::unique_ptr<allocation::RandomSource> random_;
+    std::unique_ptr<allocation::RelayPorts> ports_;  // outlives the workers (declared before)
+    std::unique_ptr<allocation::AllocationQuota> quota_;
+    // Per-user byte budgets shared by every worker (limits.user_bandwidth).
+    std::unique_ptr<allocation::UserBandwidth> user_bandwidth_ =
+        std::make_unique<allocation::UserBandwidth>();
+    std::unique_ptr<ConnectionQuota> connections_;
+    std::unique_ptr<SourceRateLimiter>
+        unauthenticated_;  // limits.unauthenticated_rate, all workers
+    std::string config_path_;
+    std::string generated_secret_;
+    std::string generated_nonce_secret_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<config::Listener> bound_;
+
+    // The main thread's loop: signals, drain, watchdog and the metrics endpoint.
+    boost::asio::io_context control_{1};
+    boost::asio::steady_timer drain_timer_{control_};
+    boost::asio::steady_timer watchdog_timer_{control_};
+    std::unique_ptr<MetricsEndpoint> metrics_;
+    ServiceNotifier notifier_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point drain_deadline_;
+    bool draining_ = false;
+    bool watchdog_withheld_ = false;
+};
+
+}  // namespace tern::server

@@ -1,0 +1,336 @@
+#include "tern/server/main/server.hpp"
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "tern/server/io/tls_context.hpp"
+#include "tern/server/ops/logging.hpp"
+#include "tern/server/request/relay_settings.hpp"
+
+namespace tern::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+unsigned worker_count(const config::Config& c) {
+    if (c.threads != 0) return c.threads;
+    const unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : n;
+}
+
+bool has_tls_listener(const config::Config& c) {
+    for (const auto& l : c.listen) {
+        if (l.transport == config::Transport::tls) return true;
+    }
+    return false;
+}
+
+std::string random_secret() {
+    unsigned char raw[24];
+    randombytes_buf(raw, sizeof raw);
+    char hex[sizeof raw * 2 + 1];
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    return hex;
+}
+
+// Relay ports and tokens must not be predictable (RFC 8656 §7.2, §21): libsodium's CSPRNG.
+class SodiumRandom final : public allocation::RandomSource {
+public:
+    std::uint64_t next() noexcept override {
+        std::uint64_t v = 0;
+        randombytes_buf(&v, sizeof v);
+        return v;
+    }
+};
+
+}  // namespace
+
+Server::Server(config::Config config, std::string config_path)
+    : random_(std::make_unique<SodiumRandom>()), config_path_(std::move(config_path)) {
+    config_ = std::make_shared<const config::Config>(with_runtime_secret(std::move(config)));
+    ports_ = std::make_unique<allocation::RelayPorts>(config_->relay.ports.first,
+                                                      config_->relay.ports.last, *random_);
+    quota_ = std::make_unique<allocation::AllocationQuota>(
+        config_->limits.max_allocations, config_->limits.max_allocations_per_user);
+    connections_ = std::make_unique<ConnectionQuota>(config_->limits.max_connections,
+                                                     config_->limits.max_connections_per_ip,
+                                                     config_->limits.ipv6_source_prefix);
+}
+
+Server::~Server() {
+    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_) w->join();
+}
+
+config::Config Server::with_runtime_secret(config::Config c) {
+    // A TURN server must never run open: with no credentials configured, mint a random secret
+    // that lives as long as the process and is shown once on stdout.
+    if (c.auth.secrets.empty() && c.auth.users.empty()) {
+        if (generated_secret_.empty()) generated_secret_ = random_secret();
+        c.auth.secrets.push_back(generated_secret_);
+    }
+    // Every worker (and every reload) must accept the nonces the others issued.
+    if (!c.auth.nonce_secret) {
+        if (generated_nonce_secret_.empty()) generated_nonce_secret_ = random_secret();
+        c.auth.nonce_secret = generated_nonce_secret_;
+    }
+    return c;
+}
+
+bool Server::open() {
+    // The config layer guarantees a tls section wherever a tls:// listener exists.
+    if (has_tls_listener(*config_) && config_->tls) {
+        auto tls = make_tls_context(*config_->tls);
+        if (!tls.context) {
+            spdlog::error("{}", tls.error);
+            return false;
+        }
+        tls_ = std::move(tls.context);
+    }
+    const unsigned n = worker_count(*config_);
+    std::uint64_t seed = 0;
+    randombytes_buf(&seed, sizeof seed);
+    // A first policy without the listening addresses; completed below once they are bound.
+    auto peers = make_peer_policy(*config_, {});
+    // 8192 sources per worker, as one table: a source cannot multiply its rate by the workers.
+    unauthenticated_ = std::make_unique<SourceRateLimiter>(
+        config_->limits.unauthenticated_rate, config_->limits.unauthenticated_burst,
+        std::size_t{8192} * n, seed ^ 0x243F6A8885A308D3ull, config_->limits.ipv6_source_prefix);
+    for (unsigned i = 0; i < n; ++i) {
+        workers_.push_back(
+            std::make_unique<Worker>(i, config_, peers,
+                                     SharedRelayState{*ports_, *quota_, *user_bandwidth_,
+                                                      *unauthenticated_, *connections_, seed}));
+    }
+
+    for (const auto& listener : config_->listen) {
+        // The first worker's bind fixes the port (the kernel picks one for port 0); the other
+        // workers join it through SO_REUSEPORT.
+        protocol::TransportAddress address = listener.address;
+        for (auto& w : workers_) {
+            protocol::TransportAddress bound;
+            if (auto ec = w->add_listener(listener, address, tls_, bound)) {
+                spdlog::error("listen: cannot bind {}: {}", listener.to_url(), ec.message());
+                return false;
+            }
+            address = bound;
+        }
+        bound_.push_back({listener.transport, address});
+        spdlog::info("listening on {} ({} workers)", bound_.back().to_url(), n);
+    }
+    peers = make_peer_policy(*config_, bound_);
+    for (auto& w : workers_) w->set_peer_policy(peers);
+    log_relay_addresses();
+    if (config_->metrics.listen) {
+        metrics_ = std::make_unique<MetricsEndpoint>(
+            control_,
+            EndpointHandlers{[this] { return snapshot().to_prometheus(); },
+                             [this] { return draining_; }, [this] { begin_drain("POST /drain"); }});
+        if (auto ec = metrics_->open(*config_->metrics.listen)) {
+            spdlog::error("metrics.listen: cannot bind {}: {}",
+                          config_->metrics.listen->to_string(), ec.message());
+            return false;
+        }
+        spdlog::info("metrics on http://{}/metrics", metrics_->local_address().to_string());
+    }
+    return true;
+}
+
+void Server::log_relay_addresses() const {
+    const auto& relay = config_->relay;
+    const auto range = std::to_string(relay.ports.first) + "-" + std::to_string(relay.ports.last);
+    if (relay.addresses.empty()) {
+        spdlog::info("relaying on the address each client reached, ports {}", range);
+    }
+    for (const auto& a : relay.addresses) {
+        std::string advertised = a.ip_string();
+        for (const auto& e : relay.external_addresses) {
+            if (e.internal.family == a.family && e.internal.bytes == a.bytes) {
+                advertised = e.external.ip_string() + " (bound on " + a.ip_string() + ")";
+            }
+        }
+        spdlog::info("relay address {} ports {}", advertised, range);
+    }
+}
+
+int Server::run() {
+    // Signals are caught before the first packet can be answered, so a test that sees a reply
+    // may send SIGTERM at once.
+    asio::signal_set signals(control_, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& ec, int signo) {
+            if (ec) return;
+            if (signo == SIGHUP) {
+                notifier_.reloading();
+                reload();
+                notifier_.ready("serving");
+                signals.async_wait(on_signal);
+                return;
+            }
+            // A second signal and SIGINT stop now; a first SIGTERM drains.
+            if (draining_ || signo != SIGTERM) {
+                spdlog::info("received {}, stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                notifier_.stopping("stopping");
+                control_.stop();
+                return;
+            }
+            begin_drain("received SIGTERM");
+            signals.async_wait(on_signal);
+        };
+    signals.async_wait(on_signal);
+    for (auto& w : workers_) w->start();
+    if (metrics_) metrics_->start();
+    started_ = std::chrono::steady_clock::now();
+    if (const auto timeout = notifier_.watchdog_timeout()) keep_watchdog_fed(*timeout);
+    notifier_.ready("serving");
+    control_.run();
+
+    if (metrics_) metrics_->close();
+    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_) w->join();
+    spdlog::info("stopped");
+    return 0;
+}
+
+void Server::begin_drain(std::string_view cause) {
+    const auto grace = std::chrono::seconds(config_->limits.shutdown_grace);
+    if (grace.count() == 0 || quota_->total() == 0) {
+        spdlog::info("{}, stopping", cause);
+        notifier_.stopping("stopping");
+        control_.stop();
+        return;
+    }
+    draining_ = true;
+    spdlog::info("{}, draining {} allocations for up to {} s (send SIGTERM again to stop now)",
+                 cause, quota_->total(), grace.count());
+    notifier_.stopping("draining");
+    for (auto& w : workers_) w->drain();
+    drain_deadline_ = std::chrono::steady_clock::now() + grace;
+    watch_drain();
+}
+
+// While draining: stop once the last allocation is gone or the grace period is over.
+void Server::watch_drain() {
+    const std::size_t live = quota_->total();
+    if (live == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
+        if (live > 0) spdlog::info("grace period over, {} allocations end now", live);
+        control_.stop();
+        return;
+    }
+    drain_timer_.expires_after(std::chrono::milliseconds(200));
+    drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) watch_drain();
+    });
+}
+
+// WATCHDOG=1 only while every worker's loop turns: a stuck worker gets ternd restarted
+// (Restart=on-failure) instead of silently dropping its share of the clients.
+void Server::keep_watchdog_fed(std::chrono::microseconds timeout) {
+    const auto limit = timeout / 2;
+    std::optional<std::size_t> stuck;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        if (workers_[i]->loop_lag() > limit) stuck = i;
+    }
+    if (!stuck) {
+        notifier_.alive();
+        watchdog_withheld_ = false;
+    } else if (!watchdog_withheld_) {
+        watchdog_withheld_ = true;
+        spdlog::error(
+            "worker {} has not run its loop for {} ms; withholding the systemd watchdog", *stuck,
+            std::chrono::duration_cast<std::chrono::milliseconds>(workers_[*stuck]->loop_lag())
+                .count());
+    }
+    watchdog_timer_.expires_after(timeout / 4);
+    watchdog_timer_.async_wait([this, timeout](const boost::system::error_code& ec) {
+        if (!ec) keep_watchdog_fed(timeout);
+    });
+}
+
+std::optional<protocol::TransportAddress> Server::metrics_address() const {
+    if (!metrics_) return std::nullopt;
+    return metrics_->local_address();
+}
+
+MetricsSnapshot Server::snapshot() const {
+    MetricsSnapshot s;
+    s.version = TERN_VERSION;
+    s.draining = draining_;
+    s.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    for (const auto& w : workers_) {
+        s.add(w->relay_counters());
+        s.add(w->dispatch_counters());
+        s.add(w->stream_counters());
+        s.worker_lag_seconds.push_back(std::chrono::duration<double>(w->loop_lag()).count());
+    }
+    return s;
+}
+
+void Server::reload() {
+    if (config_path_.empty()) {
+        spdlog::info("SIGHUP: running on the embedded default config, nothing to reload");
+        return;
+    }
+    auto loaded = config::load_config_file(config_path_);
+    if (!loaded.config) {
+        spdlog::error("SIGHUP: {} is invalid, keeping the running configuration:", config_path_);
+        for (const auto& e : loaded.errors) spdlog::error("  {}", e.to_string());
+        return;
+    }
+    if (loaded.config->auth.secrets.empty() && loaded.config->auth.users.empty()) {
+        // Never open: only the secret this process generated (shown at start, if any) works.
+        spdlog::warn(
+            "SIGHUP: {} configures no auth.secrets or auth.users; only this process's "
+            "generated secret is accepted",
+            config_path_);
+    }
+    config::Config next = with_runtime_secret(std::move(*loaded.config));
+
+    // Sockets and threads are fixed at start; say so rather than pretend.
+    if (next.listen != config_->listen) {
+        spdlog::warn("SIGHUP: listen changed; restart ternd to apply it");
+        next.listen = config_->listen;
+    }
+    if (next.threads != config_->threads) {
+        spdlog::warn("SIGHUP: threads changed; restart ternd to apply it");
+        next.threads = config_->threads;
+    }
+    if (next.metrics != config_->metrics) {
+        spdlog::warn("SIGHUP: metrics changed; restart ternd to apply it");
+        next.metrics = config_->metrics;
+    }
+    if (next.relay.ports != config_->relay.ports) {
+        spdlog::warn("SIGHUP: relay.ports changed; restart ternd to apply it");
+        next.relay.ports = config_->relay.ports;
+    }
+    std::shared_ptr<asio::ssl::context> tls;
+    if (has_tls_listener(next) && next.tls) {
+        auto made = make_tls_context(*next.tls);
+        if (!made.context) {
+            spdlog::error("SIGHUP: {}; keeping the running configuration", made.error);
+            return;
+        }
+        tls = std::move(made.context);
+    }
+    configure_logging(next.log);
+    config_ = std::make_shared<const config::Config>(std::move(next));
+    if (tls) tls_ = tls;
+    quota_->set_limits(config_->limits.max_allocations, config_->limits.max_allocations_per_user);
+    connections_->set_limits(config_->limits.max_connections,
+                             config_->limits.max_connections_per_ip,
+                             config_->limits.ipv6_source_prefix);
+    auto peers = make_peer_policy(*config_, bound_);
+    for (auto& w : workers_) w->apply(config_, peers, tls);
+    spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);
+}
+
+}  // namespace tern::server
