@@ -6,9 +6,14 @@
 #include <cstdlib>
 #include <utility>
 
+#include "tern/metrics/metric_family.hpp"
+
 namespace tern::ctl {
 
 namespace {
+
+using metrics::Metric;
+using metrics::name;
 
 // name{a="x",b="y"} value
 bool parse_line(std::string_view line, Sample& out) {
@@ -163,43 +168,45 @@ std::string format_status(const std::vector<Sample>& samples, const std::string&
     const View v(samples);
     std::string version = "?";
     for (const auto& s : samples) {
-        if (s.name == "tern_build_info" && s.labels.count("version") != 0) {
+        if (s.name == name(Metric::build_info) && s.labels.count("version") != 0) {
             version = s.labels.at("version");
         }
     }
-    const bool draining = !healthy || v.sum("tern_draining") > 0;
+    const bool draining = !healthy || v.sum(name(Metric::draining)) > 0;
     const auto w = View::whole;
     std::string out;
     out += "ternd " + version + " at " + endpoint + ": " +
            (draining ? "DRAINING (new allocations refused; /healthz answers 503)" : "serving") +
-           ", up " + duration(v.sum("tern_uptime_seconds")) + "\n";
+           ", up " + duration(v.sum(name(Metric::uptime_seconds))) + "\n";
     out += "  allocations    " +
-           with_breakdown(w(v.sum("tern_allocations_active")) + " active",
-                          v.breakdown("tern_allocations_active", {"transport", "family"})) +
-           ", " + w(v.sum("tern_allocations_created_total")) + " created since start\n";
-    out += "  permissions    " + w(v.sum("tern_permissions_active")) + ", channels " +
-           w(v.sum("tern_channels_active")) + "\n";
-    out += "  connections    " + w(v.sum("tern_connections_active", {{"transport", "tcp"}})) +
-           " TCP, " + w(v.sum("tern_connections_active", {{"transport", "tls"}})) + " TLS\n";
+           with_breakdown(w(v.sum(name(Metric::allocations_active))) + " active",
+                          v.breakdown(name(Metric::allocations_active), {"transport", "family"})) +
+           ", " + w(v.sum(name(Metric::allocations_created))) + " created since start\n";
+    out += "  permissions    " + w(v.sum(name(Metric::permissions_active))) + ", channels " +
+           w(v.sum(name(Metric::channels_active))) + "\n";
+    out += "  connections    " +
+           w(v.sum(name(Metric::connections_active), {{"transport", "tcp"}})) + " TCP, " +
+           w(v.sum(name(Metric::connections_active), {{"transport", "tls"}})) + " TLS\n";
     out += "  relayed        to peers " +
-           w(v.sum("tern_relayed_packets_total", {{"direction", "to_peer"}})) + " packets (" +
-           bytes(v.sum("tern_relayed_bytes_total", {{"direction", "to_peer"}})) + "), to clients " +
-           w(v.sum("tern_relayed_packets_total", {{"direction", "to_client"}})) + " packets (" +
-           bytes(v.sum("tern_relayed_bytes_total", {{"direction", "to_client"}})) + ")\n";
+           w(v.sum(name(Metric::relayed_packets), {{"direction", "to_peer"}})) + " packets (" +
+           bytes(v.sum(name(Metric::relayed_bytes), {{"direction", "to_peer"}})) +
+           "), to clients " +
+           w(v.sum(name(Metric::relayed_packets), {{"direction", "to_client"}})) + " packets (" +
+           bytes(v.sum(name(Metric::relayed_bytes), {{"direction", "to_client"}})) + ")\n";
     out += "  not relayed    " +
-           with_breakdown(w(v.sum("tern_relay_dropped_packets_total")),
-                          v.breakdown("tern_relay_dropped_packets_total", {"reason"})) +
+           with_breakdown(w(v.sum(name(Metric::relay_dropped_packets))),
+                          v.breakdown(name(Metric::relay_dropped_packets), {"reason"})) +
            "\n";
     out += "  requests       " +
-           with_breakdown(w(v.sum("tern_requests_total")),
-                          v.breakdown("tern_requests_total", {"method", "code"})) +
+           with_breakdown(w(v.sum(name(Metric::requests))),
+                          v.breakdown(name(Metric::requests), {"method", "code"})) +
            "\n";
     // The first Allocate of every client is challenged; that is not a failure worth a look.
     const double challenged =
-        v.sum("tern_auth_failures_total", {{"reason", "missing_credentials"}});
+        v.sum(name(Metric::auth_failures), {{"reason", "missing_credentials"}});
     std::string failures;
     for (const auto& s : samples) {
-        if (s.name != "tern_auth_failures_total" || s.value == 0) continue;
+        if (s.name != name(Metric::auth_failures) || s.value == 0) continue;
         const auto reason = s.labels.find("reason");
         if (reason == s.labels.end() || reason->second == "missing_credentials") continue;
         failures += (failures.empty() ? "" : ", ") + reason->second + " " + w(s.value);
@@ -208,15 +215,15 @@ std::string format_status(const std::vector<Sample>& samples, const std::string&
         failures += (failures.empty() ? "" : "; ") + w(challenged) + " first-request challenges";
     }
     out += "  auth failures  " +
-           with_breakdown(w(v.sum("tern_auth_failures_total") - challenged), failures) + "\n";
+           with_breakdown(w(v.sum(name(Metric::auth_failures)) - challenged), failures) + "\n";
     out += "  rejections     " +
-           with_breakdown(w(v.sum("tern_rejections_total")),
-                          v.breakdown("tern_rejections_total", {"reason"})) +
+           with_breakdown(w(v.sum(name(Metric::rejections))),
+                          v.breakdown(name(Metric::rejections), {"reason"})) +
            "\n";
-    out += "  TLS handshakes " + w(v.sum("tern_tls_handshakes_failed_total")) + " failed\n";
+    out += "  TLS handshakes " + w(v.sum(name(Metric::tls_handshakes_failed))) + " failed\n";
     char lag[64];
-    std::snprintf(lag, sizeof lag, "%.1f ms", v.max("tern_worker_loop_lag_seconds") * 1000);
-    out += "  workers        " + std::to_string(v.count("tern_worker_loop_lag_seconds")) +
+    std::snprintf(lag, sizeof lag, "%.1f ms", v.max(name(Metric::worker_loop_lag_seconds)) * 1000);
+    out += "  workers        " + std::to_string(v.count(name(Metric::worker_loop_lag_seconds))) +
            ", largest loop lag " + lag + "\n";
     return out;
 }

@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
 #include "tern/ctl/endpoint_client.hpp"
+#include "tern/metrics/metric_family.hpp"
 #include "tern/server/ops/metrics_snapshot.hpp"
 
 namespace tern::ctl {
@@ -72,6 +78,25 @@ TEST(FormatStatus, SummarisesWhatTheServerRenders) {
     EXPECT_NE(draining.find("DRAINING"), std::string::npos) << draining;
     const auto unhealthy = format_status(parse_prometheus(""), "x", false);
     EXPECT_NE(unhealthy.find("DRAINING"), std::string::npos) << unhealthy;
+}
+
+// docs/grafana-dashboard.json may only query what /metrics exports.
+TEST(GrafanaDashboard, QueriesOnlyExportedMetrics) {
+    std::ifstream in(TERN_DASHBOARD);
+    ASSERT_TRUE(in) << TERN_DASHBOARD;
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string json = text.str();
+    const std::regex metric(R"(tern_[a-z_]+)");
+    std::set<std::string> queried;
+    for (std::sregex_iterator it(json.begin(), json.end(), metric), end; it != end; ++it) {
+        queried.insert(it->str());
+    }
+    EXPECT_GE(queried.size(), 10u) << "the dashboard should chart most families";
+    for (const auto& name : queried) {
+        EXPECT_TRUE(metrics::find_metric(name))
+            << TERN_DASHBOARD << " queries " << name << ", which /metrics does not export";
+    }
 }
 
 TEST(ParseEndpoint, AcceptsHostPortAndBracketedIpv6Only) {

@@ -5,6 +5,8 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "tern/server/ops/metrics_endpoint.hpp"
 
@@ -113,6 +115,31 @@ TEST(MetricsSnapshot, IsValidPrometheusTextWithHelpAndTypeBeforeEachFamily) {
         ++samples;
     }
     EXPECT_GT(samples, 30);
+}
+
+// The page is derived from metrics::metric_families: every family, in order, with its type.
+TEST(MetricsSnapshot, RendersEveryFamilyOfTheListInOrder) {
+    MetricsSnapshot s;
+    s.worker_lag_seconds = {0};
+    DispatchCounters d;
+    d.responses[0][0] += 1;  // `requests` lists only codes seen
+    s.add(d);
+    std::istringstream in(s.to_prometheus());
+    std::vector<std::string> typed;
+    std::set<std::string> sampled;
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("# TYPE ", 0) == 0) {
+            typed.push_back(line.substr(7));
+        } else if (!line.empty() && line[0] != '#') {
+            sampled.insert(line.substr(0, line.find_first_of("{ ")));
+        }
+    }
+    ASSERT_EQ(typed.size(), metrics::metric_count);
+    for (std::size_t i = 0; i < metrics::metric_count; ++i) {
+        const auto& f = metrics::metric_families[i];
+        EXPECT_EQ(typed[i], std::string(f.name) + " " + std::string(metrics::to_string(f.type)));
+        EXPECT_EQ(sampled.count(std::string(f.name)), 1u) << f.name << " has no sample";
+    }
 }
 
 struct Calls {

@@ -1,5 +1,7 @@
 // What /metrics reports: every worker's tallies summed at scrape time, and their rendering in
-// the Prometheus text format. Never labelled by user name (REST names would grow without bound).
+// the Prometheus text format. The families, their order, types and help come from
+// metrics::metric_families; this file only says where each sample's value is read. Never
+// labelled by user name (REST names would grow without bound).
 #pragma once
 
 #include <array>
@@ -8,49 +10,41 @@
 #include <vector>
 
 #include "tern/allocation/allocation_manager.hpp"
+#include "tern/metrics/metric_family.hpp"
 #include "tern/server/io/stream_listener.hpp"
 #include "tern/server/request/request_dispatcher.hpp"
 
 namespace tern::server {
 
-struct MetricsSnapshot {
-    template <std::size_t N>
-    using Counts = std::array<std::uint64_t, N>;
-    using ByKind = std::array<Counts<allocation::RelayCounters::families>,
-                              allocation::RelayCounters::transports>;
+class MetricsSnapshot {
+public:
+    // Every family's samples at zero, in a fixed order, before any worker is added.
+    MetricsSnapshot();
 
     std::string version;
     bool draining = false;
     double uptime_seconds = 0;
-
-    ByKind allocations_created{};
-    ByKind allocations_removed{};
-    std::uint64_t permissions_active = 0;
-    std::uint64_t channels_active = 0;
-    Counts<2> connections_opened{};  // TCP, TLS
-    Counts<2> connections_closed{};
-    std::uint64_t packets_to_peer = 0;
-    std::uint64_t bytes_to_peer = 0;
-    std::uint64_t packets_to_client = 0;
-    std::uint64_t bytes_to_client = 0;
-    // no_allocation, no_permission, no_channel, send_failed, bandwidth
-    Counts<5> relay_dropped{};
-    std::array<Counts<counted_codes.size() + 1>, counted_methods.size()> responses{};
-    Counts<7> auth_outcomes{};  // by auth::AuthOutcome; [0] (ok) stays 0
-    std::uint64_t stun_dropped_malformed = 0;
-    std::uint64_t stun_dropped_other = 0;
-    // rate_limit, allocation_quota, user_allocation_quota, connection_limit,
-    // connection_limit_per_ip
-    Counts<5> rejections{};
-    std::uint64_t tls_handshakes_failed = 0;
     std::vector<double> worker_lag_seconds;  // by worker index
 
+    // One worker's tallies, added to those of the workers before it.
     void add(const allocation::RelayCounters& c);
     void add(const DispatchCounters& c);
     void add(const StreamCounters& c);
 
     // The Prometheus text exposition format (version 0.0.4).
     std::string to_prometheus() const;
+
+private:
+    struct Sample {
+        std::string labels;  // name="value",... as exported
+        std::uint64_t count = 0;
+        double real = 0;  // worker_lag_seconds and uptime_seconds
+        bool is_real = false;
+    };
+    // Adds `value` to the sample of `m` with `labels`, first seen first rendered.
+    void count(metrics::Metric m, std::string labels, std::uint64_t value);
+
+    std::array<std::vector<Sample>, metrics::metric_count> samples_;
 };
 
 }  // namespace tern::server
