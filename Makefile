@@ -1,6 +1,9 @@
 # tern: the two commands a newcomer needs on a fresh Debian 12 machine.
-#   make run    install what is missing, build, run ternd on its embedded default config
+#   make run    install what is missing, build ternd and ternctl only, run ternd on its embedded
+#               default config
 #   make test   install what is missing, build, run every test suite (fuzz smoke, ASan, ctest)
+#   make check  the inner loop: build, then the unit tests and config checks (no sanitizer tree,
+#               integration, browser or fuzzing); a few minutes after the first build
 #   make lint   clang-format, clang-tidy and cppcheck (CI runs it after make test)
 #   make bench  ternd against coturn and a bare UDP forwarder, side by side (docs/performance.md)
 # Variables: BUILD (build dir), WERROR=ON (CI), FUZZ_SECONDS (per fuzz target in make test),
@@ -36,7 +39,7 @@ BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl liburing-dev
 PACKAGE_DEPS := debootstrap lintian systemd man-db systemd-container dbus coturn openssl \
                 iproute2 dpkg-dev file util-linux
 
-.PHONY: all build run test unit-and-integration fuzz-smoke fuzz sanitize lint deps test-deps \
+.PHONY: all build run check test unit-and-integration fuzz-smoke fuzz sanitize lint deps test-deps \
         e2e-deps clean format bench bench-quick bench-micro bench-smoke \
         deb test-package
 
@@ -68,15 +71,30 @@ define install_missing
 	fi
 endef
 
-$(BUILD)/build.ninja:
-	cmake -S . -B $(BUILD) -G Ninja -DTERN_WERROR=$(WERROR)
-
-build: deps $(BUILD)/build.ninja
-	cmake -B $(BUILD) -DTERN_WERROR=$(WERROR) >/dev/null
+# Tests and benchmarks on: a tree that `make run` configured without them gets them back here.
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DTERN_WERROR=$(WERROR) -DTERN_BUILD_TESTS=ON \
+	  -DTERN_BUILD_BENCH=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+# Only what it runs, and ternctl for the README's next step (minting a credential): a fresh tree
+# is configured without tests or benchmarks, so GoogleTest is not needed either; an existing tree
+# keeps its settings.
+run: deps
+	@[ -f $(BUILD)/build.ninja ] || cmake -S . -B $(BUILD) -G Ninja -DTERN_WERROR=$(WERROR) \
+	  -DTERN_BUILD_TESTS=OFF -DTERN_BUILD_BENCH=OFF
+	cmake --build $(BUILD) -j $(JOBS) --target ternd ternctl
 	$(BUILD)/server/ternd
+
+# The unit test binaries, ternd and ternctl (the config checks run them), nothing else; the
+# tests labelled `check` in tests/CMakeLists.txt.
+CHECK_TARGETS := unit_protocol unit_auth unit_allocation unit_config unit_server unit_ctl ternd \
+                 ternctl
+check:
+	@$(call install_missing,$(BUILD_DEPS) libgtest-dev libgmock-dev)
+	cmake -S . -B $(BUILD) -G Ninja -DTERN_WERROR=$(WERROR) -DTERN_BUILD_TESTS=ON >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target $(CHECK_TARGETS)
+	cd $(BUILD) && ctest -L check -j $(JOBS) --output-on-failure
 
 # The fuzz smoke run and the sanitizer tree go first so ctest's own summary of the main suite
 # closes the output. Static analysis is `make lint` (about 8 minutes, most of it clang-tidy), which
@@ -189,5 +207,6 @@ test-package:
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
+# Every tree a make target creates.
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) $(BUILD_DEB)
