@@ -26,18 +26,6 @@ constexpr std::string_view embedded_default_source = "<embedded default>";
 
 }  // namespace
 
-const char* to_string(Transport t) noexcept {
-    switch (t) {
-        case Transport::udp:
-            return "udp";
-        case Transport::tcp:
-            return "tcp";
-        case Transport::tls:
-            return "tls";
-    }
-    return "unknown";
-}
-
 const char* to_string(LogLevel l) noexcept {
     switch (l) {
         case LogLevel::trace:

@@ -151,12 +151,8 @@ Parsed<Listener> parse_listener_url(std::string_view text) {
     }
     const auto scheme = text.substr(0, separator);
     Listener listener;
-    if (scheme == "udp") {
-        listener.transport = Transport::udp;
-    } else if (scheme == "tcp") {
-        listener.transport = Transport::tcp;
-    } else if (scheme == "tls") {
-        listener.transport = Transport::tls;
+    if (const auto transport = protocol::parse_transport(scheme)) {
+        listener.transport = *transport;
     } else {
         return Result::fail("unknown scheme " + quote_for_message(scheme) +
                             " (expected udp, tcp or tls)");

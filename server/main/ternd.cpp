@@ -76,7 +76,7 @@ void print_banner(const tern::server::Server& server) {
         if (l.transport == tern::config::Transport::tls) {
             urls.push_back("turns:" + hp + "?transport=tcp");
         } else {
-            urls.push_back("turn:" + hp + "?transport=" + tern::config::to_string(l.transport));
+            urls.push_back("turn:" + hp + "?transport=" + tern::protocol::to_string(l.transport));
         }
     }
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(

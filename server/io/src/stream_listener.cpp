@@ -114,7 +114,7 @@ public:
                               : end == authentication_deadline_
                                   ? "not authenticated in time"
                                   : (seen_frame_ ? "idle" : "no request in time");
-            spdlog::debug("closing {} stream from {}: {}", config::to_string(context_.transport),
+            spdlog::debug("closing {} stream from {}: {}", protocol::to_string(context_.transport),
                           context_.source.to_string(), why);
             close();
             return;
@@ -200,7 +200,7 @@ private:
             }
             if (status != protocol::FrameStatus::complete) {
                 spdlog::debug("closing {} stream from {}: unframeable input",
-                              config::to_string(context_.transport), context_.source.to_string());
+                              protocol::to_string(context_.transport), context_.source.to_string());
                 close();
                 return false;
             }
@@ -213,7 +213,7 @@ private:
             // client that never reads reaches twice the limit.
             if (queued() + reply.size() > 2 * limits_.max_pending_output) {
                 spdlog::debug("closing {} stream from {}: output queue full",
-                              config::to_string(context_.transport), context_.source.to_string());
+                              protocol::to_string(context_.transport), context_.source.to_string());
                 close();
                 return false;
             }

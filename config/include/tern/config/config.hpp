@@ -11,14 +11,13 @@
 #include <vector>
 
 #include "tern/protocol/cidr.hpp"
+#include "tern/protocol/transport.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::config {
 
+using protocol::Transport;  // to_string(Transport) is protocol's too
 using protocol::TransportAddress;
-
-enum class Transport : std::uint8_t { udp, tcp, tls };
-const char* to_string(Transport t) noexcept;  // "udp", "tcp", "tls"
 
 struct Listener {
     Transport transport = Transport::udp;
