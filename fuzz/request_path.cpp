@@ -152,7 +152,7 @@ struct Harness {
                         ? TransportAddress::v6(
                               {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 3478)
                         : TransportAddress::v4({192, 0, 2, 1}, 3478);
-        ctx.transport = client_b ? config::Transport::tcp : config::Transport::udp;
+        ctx.transport = client_b ? protocol::Transport::tcp : protocol::Transport::udp;
         ctx.client = client_b ? allocation::ClientRoute::connection(2)
                               : allocation::ClientRoute::listener(1);
         ctx.now = now;
@@ -387,7 +387,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
             case 5:
                 h.manager.on_client_closed(
-                    {h.context(true).source, h.context(true).local, allocation::Transport::tcp});
+                    {h.context(true).source, h.context(true).local, protocol::Transport::tcp});
                 break;
         }
         // Every live allocation holds one or two relays; nothing leaks past the quota.

@@ -7,8 +7,9 @@
 namespace tern::allocation {
 
 std::span<const std::uint8_t> frame_for_client(std::span<std::uint8_t> slot,
-                                               std::size_t payload_size, Transport transport,
-                                               std::uint16_t channel, std::uint64_t serial,
+                                               std::size_t payload_size,
+                                               protocol::Transport transport, std::uint16_t channel,
+                                               std::uint64_t serial,
                                                const protocol::TransportAddress& peer) noexcept {
     if (payload_size > 0xFFFF ||
         slot.size() < client_frame_headroom + payload_size + client_frame_tailroom) {
@@ -23,7 +24,7 @@ std::span<const std::uint8_t> frame_for_client(std::span<std::uint8_t> slot,
         // Over UDP the datagram ends with the payload; streams pad to 4 bytes with zeros
         // (§12.5), the length field still giving the unpadded size.
         std::size_t size = protocol::channel_data_header_size + payload_size;
-        if (transport != Transport::udp) {
+        if (transport != protocol::Transport::udp) {
             size = protocol::channel_data_stream_size(payload_size);
             std::memset(payload + payload_size, 0, size - 4 - payload_size);
         }

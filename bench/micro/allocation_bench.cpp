@@ -35,7 +35,7 @@ FiveTuple client_tuple(std::uint32_t i) {
         {static_cast<std::uint8_t>(100 + (i >> 24)), static_cast<std::uint8_t>(i >> 16),
          static_cast<std::uint8_t>(i >> 8), static_cast<std::uint8_t>(i)},
         static_cast<std::uint16_t>(1024 + i % 60000));
-    return {client, TransportAddress::v4({192, 0, 2, 10}, 3478), allocation::Transport::udp};
+    return {client, TransportAddress::v4({192, 0, 2, 10}, 3478), protocol::Transport::udp};
 }
 
 // A filled table and its keys in shuffled order, so successive look-ups hit unrelated buckets

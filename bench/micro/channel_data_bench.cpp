@@ -106,7 +106,7 @@ public:
     const allocation::RelayCounters& counters() const noexcept { return manager_.counters(); }
 
     const FiveTuple tuple{must_parse("198.51.100.20:50000"), must_parse("192.0.2.10:3478"),
-                          allocation::Transport::udp};
+                          protocol::Transport::udp};
     const TransportAddress channel_peer = must_parse("93.184.216.34:61000");
     const TransportAddress indication_peer = must_parse("151.101.1.69:62000");
     CountingEgress egress;

@@ -72,8 +72,8 @@ void print_banner(const tern::server::Server& server) {
     for (const auto& l : listeners) {
         if (l.address.family != tern::protocol::AddressFamily::ipv4) continue;
         const std::string hp = banner_host(l.address) + ":" + std::to_string(l.address.port);
-        if (l.transport == tern::config::Transport::udp) urls.push_back("stun:" + hp);
-        if (l.transport == tern::config::Transport::tls) {
+        if (l.transport == tern::protocol::Transport::udp) urls.push_back("stun:" + hp);
+        if (l.transport == tern::protocol::Transport::tls) {
             urls.push_back("turns:" + hp + "?transport=tcp");
         } else {
             urls.push_back("turn:" + hp + "?transport=" + tern::protocol::to_string(l.transport));

@@ -13,7 +13,7 @@ namespace tern::server {
 ClientToPeer::ClientToPeer(RequestDispatcher& dispatcher, allocation::AllocationManager& manager,
                            const RelaySockets& relays)
     : dispatcher_(dispatcher), manager_(manager), relays_(relays) {
-    context_.transport = config::Transport::udp;
+    context_.transport = protocol::Transport::udp;
 }
 
 bool ClientToPeer::relay(UdpListener& listener,
@@ -31,7 +31,7 @@ bool ClientToPeer::relay(UdpListener& listener,
             // RFC 8656 §12: ChannelData is told apart by its first two bits (01), before any
             // STUN parsing; allocation/ checks channel, permission and bandwidth (§12.5).
             if (!d.bytes.empty() && protocol::looks_like_channel_data(d.bytes[0])) {
-                const allocation::FiveTuple tuple{d.source, d.local, allocation::Transport::udp};
+                const allocation::FiveTuple tuple{d.source, d.local, protocol::Transport::udp};
                 if (const auto to = manager_.route_channel_data(d.bytes, tuple, now)) {
                     PeerSendQueue::Sent sent;
                     to_peers_.push(relays_.descriptor(to->relay), to->peer, to->payload, sent);

@@ -306,7 +306,7 @@ private:
 }  // namespace
 
 StreamListener::StreamListener(asio::io_context& io, RequestDispatcher& dispatcher,
-                               config::Transport transport, StreamLimits limits,
+                               protocol::Transport transport, StreamLimits limits,
                                ConnectionRegistry* registry, ConnectionQuota* quota,
                                StreamCounters* counters)
     : io_(io),
@@ -366,12 +366,12 @@ void StreamListener::accept() {
                 accept();
                 return;
             }
-            if (transport_ == config::Transport::tls && tls_) {
+            if (transport_ == protocol::Transport::tls && tls_) {
                 std::make_shared<StreamConnection<TlsStream>>(dispatcher_, limits_, context, tls_,
                                                               registry_, quota_, source, counters_,
                                                               std::move(socket), *tls_)
                     ->start();
-            } else if (transport_ == config::Transport::tcp) {
+            } else if (transport_ == protocol::Transport::tcp) {
                 std::make_shared<StreamConnection<tcp::socket>>(dispatcher_, limits_, context,
                                                                 nullptr, registry_, quota_, source,
                                                                 counters_, std::move(socket))

@@ -60,7 +60,7 @@ std::error_code Worker::add_listener(const config::Listener& listener,
                                      const protocol::TransportAddress& address,
                                      std::shared_ptr<asio::ssl::context> tls,
                                      protocol::TransportAddress& bound) {
-    if (listener.transport == config::Transport::udp) {
+    if (listener.transport == protocol::Transport::udp) {
         const auto index = static_cast<std::uint32_t>(udp_.size());
         auto l = std::make_unique<UdpListener>(index);
         if (auto ec = l->open(address)) return ec;

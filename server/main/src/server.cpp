@@ -28,7 +28,7 @@ unsigned worker_count(const config::Config& c) {
 
 bool has_tls_listener(const config::Config& c) {
     for (const auto& l : c.listen) {
-        if (l.transport == config::Transport::tls) return true;
+        if (l.transport == protocol::Transport::tls) return true;
     }
     return false;
 }

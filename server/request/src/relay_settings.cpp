@@ -91,16 +91,4 @@ auth::ExpiryPolicy expiry_policy(config::CredentialExpiry expiry) noexcept {
     return auth::ExpiryPolicy::allocate;
 }
 
-allocation::Transport to_allocation(config::Transport t) noexcept {
-    switch (t) {
-        case config::Transport::tcp:
-            return allocation::Transport::tcp;
-        case config::Transport::tls:
-            return allocation::Transport::tls;
-        case config::Transport::udp:
-            break;
-    }
-    return allocation::Transport::udp;
-}
-
 }  // namespace tern::server

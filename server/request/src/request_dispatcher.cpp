@@ -170,8 +170,7 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
         const auto left = std::max<std::int64_t>(0, *end - context.unix_now);
         requester.teardown_at = context.now + std::chrono::seconds(left);
     }
-    const allocation::FiveTuple tuple{context.source, context.local,
-                                      to_allocation(context.transport)};
+    const allocation::FiveTuple tuple{context.source, context.local, context.transport};
     const auto reply =
         relay_->handle_request(msg, tuple, context.client, requester, context.now, out);
     const auto parsed_class = reply.size() >= 2 && (reply[1] & 0x10) != 0
@@ -199,8 +198,7 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
     }
     // ChannelData is recognised by its first two bits, before any STUN parsing (RFC 8656 §12).
     if (protocol::looks_like_channel_data(packet[0]) && relay_ != nullptr) {
-        const allocation::FiveTuple tuple{context.source, context.local,
-                                          to_allocation(context.transport)};
+        const allocation::FiveTuple tuple{context.source, context.local, context.transport};
         relay_->on_channel_data(packet, tuple, context.now);
         return {};
     }
@@ -229,8 +227,7 @@ std::span<const std::uint8_t> RequestDispatcher::handle(std::span<const std::uin
                 return {};
             }
             if (msg.method() == protocol::Method::send && relay_ != nullptr) {
-                const allocation::FiveTuple tuple{context.source, context.local,
-                                                  to_allocation(context.transport)};
+                const allocation::FiveTuple tuple{context.source, context.local, context.transport};
                 relay_->on_send_indication(msg, tuple, context.now);
             }
             return {};
@@ -267,7 +264,7 @@ std::span<const std::uint8_t> RequestDispatcher::answer(const MessageView& msg,
     // A UDP request "from" one of tern's relayed addresses is spoofed: its answer would reach
     // another client's relay session as data. No answer at all. Relays are UDP, so a TCP or TLS
     // client (which cannot spoof) on the same port number is someone else.
-    if (relay_ != nullptr && context.transport == config::Transport::udp &&
+    if (relay_ != nullptr && context.transport == protocol::Transport::udp &&
         relay_->is_own_relayed_address(context.source)) {
         ++counters_.dropped_other;
         return {};

@@ -38,6 +38,7 @@ using protocol::MessageClass;
 using protocol::MessageView;
 using protocol::Method;
 using protocol::ParseError;
+using protocol::Transport;
 using protocol::TransportAddress;
 using testing::FakeEgress;
 namespace attr = protocol::attr;

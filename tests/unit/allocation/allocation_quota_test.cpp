@@ -17,6 +17,7 @@
 namespace tern::allocation {
 namespace {
 
+using protocol::Transport;
 using testing::addr;
 using testing::t0;
 

@@ -10,6 +10,7 @@ namespace tern::allocation {
 namespace {
 
 using namespace std::chrono_literals;
+using protocol::Transport;
 using protocol::TransportAddress;
 
 const TimePoint t0 = TimePoint{} + 1000s;

@@ -14,6 +14,7 @@ namespace tern::allocation {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
+using protocol::Transport;
 using protocol::TransportAddress;
 
 // A slot as PeerToClient fills it: headroom of 0xEE, the payload, tailroom of 0xEE.

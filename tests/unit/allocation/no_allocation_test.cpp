@@ -51,6 +51,7 @@ using protocol::MessageBuilder;
 using protocol::MessageClass;
 using protocol::MessageView;
 using protocol::Method;
+using protocol::Transport;
 using protocol::TransportAddress;
 
 class HeapGuard {

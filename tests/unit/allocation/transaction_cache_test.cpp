@@ -13,6 +13,7 @@ namespace tern::allocation {
 namespace {
 
 using namespace std::chrono_literals;
+using protocol::Transport;
 using protocol::TransportAddress;
 
 using testing::addr;

@@ -40,7 +40,7 @@ std::vector<TransportAddress> interface_addresses(int family) {
 }
 
 config::Listener listener(const char* ip) {
-    return config::Listener{config::Transport::udp, *TransportAddress::parse_ip(ip)};
+    return config::Listener{protocol::Transport::udp, *TransportAddress::parse_ip(ip)};
 }
 
 TEST(MakePeerPolicy, AWildcardListenerRefusesEveryInterfaceAddressAsOwn) {
@@ -84,8 +84,8 @@ TEST(MakePeerPolicy, OwnAddressesAreOpenOnRelayPortsOnlyAndNeverOnAListenersPort
     c.relay.ports = {50000, 50100};
     // A listener inside relay.ports (the loader allows it) stays refused.
     const std::vector<config::Listener> bound{
-        {config::Transport::udp, *TransportAddress::parse("198.51.99.20:3478")},
-        {config::Transport::udp, *TransportAddress::parse("198.51.99.20:50050")}};
+        {protocol::Transport::udp, *TransportAddress::parse("198.51.99.20:3478")},
+        {protocol::Transport::udp, *TransportAddress::parse("198.51.99.20:50050")}};
     const auto policy = make_peer_policy(c, bound);
     EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:50000")), PeerVerdict::allowed);
     EXPECT_EQ(policy->check(*TransportAddress::parse("198.51.99.20:50100")), PeerVerdict::allowed);

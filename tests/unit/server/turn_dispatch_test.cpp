@@ -445,7 +445,7 @@ TEST_F(TurnDispatch, SendIndicationWithAnUnknownRequiredAttributeIsNotRelayed) {
 class OwnAddresses : public TurnDispatch {
 protected:
     void SetUp() override {
-        listeners_ = {{config::Transport::udp, TransportAddress::v4({198, 51, 99, 1}, 3478)}};
+        listeners_ = {{protocol::Transport::udp, TransportAddress::v4({198, 51, 99, 1}, 3478)}};
         start(config::CredentialExpiry::allocate, listeners_);
     }
     static Bytes binding() {
@@ -479,7 +479,7 @@ TEST_F(OwnAddresses, RequestsFromTernsRelayedAddressesGetNoAnswer) {
     // A TCP client on tern's IP whose port number happens to be a relay's UDP port is not it.
     PacketContext tcp = context();
     tcp.source = *relayed;
-    tcp.transport = config::Transport::tcp;
+    tcp.transport = protocol::Transport::tcp;
     std::array<std::uint8_t, 1024> reply{};
     EXPECT_FALSE(dispatcher_->handle(binding(), tcp, reply).empty());
 

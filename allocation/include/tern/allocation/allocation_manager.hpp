@@ -66,7 +66,7 @@ struct Requester {
 
 // Per-worker tallies: the worker's thread writes them, the metrics endpoint reads them.
 struct RelayCounters {
-    static constexpr std::size_t transports = 3;  // Transport: udp, tcp, tls
+    static constexpr std::size_t transports = 3;  // protocol::Transport: udp, tcp, tls
     static constexpr std::size_t families = 2;    // relayed address family: ipv4, ipv6
     using ByKind = std::array<std::array<Tally, families>, transports>;
     Tally allocations_created;

@@ -10,6 +10,7 @@
 
 #include "tern/allocation/five_tuple.hpp"
 #include "tern/protocol/data_indication.hpp"
+#include "tern/protocol/transport.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation {
@@ -22,8 +23,9 @@ inline constexpr std::size_t client_frame_tailroom = 4;  // padding to 4 bytes
 // slot), or empty when the payload cannot be carried (over 65535 bytes, or a STUN message
 // longer than its length field allows).
 std::span<const std::uint8_t> frame_for_client(std::span<std::uint8_t> slot,
-                                               std::size_t payload_size, Transport transport,
-                                               std::uint16_t channel, std::uint64_t serial,
+                                               std::size_t payload_size,
+                                               protocol::Transport transport, std::uint16_t channel,
+                                               std::uint64_t serial,
                                                const protocol::TransportAddress& peer) noexcept;
 
 }  // namespace tern::allocation

@@ -5,17 +5,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tern/protocol/transport.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation {
 
-// Own enum (same values as config::Transport) because allocation/ may not import config/.
-enum class Transport : std::uint8_t { udp, tcp, tls };
-
 struct FiveTuple {
     protocol::TransportAddress client;  // as seen on the socket, not canonicalised
     protocol::TransportAddress server;  // the listening address the client reached
-    Transport transport = Transport::udp;
+    protocol::Transport transport = protocol::Transport::udp;
 
     friend bool operator==(const FiveTuple&, const FiveTuple&) noexcept = default;
 };

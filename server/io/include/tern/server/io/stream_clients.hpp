@@ -22,8 +22,7 @@ public:
     }
     void detach(allocation::ClientRoute route, const PacketContext& context) noexcept override {
         connections_.erase(route.connection_id());
-        manager_.on_client_closed(
-            {context.source, context.local, to_allocation(context.transport)});
+        manager_.on_client_closed({context.source, context.local, context.transport});
     }
     ClientConnection* find(allocation::ClientRoute route) const noexcept {
         const auto it = connections_.find(route.connection_id());

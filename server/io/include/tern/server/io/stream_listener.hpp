@@ -71,7 +71,7 @@ public:
     // `registry`, `quota` and `counters` may be null; `quota` and `counters` must outlive every
     // connection.
     StreamListener(boost::asio::io_context& io, RequestDispatcher& dispatcher,
-                   config::Transport transport, StreamLimits limits,
+                   protocol::Transport transport, StreamLimits limits,
                    ConnectionRegistry* registry = nullptr, ConnectionQuota* quota = nullptr,
                    StreamCounters* counters = nullptr);
 
@@ -90,7 +90,7 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer retry_timer_;
     RequestDispatcher& dispatcher_;
-    config::Transport transport_;
+    protocol::Transport transport_;
     StreamLimits limits_;
     ConnectionRegistry* registry_;
     ConnectionQuota* quota_;

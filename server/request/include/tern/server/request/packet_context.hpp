@@ -14,7 +14,7 @@ namespace tern::server {
 struct PacketContext {
     protocol::TransportAddress source;  // the client's address as the server sees it
     protocol::TransportAddress local;   // the address the client reached
-    config::Transport transport = config::Transport::udp;
+    protocol::Transport transport = protocol::Transport::udp;
     allocation::ClientRoute client;  // how the worker reaches this listener or connection
     allocation::TimePoint now{};     // steady time, for lifetimes
     std::int64_t unix_now = 0;       // wall-clock seconds, for nonces and REST expiry

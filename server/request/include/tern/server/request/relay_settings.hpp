@@ -23,6 +23,4 @@ std::shared_ptr<const allocation::PeerPolicy> make_peer_policy(
 
 auth::ExpiryPolicy expiry_policy(config::CredentialExpiry expiry) noexcept;
 
-allocation::Transport to_allocation(config::Transport t) noexcept;
-
 }  // namespace tern::server
