@@ -14,18 +14,6 @@
 
 namespace ternbench {
 
-std::string to_string(Transport t) {
-    switch (t) {
-        case Transport::udp:
-            return "udp";
-        case Transport::tcp:
-            return "tcp";
-        case Transport::tls:
-            return "tls";
-    }
-    return "?";
-}
-
 sockaddr_in to_sockaddr_v4(const tern::protocol::TransportAddress& address) {
     sockaddr_in s{};
     s.sin_family = AF_INET;

@@ -12,13 +12,12 @@
 #include <string>
 
 #include "tern/protocol/stream_framer.hpp"
+#include "tern/protocol/transport.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace ternbench {
 
-enum class Transport { udp, tcp, tls };
-
-std::string to_string(Transport t);
+using tern::protocol::Transport;
 
 // An IPv4 TransportAddress as the socket API wants it (ternbench speaks IPv4 only).
 sockaddr_in to_sockaddr_v4(const tern::protocol::TransportAddress& address);

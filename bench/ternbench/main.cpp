@@ -87,10 +87,7 @@ private:
 };
 
 Transport transport_of(const Options& o) {
-    const std::string t = o.text("transport", "udp");
-    if (t == "udp") return Transport::udp;
-    if (t == "tcp") return Transport::tcp;
-    if (t == "tls") return Transport::tls;
+    if (const auto t = tern::protocol::parse_transport(o.text("transport", "udp"))) return *t;
     throw std::invalid_argument("--transport must be udp, tcp or tls");
 }
 
