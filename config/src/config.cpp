@@ -1,10 +1,5 @@
-// Value types' text forms, the embedded default, and reading a config file from disk.
+// Value types' text forms and the embedded default.
 #include "tern/config/config.hpp"
-
-#include <cerrno>
-#include <filesystem>
-#include <fstream>
-#include <system_error>
 
 namespace tern::config {
 
@@ -105,35 +100,6 @@ std::string_view embedded_default_yaml() noexcept {
 
 LoadResult load_embedded_default() {
     return load_config_text(embedded_default_text, embedded_default_source);
-}
-
-LoadResult load_config_file(const std::string& path) {
-    const auto fail = [&path](std::string message) {
-        LoadResult result;
-        result.errors.push_back(ConfigError{path, 0, {}, std::move(message)});
-        return result;
-    };
-    try {
-        std::error_code status_error;
-        const auto status = std::filesystem::status(path, status_error);
-        if (status_error) return fail("cannot read: " + status_error.message());
-        // A directory opens and reads as empty, which would pass as the all-default config.
-        if (!std::filesystem::is_regular_file(status)) return fail("not a regular file");
-        std::ifstream file(path, std::ios::binary);
-        if (!file) {
-            const int open_error = errno;
-            return fail("cannot read: " + std::generic_category().message(open_error));
-        }
-        // Read one byte past the limit so that an oversized file is noticed without reading
-        // all of it.
-        std::string text(max_config_bytes + 1, '\0');
-        file.read(text.data(), static_cast<std::streamsize>(text.size()));
-        if (file.bad()) return fail("cannot read the file");
-        text.resize(static_cast<std::size_t>(file.gcount()));
-        return load_config_text(text, path);
-    } catch (const std::exception& e) {
-        return fail(std::string("cannot read the file: ") + e.what());
-    }
 }
 
 }  // namespace tern::config

@@ -1,23 +1,19 @@
 // YAML text -> validated Config. The loader walks the document once, collecting every problem
 // with the dotted key and line it belongs to, and only then decides whether a Config exists.
 // yaml-cpp reports trouble by throwing; nothing thrown leaves this file.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <span>
 #include <sstream>
-#include <system_error>
 
+#include "config_files.hpp"
 #include "tern/config/config.hpp"
 #include "tern/config/parse.hpp"
 
@@ -59,13 +55,6 @@ constexpr std::uint32_t max_unauthenticated_timeout = 3600;
 constexpr std::uint32_t min_ipv6_source_prefix = 32;
 constexpr std::uint32_t max_ipv6_source_prefix = 128;
 constexpr std::size_t min_nonce_secret_bytes = 16;
-// auth.secrets_file holds a few lines; anything this large is the wrong file. Each secret costs
-// an HMAC on every authenticated request, so a long list would be slow as well as odd.
-constexpr std::size_t max_secrets_file_bytes = std::size_t{64} << 10;
-// A file of secrets is new and meant for generated values, so, unlike an inline auth.secrets
-// entry (kept lenient for existing configs), each line must be as long as a nonce secret.
-constexpr std::size_t min_file_secret_bytes = 16;
-constexpr std::size_t max_path_shown = 4096;  // PATH_MAX: show any real path whole
 
 constexpr std::array<std::string_view, 10> top_level_keys = {
     "realm", "listen", "tls", "auth", "relay", "limits", "threads", "log", "metrics", "software"};
@@ -368,86 +357,10 @@ bool is_unspecified(const TransportAddress& address) {
                        [](std::uint8_t b) { return b == 0; });
 }
 
-// Drops "." components (and the empty one a trailing slash leaves) but keeps "..": resolving
-// ".." lexically is wrong when the component before it is a symbolic link.
-fs::path without_dot_segments(const fs::path& path) {
-    fs::path out;
-    for (const auto& part : path) {
-        if (part == "." || part.empty()) continue;
-        out /= part;
-    }
-    return out;
-}
-
-// Why a small file could not be read whole; the contents otherwise.
-struct SmallFile {
-    std::string contents;
-    std::string error;  // empty on success
-    bool too_large = false;
-};
-
-// Reads the regular file at `path` if it holds at most `limit` bytes. Opened non-blocking so a
-// FIFO cannot hang a start or a reload; the size is checked before and while reading.
-SmallFile read_small_file(const std::string& path, std::size_t limit) {
-    SmallFile file;
-    const auto os_error = [&file](int error) {
-        file.error = std::generic_category().message(error);
-        return file;
-    };
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return os_error(errno);
-    struct Closer {
-        int fd;
-        explicit Closer(int descriptor) : fd(descriptor) {}
-        Closer(const Closer&) = delete;
-        Closer& operator=(const Closer&) = delete;
-        ~Closer() { ::close(fd); }
-    } const closer(fd);
-    struct stat status {};
-    if (::fstat(fd, &status) != 0) return os_error(errno);
-    if (!S_ISREG(status.st_mode)) {
-        file.error = "not a regular file";
-        return file;
-    }
-    if (status.st_size > static_cast<off_t>(limit)) {
-        file.too_large = true;
-        return file;
-    }
-    // One byte past the limit notices a file that grew since fstat.
-    file.contents.resize(limit + 1);
-    std::size_t used = 0;
-    while (used < file.contents.size()) {
-        const auto got = ::read(fd, file.contents.data() + used, file.contents.size() - used);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return os_error(errno);
-        if (got == 0) break;
-        used += static_cast<std::size_t>(got);
-    }
-    if (used > limit) {
-        file.contents.clear();
-        file.too_large = true;
-        return file;
-    }
-    file.contents.resize(used);
-    return file;
-}
-
-// `text` without leading and trailing blanks (a CR of a CRLF line end included).
-std::string_view trimmed(std::string_view text) {
-    constexpr std::string_view blanks = " \t\r\v\f";
-    const auto first = text.find_first_not_of(blanks);
-    if (first == std::string_view::npos) return {};
-    return text.substr(first, text.find_last_not_of(blanks) - first + 1);
-}
-
 class Loader {
 public:
-    explicit Loader(std::string_view source_name) : source_(source_name) {
-        std::error_code ignored;
-        const fs::path source_directory = fs::path(source_name).parent_path();
-        base_directory_ = source_directory.empty() ? fs::current_path(ignored)
-                                                   : fs::absolute(source_directory, ignored);
-    }
+    explicit Loader(std::string_view source_name)
+        : source_(source_name), base_directory_(anchor_directory(source_name)) {}
 
     LoadResult load(std::string_view yaml);
 
@@ -495,8 +408,6 @@ private:
     std::optional<std::vector<Item>> string_list_of(const Entry& entry);
     std::optional<TransportAddress> specific_ip_of(std::string_view text, int line,
                                                    const std::string& path);
-    std::string resolved_path(const std::string& text) const;
-    bool check_readable_file(const std::string& path, const Entry& entry);
 
     void load_root(const YAML::Node& root);
     void load_realm(const Entry& entry);
@@ -611,30 +522,6 @@ std::optional<TransportAddress> Loader::specific_ip_of(std::string_view text, in
         return std::nullopt;
     }
     return address.value;
-}
-
-std::string Loader::resolved_path(const std::string& text) const {
-    const fs::path path(text);
-    if (path.is_absolute()) return text;
-    return without_dot_segments(base_directory_ / path).string();
-}
-
-bool Loader::check_readable_file(const std::string& path, const Entry& entry) {
-    // Whether the file can be read is all the config checks; its contents are the TLS layer's.
-    if (::access(path.c_str(), R_OK) != 0) {
-        const int access_error = errno;
-        report(entry.line, entry.path,
-               "cannot read " + escape_for_message(path, max_path_shown) + ": " +
-                   std::generic_category().message(access_error));
-        return false;
-    }
-    std::error_code status_error;
-    if (!fs::is_regular_file(path, status_error)) {
-        report(entry.line, entry.path,
-               "cannot read " + escape_for_message(path, max_path_shown) + ": not a regular file");
-        return false;
-    }
-    return true;
 }
 
 LoadResult Loader::load(std::string_view yaml) {
@@ -823,8 +710,8 @@ void Loader::load_tls(const Entry& entry) {
             report(field.line, field.path, "must not be empty");
             continue;
         }
-        std::string path = resolved_path(*text);
-        check_readable_file(path, field);
+        std::string path = resolved_path(base_directory_, *text);
+        if (auto why = why_unreadable(path); !why.empty()) report(field.line, field.path, why);
         (is_certificate ? files.certificate : files.private_key) = std::move(path);
     }
     if (!certificate_given) {
@@ -933,61 +820,11 @@ void Loader::load_secrets_file(const Entry& entry) {
         report(entry.line, entry.path, "must not be empty");
         return;
     }
-    const std::string path = resolved_path(*text);
-    const std::string shown = escape_for_message(path, max_path_shown);
+    const std::string path = resolved_path(base_directory_, *text);
     config_.auth.secrets_file = path;
-    SmallFile file = read_small_file(path, max_secrets_file_bytes);
-    if (file.too_large) {
-        report(entry.line, entry.path,
-               shown + " is larger than " + std::to_string(max_secrets_file_bytes >> 10) +
-                   " KiB; a secrets file holds a few lines, one secret each");
-        return;
-    }
-    if (!file.error.empty()) {
-        report(entry.line, entry.path, "cannot read " + shown + ": " + file.error);
-        return;
-    }
-    // The contents are secret: messages give line numbers and lengths, never text.
-    std::string_view rest = file.contents;
-    constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";  // some editors write one
-    if (rest.starts_with(utf8_bom)) rest.remove_prefix(utf8_bom.size());
-    std::size_t found = 0;
-    bool refused = false;
-    for (int number = 1; !rest.empty(); ++number) {
-        const auto end = rest.find('\n');
-        const std::string_view secret = trimmed(rest.substr(0, end));
-        rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
-        if (secret.empty() || secret.front() == '#') continue;
-        const std::string where = shown + " line " + std::to_string(number) + ": ";
-        const auto control = std::find_if(secret.begin(), secret.end(), [](char c) {
-            const auto byte = static_cast<unsigned char>(c);
-            return (byte < 0x20 && c != '\t') || byte == 0x7F;
-        });
-        if (control != secret.end()) {
-            constexpr std::string_view hex = "0123456789abcdef";
-            const auto byte = static_cast<unsigned char>(*control);
-            report(entry.line, entry.path,
-                   where + "holds a control character (byte 0x" + hex[byte >> 4] + hex[byte & 0xF] +
-                       "); a secret is one line of text");
-            refused = true;
-            continue;
-        }
-        if (secret.size() < min_file_secret_bytes) {
-            report(entry.line, entry.path,
-                   where + "secret too short: " + std::to_string(secret.size()) +
-                       " bytes, at least " + std::to_string(min_file_secret_bytes) + " are needed");
-            refused = true;
-            continue;
-        }
-        config_.auth.secrets.emplace_back(secret);
-        ++found;
-    }
-    if (found == 0 && !refused) {
-        report(entry.line, entry.path,
-               shown +
-                   " holds no secret (one per line; blank lines and lines starting with # "
-                   "are ignored)");
-    }
+    auto file = read_secrets_file(path);
+    for (auto& problem : file.problems) report(entry.line, entry.path, std::move(problem));
+    for (auto& secret : file.secrets) config_.auth.secrets.push_back(std::move(secret));
 }
 
 void Loader::load_users(const Entry& entry) {
