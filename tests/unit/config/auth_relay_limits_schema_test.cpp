@@ -1,7 +1,5 @@
-// auth.expiry, auth.nonce_secret, auth.nonce_lifetime, auth.max_credential_lifetime,
-// relay.default_family, limits.max_allocations, limits.max_allocations_per_user,
-// limits.unauthenticated_timeout, limits.ipv6_source_prefix and the other limits: defaults,
-// accepted values, and errors naming key and line.
+// The keys of the auth, relay and limits sections (auth_schema.cpp, relay_schema.cpp,
+// limits_schema.cpp): defaults, accepted values and ranges, and errors naming key and line.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -33,7 +31,7 @@ void expect_one_error(const std::string& yaml, const std::string& key, int line,
     EXPECT_EQ(error.message, message) << error.to_string();
 }
 
-TEST(NewKeys, Defaults) {
+TEST(AuthRelayLimitsSchema, Defaults) {
     const Config c = load_ok("");
     EXPECT_EQ(c.auth.expiry, CredentialExpiry::allocate);
     EXPECT_FALSE(c.auth.nonce_secret);
@@ -46,7 +44,7 @@ TEST(NewKeys, Defaults) {
     EXPECT_EQ(c.limits, Limits{});
 }
 
-TEST(NewKeys, ExpiryPolicies) {
+TEST(AuthRelayLimitsSchema, ExpiryPolicies) {
     EXPECT_EQ(load_ok("auth: { expiry: allocate }").auth.expiry, CredentialExpiry::allocate);
     EXPECT_EQ(load_ok("auth: { expiry: request }").auth.expiry, CredentialExpiry::request);
     EXPECT_EQ(load_ok("auth: { expiry: strict }").auth.expiry, CredentialExpiry::strict);
@@ -57,7 +55,7 @@ TEST(NewKeys, ExpiryPolicies) {
                      "expected a string, got a list");
 }
 
-TEST(NewKeys, NonceSecret) {
+TEST(AuthRelayLimitsSchema, NonceSecret) {
     const std::string secret = "0123456789abcdef";  // exactly 16 bytes
     EXPECT_EQ(load_ok("auth: { nonce_secret: " + secret + " }").auth.nonce_secret, secret);
     expect_one_error("auth:\n  nonce_secret: hunter2-short\n", "auth.nonce_secret", 2,
@@ -66,7 +64,7 @@ TEST(NewKeys, NonceSecret) {
                      "expected a string, got a map");
 }
 
-TEST(NewKeys, NonceSecretIsNeverEchoed) {
+TEST(AuthRelayLimitsSchema, NonceSecretIsNeverEchoed) {
     const std::string secret = "Sup3rS3cr3t!";
     const auto result = load("auth: { nonce_secret: \"" + secret + "\" }");
     ASSERT_EQ(result.errors.size(), 1u);
@@ -74,7 +72,7 @@ TEST(NewKeys, NonceSecretIsNeverEchoed) {
         << result.errors.front().to_string();
 }
 
-TEST(NewKeys, NonceLifetimeRange) {
+TEST(AuthRelayLimitsSchema, NonceLifetimeRange) {
     EXPECT_EQ(load_ok("auth: { nonce_lifetime: 30 }").auth.nonce_lifetime, 30u);
     EXPECT_EQ(load_ok("auth: { nonce_lifetime: 3600 }").auth.nonce_lifetime, 3600u);
     const std::string expected = "expected a whole number of seconds from 30 to 3600, got ";
@@ -84,7 +82,7 @@ TEST(NewKeys, NonceLifetimeRange) {
     expect_one_error("auth: { nonce_lifetime: 10m }", "auth.nonce_lifetime", 1, expected + "'10m'");
 }
 
-TEST(NewKeys, RelayDefaultFamily) {
+TEST(AuthRelayLimitsSchema, RelayDefaultFamily) {
     EXPECT_EQ(load_ok("relay: { default_family: ipv4 }").relay.default_family, RelayFamily::ipv4);
     EXPECT_EQ(load_ok("relay: { default_family: client }").relay.default_family,
               RelayFamily::client);
@@ -93,7 +91,7 @@ TEST(NewKeys, RelayDefaultFamily) {
                      "unknown family 'ipv6' (expected ipv4 or client)");
 }
 
-TEST(NewKeys, ConnectionLimits) {
+TEST(AuthRelayLimitsSchema, ConnectionLimits) {
     const auto d = load_ok("realm: x");
     EXPECT_EQ(d.limits.max_connections, 10000u);
     EXPECT_EQ(d.limits.max_connections_per_ip, 100u);
@@ -111,7 +109,7 @@ TEST(NewKeys, ConnectionLimits) {
                      "expected a whole number of seconds from 5 to 86400, got '4'");
 }
 
-TEST(NewKeys, HandshakeTimeoutAndPendingOutput) {
+TEST(AuthRelayLimitsSchema, HandshakeTimeoutAndPendingOutput) {
     const auto d = load_ok("realm: x");
     EXPECT_EQ(d.limits.handshake_timeout, 10u);
     EXPECT_EQ(d.limits.max_pending_output, 262144u);
@@ -124,7 +122,7 @@ TEST(NewKeys, HandshakeTimeoutAndPendingOutput) {
                      "expected a whole number from 65664 to 16777216, got '65663'");
 }
 
-TEST(NewKeys, PermissionAndChannelQuotas) {
+TEST(AuthRelayLimitsSchema, PermissionAndChannelQuotas) {
     const auto d = load_ok("realm: x");
     EXPECT_EQ(d.limits.max_permissions_per_allocation, 64u);
     EXPECT_EQ(d.limits.max_channels_per_allocation, 64u);
@@ -140,7 +138,7 @@ TEST(NewKeys, PermissionAndChannelQuotas) {
                      "expected a whole number from 1 to 65535, got '0'");
 }
 
-TEST(NewKeys, Bandwidth) {
+TEST(AuthRelayLimitsSchema, Bandwidth) {
     const auto d = load_ok("realm: x");
     EXPECT_EQ(d.limits.allocation_bandwidth, 10000000u);
     EXPECT_EQ(d.limits.user_bandwidth, 50000000u);
@@ -153,7 +151,7 @@ TEST(NewKeys, Bandwidth) {
                      "expected a whole number from 0 to 4294967295, got '1e6'");
 }
 
-TEST(NewKeys, UnauthenticatedRate) {
+TEST(AuthRelayLimitsSchema, UnauthenticatedRate) {
     const auto d = load_ok("realm: x");
     EXPECT_EQ(d.limits.unauthenticated_rate, 50u);
     EXPECT_EQ(d.limits.unauthenticated_burst, 100u);
@@ -166,7 +164,7 @@ TEST(NewKeys, UnauthenticatedRate) {
                      "expected a whole number from 0 to 1000000, got '1000001'");
 }
 
-TEST(NewKeys, ShutdownGrace) {
+TEST(AuthRelayLimitsSchema, ShutdownGrace) {
     EXPECT_EQ(load_ok("realm: x").limits.shutdown_grace, 30u);
     EXPECT_EQ(load_ok("limits: { shutdown_grace: 0 }").limits.shutdown_grace, 0u);
     EXPECT_EQ(load_ok("limits: { shutdown_grace: 3600 }").limits.shutdown_grace, 3600u);
@@ -174,7 +172,7 @@ TEST(NewKeys, ShutdownGrace) {
                      "expected a whole number of seconds from 0 to 3600, got '3601'");
 }
 
-TEST(NewKeys, RelayChannelNumbers) {
+TEST(AuthRelayLimitsSchema, RelayChannelNumbers) {
     EXPECT_EQ(load_ok("realm: x").relay.channel_numbers, ChannelNumbers::rfc8656);
     EXPECT_EQ(load_ok("relay: { channel_numbers: rfc5766 }").relay.channel_numbers,
               ChannelNumbers::rfc5766);
@@ -185,7 +183,7 @@ TEST(NewKeys, RelayChannelNumbers) {
                      "unknown range 'any' (expected rfc8656 or rfc5766)");
 }
 
-TEST(NewKeys, AllocationLimits) {
+TEST(AuthRelayLimitsSchema, AllocationLimits) {
     const Config c =
         load_ok("limits: { max_allocations: 1, max_allocations_per_user: 4294967295 }");
     EXPECT_EQ(c.limits.max_allocations, 1u);
@@ -201,7 +199,7 @@ TEST(NewKeys, AllocationLimits) {
                      "expected a number, got a list");
 }
 
-TEST(NewKeys, CredentialLifetimeTimeoutAndPrefixDefaults) {
+TEST(AuthRelayLimitsSchema, CredentialLifetimeTimeoutAndPrefixDefaults) {
     const Config d = load_ok("realm: x");
     EXPECT_EQ(d.auth.max_credential_lifetime, 259200u);  // 3 days
     EXPECT_EQ(d.limits.unauthenticated_timeout, 30u);
@@ -212,7 +210,7 @@ TEST(NewKeys, CredentialLifetimeTimeoutAndPrefixDefaults) {
     EXPECT_EQ(e.limits, Limits{});
 }
 
-TEST(NewKeys, MaxCredentialLifetimeRange) {
+TEST(AuthRelayLimitsSchema, MaxCredentialLifetimeRange) {
     EXPECT_EQ(load_ok("auth: { max_credential_lifetime: 60 }").auth.max_credential_lifetime, 60u);
     EXPECT_EQ(load_ok("auth: { max_credential_lifetime: 86400 }").auth.max_credential_lifetime,
               86400u);
@@ -238,7 +236,7 @@ TEST(NewKeys, MaxCredentialLifetimeRange) {
                      "expected a number of seconds, got a list");
 }
 
-TEST(NewKeys, UnauthenticatedTimeoutRange) {
+TEST(AuthRelayLimitsSchema, UnauthenticatedTimeoutRange) {
     EXPECT_EQ(load_ok("limits: { unauthenticated_timeout: 1 }").limits.unauthenticated_timeout, 1u);
     const Config hour =
         load_ok("limits: { unauthenticated_timeout: 3600, connection_idle_timeout: 3600 }");
@@ -252,7 +250,7 @@ TEST(NewKeys, UnauthenticatedTimeoutRange) {
                      1, expected + "'30s'");
 }
 
-TEST(NewKeys, UnauthenticatedTimeoutIsIndependentOfTheIdleTimeout) {
+TEST(AuthRelayLimitsSchema, UnauthenticatedTimeoutIsIndependentOfTheIdleTimeout) {
     // One counts from the connection's start, the other from its last frame; before a client
     // authenticates, whichever ends first closes it. So either may be the longer one, and a
     // file that was valid before the key existed (idle timeouts of 5 to 29 s) still loads.
@@ -265,7 +263,7 @@ TEST(NewKeys, UnauthenticatedTimeoutIsIndependentOfTheIdleTimeout) {
     EXPECT_EQ(longer.limits.connection_idle_timeout, 60u);
 }
 
-TEST(NewKeys, Ipv6SourcePrefixRange) {
+TEST(AuthRelayLimitsSchema, Ipv6SourcePrefixRange) {
     EXPECT_EQ(load_ok("limits: { ipv6_source_prefix: 32 }").limits.ipv6_source_prefix, 32u);
     EXPECT_EQ(load_ok("limits: { ipv6_source_prefix: 56 }").limits.ipv6_source_prefix, 56u);
     EXPECT_EQ(load_ok("limits: { ipv6_source_prefix: 128 }").limits.ipv6_source_prefix, 128u);
@@ -280,7 +278,7 @@ TEST(NewKeys, Ipv6SourcePrefixRange) {
                      expected + "'0'");
 }
 
-TEST(NewKeys, MisspeltNewKeysGetSuggestions) {
+TEST(AuthRelayLimitsSchema, MisspeltKeysGetSuggestions) {
     expect_one_error("auth: { expiri: strict }", "auth.expiri", 1,
                      "unknown key, did you mean expiry?");
     expect_one_error("limits: { max_allocation: 5 }", "limits.max_allocation", 1,
