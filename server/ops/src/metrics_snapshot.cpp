@@ -6,13 +6,14 @@
 #include <string_view>
 #include <utility>
 
+#include "tern/protocol/transport.hpp"
+
 namespace tern::server {
 
 using metrics::Metric;
 
 namespace {
 
-constexpr std::array<std::string_view, 3> transport_names = {"udp", "tcp", "tls"};
 constexpr std::array<std::string_view, 2> family_names = {"ipv4", "ipv6"};
 // Indexed by auth::AuthOutcome.
 constexpr std::array<std::string_view, 7> auth_reasons = {
@@ -23,8 +24,13 @@ std::string label(std::string_view key, std::string_view value) {
     return fmt::format("{}=\"{}\"", key, value);
 }
 
+// RelayCounters and StreamCounters index transports as protocol::Transport does.
+const char* transport_name(std::size_t index) {
+    return protocol::to_string(static_cast<protocol::Transport>(index));
+}
+
 std::string kind_label(std::size_t transport, std::size_t family) {
-    return fmt::format("transport=\"{}\",family=\"{}\"", transport_names[transport],
+    return fmt::format("transport=\"{}\",family=\"{}\"", transport_name(transport),
                        family_names[family]);
 }
 
@@ -98,7 +104,7 @@ void MetricsSnapshot::add(const DispatchCounters& c) {
 
 void MetricsSnapshot::add(const StreamCounters& c) {
     for (std::size_t i = 0; i < c.opened.size(); ++i) {
-        count(Metric::connections_active, label("transport", transport_names[i + 1]),
+        count(Metric::connections_active, label("transport", transport_name(i + 1)),
               c.opened[i] - c.closed[i]);
     }
     count(Metric::tls_handshakes_failed, "", c.tls_handshakes_failed);
