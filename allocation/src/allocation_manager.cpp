@@ -452,16 +452,9 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
         b.add_xor_address(protocol::attr::xor_relayed_address, advertised(secondary->address));
     }
     if (additional_error != 0) {
-        // ADDRESS-ERROR-CODE (RFC 8656 §18.12): family, reserved, class, number, reason.
         const std::string_view reason =
             additional_error == 440 ? "Address Family not Supported" : "Insufficient Capacity";
-        std::array<std::uint8_t, 4 + 32> value{};
-        value[0] = 0x02;
-        value[2] = static_cast<std::uint8_t>(additional_error / 100);
-        value[3] = static_cast<std::uint8_t>(additional_error % 100);
-        std::copy(reason.begin(), reason.end(), value.begin() + 4);
-        b.add_bytes(protocol::attr::address_error_code,
-                    std::span<const std::uint8_t>(value.data(), 4 + reason.size()));
+        b.add_address_error_code(AddressFamily::ipv6, additional_error, reason);
     }
     b.add_lifetime(seconds_of(a.expires - now));
     if (granted_token) b.add_reservation_token(*granted_token);

@@ -26,7 +26,8 @@ std::span<const std::uint8_t> frame_for_client(std::span<std::uint8_t> slot,
         std::size_t size = protocol::channel_data_header_size + payload_size;
         if (transport != protocol::Transport::udp) {
             size = protocol::channel_data_stream_size(payload_size);
-            std::memset(payload + payload_size, 0, size - 4 - payload_size);
+            std::memset(payload + payload_size, 0,
+                        size - protocol::channel_data_header_size - payload_size);
         }
         return {head, size};
     }

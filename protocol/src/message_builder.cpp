@@ -97,18 +97,30 @@ void MessageBuilder::add_xor_address(std::uint16_t type, const TransportAddress&
 }
 
 void MessageBuilder::add_error_code(std::uint16_t code, std::string_view reason) noexcept {
+    if (std::uint8_t* p = reserve_error_code(attr::error_code, code, reason)) p[0] = 0;
+}
+
+void MessageBuilder::add_address_error_code(AddressFamily family, std::uint16_t code,
+                                            std::string_view reason) noexcept {
+    if (std::uint8_t* p = reserve_error_code(attr::address_error_code, code, reason)) {
+        p[0] = static_cast<std::uint8_t>(family);
+    }
+}
+
+std::uint8_t* MessageBuilder::reserve_error_code(std::uint16_t type, std::uint16_t code,
+                                                 std::string_view reason) noexcept {
     // Codes the parser would reject (RFC 8489 §14.8: 300..699) fail the builder instead.
     if (code < 300 || code > 699) {
         ok_ = false;
-        return;
+        return nullptr;
     }
-    if (std::uint8_t* p = reserve(attr::error_code, 4 + reason.size())) {
-        p[0] = 0;
-        p[1] = 0;
-        p[2] = static_cast<std::uint8_t>(code / 100);
-        p[3] = static_cast<std::uint8_t>(code % 100);
-        if (!reason.empty()) std::memcpy(p + 4, reason.data(), reason.size());
-    }
+    std::uint8_t* p = reserve(type, 4 + reason.size());
+    if (p == nullptr) return nullptr;
+    p[1] = 0;
+    p[2] = static_cast<std::uint8_t>(code / 100);
+    p[3] = static_cast<std::uint8_t>(code % 100);
+    if (!reason.empty()) std::memcpy(p + 4, reason.data(), reason.size());
+    return p;
 }
 
 void MessageBuilder::add_unknown_attributes(std::span<const std::uint16_t> types) noexcept {

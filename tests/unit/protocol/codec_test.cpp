@@ -4,8 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -261,6 +263,11 @@ TEST(Builder, RejectsValuesItsParserWouldReject) {
         b.add_error_code(700, "no");
         EXPECT_FALSE(b.ok());
     }
+    for (const std::uint16_t code : {299, 700}) {
+        MessageBuilder b(buffer, {Method::allocate, MessageClass::success_response}, test_id);
+        b.add_address_error_code(AddressFamily::ipv6, code, "no");
+        EXPECT_FALSE(b.ok()) << code;
+    }
     {
         MessageBuilder b(buffer, {Method::binding, MessageClass::error_response}, test_id);
         b.add_unknown_attributes({});
@@ -271,6 +278,36 @@ TEST(Builder, RejectsValuesItsParserWouldReject) {
         b.add_message_integrity_sha256(as_bytes("k"), length);
         EXPECT_FALSE(b.ok()) << length;
     }
+}
+
+// RFC 8656 §18.12: family (0x01/0x02), 13 reserved bits, class (3 bits), number, then the
+// reason phrase padded to 4 bytes.
+TEST(Builder, AddressErrorCodeLayout) {
+    std::array<std::uint8_t, 128> buffer{};
+    const auto attribute = [&](AddressFamily family, std::uint16_t code, std::string_view reason) {
+        MessageBuilder b(buffer, {Method::allocate, MessageClass::success_response}, test_id);
+        b.add_address_error_code(family, code, reason);
+        const auto m = b.finish();
+        MessageView v;
+        EXPECT_EQ(MessageView::parse(m, v), ParseError::ok);
+        const auto aec = v.address_error_code();
+        EXPECT_TRUE(aec && aec->family == family && aec->code == code && aec->reason == reason);
+        return m.size() < 20 ? Bytes{} : Bytes(m.begin() + 20, m.end());
+    };
+    // Header and value bytes, then the reason and its padding (size-then-copy: vector::insert
+    // trips a GCC 12 -Wstringop-overflow false alarm).
+    const auto wire = [](std::initializer_list<std::uint8_t> head, std::string_view reason) {
+        Bytes out(head.size() + (reason.size() + 3) / 4 * 4, 0);
+        std::copy(head.begin(), head.end(), out.data());
+        std::copy(reason.begin(), reason.end(), out.data() + head.size());
+        return out;
+    };
+    const std::string_view capacity = "Insufficient Capacity";  // 21 bytes: 3 of padding
+    EXPECT_EQ(attribute(AddressFamily::ipv6, 508, capacity),
+              wire({0x80, 0x01, 0x00, 4 + 21, 0x02, 0x00, 0x05, 0x08}, capacity));
+    const std::string_view family = "Address Family not Supported";  // 28 bytes: none
+    EXPECT_EQ(attribute(AddressFamily::ipv4, 440, family),
+              wire({0x80, 0x01, 0x00, 4 + 28, 0x01, 0x00, 0x04, 0x28}, family));
 }
 
 TEST(Builder, TypedAttributesReadBack) {

@@ -62,6 +62,13 @@ TEST(ChannelData, ParsesHeaderAndPayload) {
     EXPECT_EQ(Bytes(view.payload.begin(), view.payload.end()), (Bytes{'h', 'e', 'l', 'l', 'o'}));
 }
 
+// RFC 8656 §12.4: channel number then length, both in network byte order.
+TEST(ChannelData, HeaderIsChannelThenLengthBigEndian) {
+    std::array<std::uint8_t, channel_data_header_size> header{};
+    write_channel_data_header(header, 0x7FFE, 0x1234);
+    EXPECT_EQ(Bytes(header.begin(), header.end()), (Bytes{0x7F, 0xFE, 0x12, 0x34}));
+}
+
 TEST(ChannelData, TrailingPaddingAllowed) {
     const auto bytes = channel_data(0x4FFF, {1, 2, 3, 4, 5}, true);
     ASSERT_EQ(bytes.size(), 12u);

@@ -20,8 +20,8 @@ public:
 
     // Each add_* appends one attribute padded to 4 bytes. When the buffer cannot hold it, nothing
     // is written and the builder stays failed: ok() returns false and finish() an empty span.
-    // A value the parser would reject fails the builder the same way (an ERROR-CODE outside
-    // 300..699, an empty UNKNOWN-ATTRIBUTES list, a MI-SHA256 length other than 16..32 step 4).
+    // A value the parser would reject fails the builder the same way (an (ADDRESS-)ERROR-CODE
+    // outside 300..699, an empty UNKNOWN-ATTRIBUTES list, a MI-SHA256 length not 16..32 step 4).
     void add_bytes(std::uint16_t type, std::span<const std::uint8_t> value) noexcept;
     void add_text(std::uint16_t type, std::string_view value) noexcept;
     void add_u32(std::uint16_t type, std::uint32_t value) noexcept;
@@ -29,6 +29,9 @@ public:
     void add_address(std::uint16_t type, const TransportAddress& address) noexcept;
     void add_xor_address(std::uint16_t type, const TransportAddress& address) noexcept;
     void add_error_code(std::uint16_t code, std::string_view reason) noexcept;
+    // RFC 8656 §18.12: why the relayed address of `family` was not allocated (same code range).
+    void add_address_error_code(AddressFamily family, std::uint16_t code,
+                                std::string_view reason) noexcept;
     void add_unknown_attributes(std::span<const std::uint16_t> types) noexcept;
     void add_channel_number(std::uint16_t channel) noexcept;
     void add_lifetime(std::uint32_t seconds) noexcept;
@@ -58,6 +61,9 @@ public:
 
 private:
     std::uint8_t* reserve(std::uint16_t type, std::size_t value_length) noexcept;
+    // Class, number and reason (RFC 8489 §14.8) written; the first byte is the caller's.
+    std::uint8_t* reserve_error_code(std::uint16_t type, std::uint16_t code,
+                                     std::string_view reason) noexcept;
     std::span<std::uint8_t> buffer_;
     std::size_t size_ = 0;
     bool ok_ = true;
