@@ -197,7 +197,7 @@ public:
     const ManagerSettings& settings() const noexcept { return settings_; }
 
 private:
-    struct Reply;
+    struct Reply;  // request_reply.hpp
     std::span<const std::uint8_t> allocate(const protocol::MessageView& request,
                                            const FiveTuple& tuple, ClientRoute client,
                                            const Requester& requester, TimePoint now, Reply& r);
@@ -228,6 +228,8 @@ private:
         protocol::TransportAddress address;
         RelayId id = 0;
     };
+    // How often a busy port is skipped before the Allocate fails with 508.
+    static constexpr int max_bind_attempts = 16;
     std::optional<OpenedRelay> open_relay(const protocol::TransportAddress& ip, bool dont_fragment,
                                           std::optional<std::uint16_t> fixed_port, TimePoint now);
     void release(Allocation& allocation) noexcept;
