@@ -198,10 +198,34 @@ public:
 
 private:
     struct Reply;  // request_reply.hpp
+    // An error response to send, or nothing: go on.
+    using Refusal = std::optional<std::span<const std::uint8_t>>;
+
+    // Allocate (allocate.cpp), in the order of RFC 8656 §7.2. Each refusal gives back what the
+    // steps before it took.
     std::span<const std::uint8_t> allocate(const protocol::MessageView& request,
                                            const FiveTuple& tuple, ClientRoute client,
                                            const Requester& requester, TimePoint now, Reply& r);
-    // These three are called for the requester's own live allocation only.
+    struct AllocateAsk;
+    struct OpenedRelays;
+    Refusal read_allocate(const protocol::MessageView& request, const FiveTuple& tuple,
+                          AllocateAsk& ask, Reply& r) const noexcept;
+    Refusal admit_allocation(const FiveTuple& tuple, std::string_view username,
+                             const AllocateAsk& ask, TimePoint now, Reply& r);
+    bool open_relays(const protocol::TransportAddress& ip, const protocol::TransportAddress& server,
+                     const AllocateAsk& ask, OpenedRelays& out, TimePoint now);
+    const Allocation* create_allocation(const protocol::MessageView& request,
+                                        const FiveTuple& tuple, ClientRoute client,
+                                        const Requester& requester, const OpenedRelays& relays,
+                                        TimePoint now);
+    std::span<const std::uint8_t> allocated(const Allocation& a, const OpenedRelays& relays,
+                                            TimePoint now, Reply& r) const;
+    void give_back_reserved(const AllocateAsk& ask);
+    void give_back_quota(std::string_view username);
+    void close_relays(const OpenedRelays& relays);
+
+    // Refresh (refresh.cpp), CreatePermission (create_permission.cpp) and ChannelBind
+    // (channel_bind.cpp), for the requester's own live allocation only.
     std::span<const std::uint8_t> refresh(const protocol::MessageView& request,
                                           const FiveTuple& tuple, Allocation& a,
                                           const Requester& requester, TimePoint now, Reply& r);
@@ -209,6 +233,8 @@ private:
                                                     Allocation& a, TimePoint now, Reply& r);
     std::span<const std::uint8_t> channel_bind(const protocol::MessageView& request, Allocation& a,
                                                TimePoint now, Reply& r);
+
+    // The relay path (data_path.cpp).
     std::optional<ToPeer> route_to_peer(Allocation& a, const protocol::TransportAddress& peer,
                                         std::span<const std::uint8_t> payload,
                                         TimePoint now) noexcept;
@@ -217,8 +243,8 @@ private:
     // nothing taken) when either is short.
     bool within_budget(TokenBucket& own, SharedTokenBucket* user, std::size_t bytes,
                        TimePoint now) noexcept;
-    void apply_rates() noexcept;
 
+    void apply_rates() noexcept;
     // The relay IP for `family` for a client that reached `server`; nullopt = 440.
     std::optional<protocol::TransportAddress> relay_ip(
         protocol::AddressFamily family, const protocol::TransportAddress& server) const noexcept;
