@@ -6,7 +6,7 @@
 
 #include <chrono>
 
-#include "tern/allocation/clock.hpp"
+#include "tern/allocation/time_point.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation::testing {

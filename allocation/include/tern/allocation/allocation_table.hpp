@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "tern/allocation/channel_table.hpp"
-#include "tern/allocation/clock.hpp"
 #include "tern/allocation/five_tuple.hpp"
 #include "tern/allocation/permission_table.hpp"
 #include "tern/allocation/relay_egress.hpp"
+#include "tern/allocation/time_point.hpp"
 #include "tern/allocation/token_bucket.hpp"
 #include "tern/allocation/user_bandwidth.hpp"
 #include "tern/protocol/transport_address.hpp"

@@ -7,9 +7,9 @@
 #include <optional>
 #include <vector>
 
-#include "tern/allocation/clock.hpp"
 #include "tern/allocation/ip_key.hpp"
 #include "tern/allocation/permission_table.hpp"
+#include "tern/allocation/time_point.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation {

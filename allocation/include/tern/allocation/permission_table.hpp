@@ -7,8 +7,8 @@
 #include <span>
 #include <vector>
 
-#include "tern/allocation/clock.hpp"
 #include "tern/allocation/ip_key.hpp"
+#include "tern/allocation/time_point.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation {

@@ -7,8 +7,8 @@
 #include <optional>
 #include <vector>
 
-#include "tern/allocation/clock.hpp"
 #include "tern/allocation/random_source.hpp"
+#include "tern/allocation/time_point.hpp"
 
 namespace tern::allocation {
 

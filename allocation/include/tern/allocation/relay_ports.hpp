@@ -6,9 +6,9 @@
 #include <mutex>
 #include <optional>
 
-#include "tern/allocation/clock.hpp"
 #include "tern/allocation/random_source.hpp"
 #include "tern/allocation/relay_port_pool.hpp"
+#include "tern/allocation/time_point.hpp"
 #include "tern/protocol/transport_address.hpp"
 
 namespace tern::allocation {

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "tern/allocation/clock.hpp"
+#include "tern/allocation/time_point.hpp"
 
 namespace tern::allocation {
 

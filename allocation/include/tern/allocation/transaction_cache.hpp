@@ -9,8 +9,8 @@
 #include <span>
 #include <vector>
 
-#include "tern/allocation/clock.hpp"
 #include "tern/allocation/five_tuple.hpp"
+#include "tern/allocation/time_point.hpp"
 
 namespace tern::allocation {
 

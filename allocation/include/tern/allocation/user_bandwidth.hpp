@@ -9,7 +9,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "tern/allocation/clock.hpp"
+#include "tern/allocation/time_point.hpp"
 #include "tern/allocation/token_bucket.hpp"
 
 namespace tern::allocation {

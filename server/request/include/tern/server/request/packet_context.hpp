@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "tern/allocation/clock.hpp"
 #include "tern/allocation/relay_egress.hpp"
+#include "tern/allocation/time_point.hpp"
 #include "tern/config/config.hpp"
 #include "tern/protocol/transport_address.hpp"
 

@@ -1,4 +1,0 @@
-#include "tern/allocation/clock.hpp"
-
-// Anchors Clock's vtable in this library.
-namespace tern::allocation {}
