@@ -64,7 +64,7 @@ public:
     int count() const { return allocations.load(); }
 };
 
-TEST(NoAllocation, CounterWorks) {
+TEST(HeapFreeRelay, CounterWorks) {
     int n = 0;
     {
         HeapGuard guard;
@@ -76,7 +76,7 @@ TEST(NoAllocation, CounterWorks) {
     EXPECT_EQ(n, 1);
 }
 
-TEST(NoAllocation, PerPacketLookups) {
+TEST(HeapFreeRelay, PerPacketLookups) {
     const TimePoint t0 = TimePoint{} + 1000s;
     const auto peer = TransportAddress::parse("203.0.114.5:9").value();
     const auto v6 = TransportAddress::parse("[2001:4860::1]:9").value();
@@ -141,7 +141,7 @@ private:
 
 // The whole relay path, not only its look-ups: ChannelData and Send indications from the client,
 // and peer datagrams back as ChannelData or Data indications, with both bandwidth caps on.
-TEST(NoAllocation, RelayPathBothWays) {
+TEST(HeapFreeRelay, RelayPathBothWays) {
     ManagerSettings settings;
     settings.limits.allocation_bandwidth = 4000000000u;  // on, but never short here
     settings.limits.user_bandwidth = 4000000000u;
