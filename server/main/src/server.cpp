@@ -4,14 +4,15 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <utility>
 
 #include "tern/server/io/tls_context.hpp"
 #include "tern/server/ops/logging.hpp"
+#include "tern/server/ops/process_signals.hpp"
 #include "tern/server/request/relay_settings.hpp"
 
 namespace tern::server {
@@ -131,9 +132,9 @@ bool Server::open() {
     log_relay_addresses();
     if (config_->metrics.listen) {
         metrics_ = std::make_unique<MetricsEndpoint>(
-            control_,
-            EndpointHandlers{[this] { return snapshot().to_prometheus(); },
-                             [this] { return draining_; }, [this] { begin_drain("POST /drain"); }});
+            control_, EndpointHandlers{[this] { return snapshot().to_prometheus(); },
+                                       [this] { return drain_.active(); },
+                                       [this] { begin_drain("POST /drain"); }});
         if (auto ec = metrics_->open(*config_->metrics.listen)) {
             spdlog::error("metrics.listen: cannot bind {}: {}",
                           config_->metrics.listen->to_string(), ec.message());
@@ -164,28 +165,20 @@ void Server::log_relay_addresses() const {
 int Server::run() {
     // Signals are caught before the first packet can be answered, so a test that sees a reply
     // may send SIGTERM at once.
-    asio::signal_set signals(control_, SIGINT, SIGTERM, SIGHUP);
-    std::function<void(const boost::system::error_code&, int)> on_signal =
-        [&](const boost::system::error_code& ec, int signo) {
-            if (ec) return;
-            if (signo == SIGHUP) {
-                notifier_.reloading();
-                reload();
-                notifier_.ready("serving");
-                signals.async_wait(on_signal);
-                return;
-            }
-            // A second signal and SIGINT stop now; a first SIGTERM drains.
-            if (draining_ || signo != SIGTERM) {
-                spdlog::info("received {}, stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-                notifier_.stopping("stopping");
-                control_.stop();
-                return;
-            }
-            begin_drain("received SIGTERM");
-            signals.async_wait(on_signal);
-        };
-    signals.async_wait(on_signal);
+    SignalHandlers on;
+    on.reload = [this] {
+        notifier_.reloading();
+        reload();
+        notifier_.ready("serving");
+    };
+    on.drain = [this] { begin_drain("received SIGTERM"); };
+    on.stop = [this](std::string_view signal) {
+        spdlog::info("received {}, stopping", signal);
+        notifier_.stopping("stopping");
+        control_.stop();
+    };
+    on.draining = [this] { return drain_.active(); };
+    const ProcessSignals signals(control_, std::move(on));
     for (auto& w : workers_) w->start();
     if (metrics_) metrics_->start();
     started_ = std::chrono::steady_clock::now();
@@ -201,34 +194,7 @@ int Server::run() {
 }
 
 void Server::begin_drain(std::string_view cause) {
-    const auto grace = std::chrono::seconds(config_->limits.shutdown_grace);
-    if (grace.count() == 0 || quota_->total() == 0) {
-        spdlog::info("{}, stopping", cause);
-        notifier_.stopping("stopping");
-        control_.stop();
-        return;
-    }
-    draining_ = true;
-    spdlog::info("{}, draining {} allocations for up to {} s (send SIGTERM again to stop now)",
-                 cause, quota_->total(), grace.count());
-    notifier_.stopping("draining");
-    for (auto& w : workers_) w->drain();
-    drain_deadline_ = std::chrono::steady_clock::now() + grace;
-    watch_drain();
-}
-
-// While draining: stop once the last allocation is gone or the grace period is over.
-void Server::watch_drain() {
-    const std::size_t live = quota_->total();
-    if (live == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
-        if (live > 0) spdlog::info("grace period over, {} allocations end now", live);
-        control_.stop();
-        return;
-    }
-    drain_timer_.expires_after(std::chrono::milliseconds(200));
-    drain_timer_.async_wait([this](const boost::system::error_code& ec) {
-        if (!ec) watch_drain();
-    });
+    drain_.begin(cause, std::chrono::seconds(config_->limits.shutdown_grace));
 }
 
 // WATCHDOG=1 only while every worker's loop turns: a stuck worker gets ternd restarted
@@ -263,7 +229,7 @@ std::optional<protocol::TransportAddress> Server::metrics_address() const {
 MetricsSnapshot Server::snapshot() const {
     MetricsSnapshot s;
     s.version = TERN_VERSION;
-    s.draining = draining_;
+    s.draining = drain_.active();
     s.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     for (const auto& w : workers_) {

@@ -19,6 +19,7 @@
 #include "tern/allocation/user_bandwidth.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/io/worker.hpp"
+#include "tern/server/ops/drain.hpp"
 #include "tern/server/ops/metrics_endpoint.hpp"
 #include "tern/server/ops/metrics_snapshot.hpp"
 #include "tern/server/ops/service_notifier.hpp"
@@ -55,10 +56,8 @@ public:
 private:
     config::Config with_runtime_secret(config::Config c);
     void log_relay_addresses() const;
-    // SIGTERM or POST /drain: refuse new allocations, let live ones finish within
-    // limits.shutdown_grace, then stop. Stops at once when nothing is live or there is no grace.
+    // SIGTERM or POST /drain, with limits.shutdown_grace.
     void begin_drain(std::string_view cause);
-    void watch_drain();
     void keep_watchdog_fed(std::chrono::microseconds timeout);
 
     std::shared_ptr<const config::Config> config_;
@@ -80,13 +79,16 @@ private:
 
     // The main thread's loop: signals, drain, watchdog and the metrics endpoint.
     boost::asio::io_context control_{1};
-    boost::asio::steady_timer drain_timer_{control_};
     boost::asio::steady_timer watchdog_timer_{control_};
     std::unique_ptr<MetricsEndpoint> metrics_;
     ServiceNotifier notifier_;
+    Drain drain_{control_, notifier_,
+                 DrainHooks{[this] { return quota_->total(); },
+                            [this] {
+                                for (auto& w : workers_) w->drain();
+                            },
+                            [this] { control_.stop(); }}};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point drain_deadline_;
-    bool draining_ = false;
     bool watchdog_withheld_ = false;
 };
 
