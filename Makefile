@@ -117,7 +117,7 @@ sanitize:
 # sources (not tests, fuzzers or benchmarks) through clang-tidy with the checks in .clang-tidy
 # and cppcheck; any finding fails. Silence a false positive in place (NOLINT(check) or
 # cppcheck-suppress) with a comment saying why.
-LINT_DIRS := protocol auth allocation config server ctl
+LINT_DIRS := protocol auth allocation config metrics server ctl
 lint:
 	@$(call install_missing,$(LINT_DEPS))
 	$(MAKE) --no-print-directory build
