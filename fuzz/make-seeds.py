@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for the stun_message, stream_framer and request_path fuzz targets.
+"""Writes the seed corpora for the stun_message, stream_framer, request_path, client_hello and
+proxy_header fuzz targets.
 
 Run from anywhere: python3 fuzz/make-seeds.py. Seeds are the RFC 5769 vectors plus one
 message of each TURN flavour tern handles, so the fuzzer starts from deep inside the parser.
@@ -237,6 +238,7 @@ def main():
         (framer_dir / name).write_bytes(bytes([index * 37 + 1, index]) + stream)
 
     write_request_path_seeds()
+    write_edge_seeds()
 
 
 def step(op, payload):
@@ -406,6 +408,108 @@ def write_request_path_seeds():
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in request_path_seeds().items():
         (directory / name).write_bytes(data)
+
+
+def tls_records(message, cuts=()):
+    """A handshake message in TLS records (legacy version 0x0301), cut at the given offsets."""
+    out, start = b"", 0
+    for end in list(cuts) + [len(message)]:
+        out += struct.pack("!BHH", 0x16, 0x0301, end - start) + message[start:end]
+        start = end
+    return out
+
+
+def hello_message(extensions, with_block=True):
+    """A TLS 1.2-shaped ClientHello: fixed random, no session id, two suites, null compression."""
+    body = b"\x03\x03" + bytes(range(32)) + b"\x00" + b"\x00\x04\x13\x01\xc0\x2f" + b"\x01\x00"
+    if with_block:
+        block = b"".join(struct.pack("!HH", t, len(d)) + d for t, d in extensions)
+        body += struct.pack("!H", len(block)) + block
+    return struct.pack("!B", 1) + len(body).to_bytes(3, "big") + body
+
+
+def sni(host):
+    entry = b"\x00" + struct.pack("!H", len(host)) + host
+    return (0, struct.pack("!H", len(entry)) + entry)
+
+
+def alpn(*names):
+    wire = b"".join(bytes([len(n)]) + n for n in names)
+    return (16, struct.pack("!H", len(wire)) + wire)
+
+
+def openssl_client_hellos():
+    """Real ClientHellos from OpenSSL (Python's ssl over memory BIOs). Random and key shares
+    change on every run, so existing files are kept rather than rewritten."""
+    import ssl
+    cases = {
+        "openssl-sni-h2": ("www.example.com", ["h2", "http/1.1"], None),
+        "openssl-turn-alpn": ("turn.example.com", ["stun.turn"], None),
+        "openssl-no-sni": (None, [], None),
+        "openssl-tls12": ("turn.example.net", ["stun.nat-discovery"], ssl.TLSVersion.TLSv1_2),
+    }
+    for name, (host, protocols, max_version) in cases.items():
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        if max_version:
+            context.maximum_version = max_version
+        if protocols:
+            context.set_alpn_protocols(protocols)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = context.wrap_bio(incoming, outgoing, server_hostname=host)
+        try:
+            client.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        yield name, outgoing.read()
+
+
+def client_hello_seeds():
+    """Hand-made hellos reaching each branch of ClientHelloReader, deterministic."""
+    both = hello_message([sni(b"turn.example.com"), alpn(b"h2", b"stun.turn")])
+    yield "two-records", tls_records(both, [40])
+    yield "three-records-split-header", tls_records(both, [2, 5])
+    yield "no-extensions", tls_records(hello_message([], with_block=False))
+    yield "empty-extensions", tls_records(hello_message([]))
+    yield "sni-only", tls_records(hello_message([sni(b"Www.Example.COM")]))
+    yield "alpn-only", tls_records(hello_message([alpn(b"http/1.1")]))
+    yield "invalid-sni", tls_records(hello_message([sni(b"bad_name..example.")]))
+    yield "many-alpn", tls_records(hello_message([alpn(*[b"p%d" % i for i in range(20)])]))
+    yield "duplicate-sni", tls_records(hello_message([sni(b"a.example"), sni(b"b.example")]))
+    yield "trailing-record", tls_records(both) + b"\x14\x03\x03\x00\x01\x01"
+
+
+def proxy_header_seeds():
+    v2_signature = b"\r\n\r\n\x00\r\nQUIT\n"
+    ipv4 = bytes([192, 0, 2, 1, 198, 51, 100, 7]) + struct.pack("!HH", 56394, 443)
+    ipv6 = bytes.fromhex("20010db8000000000000000000000001" "20010db8000000000000000000000002")
+    ipv6 += struct.pack("!HH", 5000, 443)
+    tlvs = b"\x01\x00\x02h2" + b"\x04\x00\x03\x00\x00\x00"
+    yield "v1-tcp4", b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nGET / HTTP/1.1\r\n"
+    yield "v1-tcp6", b"PROXY TCP6 2001:db8::1 ::ffff:10.0.0.1 0 65535\r\n"
+    yield "v1-unknown", b"PROXY UNKNOWN\r\n"
+    yield "v1-unknown-long", b"PROXY UNKNOWN ffff::1 ffff::2 65535 65535\r\n"
+    yield "v2-ipv4", v2_signature + b"\x21\x11" + struct.pack("!H", len(ipv4)) + ipv4
+    yield "v2-ipv6-tlvs", (v2_signature + b"\x21\x21" + struct.pack("!H", len(ipv6 + tlvs)) +
+                           ipv6 + tlvs)
+    yield "v2-local", v2_signature + b"\x20\x00\x00\x00"
+    yield "v2-then-tls", (v2_signature + b"\x21\x11" + struct.pack("!H", len(ipv4)) + ipv4 +
+                          b"\x16\x03\x01\x00\x05")
+
+
+def write_edge_seeds():
+    hello_dir = HERE / "corpus" / "client_hello"
+    proxy_dir = HERE / "corpus" / "proxy_header"
+    hello_dir.mkdir(parents=True, exist_ok=True)
+    proxy_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in openssl_client_hellos():
+        if not (hello_dir / name).exists():
+            (hello_dir / name).write_bytes(data)
+    for name, data in client_hello_seeds():
+        (hello_dir / name).write_bytes(data)
+    for name, data in proxy_header_seeds():
+        (proxy_dir / name).write_bytes(data)
 
 
 if __name__ == "__main__":
