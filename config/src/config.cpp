@@ -77,6 +77,16 @@ const char* to_string(RelayFamily f) noexcept {
     return "unknown";
 }
 
+const char* to_string(ProxyHeader p) noexcept {
+    switch (p) {
+        case ProxyHeader::off:
+            return "off";
+        case ProxyHeader::v2:
+            return "v2";
+    }
+    return "unknown";
+}
+
 std::string Listener::to_url() const {
     return std::string(to_string(transport)) + "://" + address.to_string();
 }

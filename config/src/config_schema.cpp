@@ -1,4 +1,4 @@
-// The top level of the schema (realm, software, listen, tls, threads, log, metrics) and the
+// The top level of the schema (realm, software, listen, threads, log, metrics) and the
 // checks across sections; see config_schema.hpp.
 #include "config_schema.hpp"
 
@@ -14,9 +14,9 @@ namespace {
 
 constexpr unsigned max_threads = 256;
 
-constexpr std::array<std::string_view, 10> top_level_keys = {
-    "realm", "listen", "tls", "auth", "relay", "limits", "threads", "log", "metrics", "software"};
-constexpr std::array<std::string_view, 2> tls_keys = {"certificate", "private_key"};
+constexpr std::array<std::string_view, 12> top_level_keys = {
+    "realm", "listen", "tls",     "edge", "proxy_protocol", "auth",
+    "relay", "limits", "threads", "log",  "metrics",        "software"};
 constexpr std::array<std::string_view, 2> log_keys = {"level", "format"};
 constexpr std::array<std::string_view, 1> metrics_keys = {"listen"};
 
@@ -68,6 +68,10 @@ void Loader::load_root(const YAML::Node& root) {
                 load_log(entry);
             } else if (entry.name == "metrics") {
                 load_metrics(entry);
+            } else if (entry.name == "edge") {
+                load_edge(entry);
+            } else if (entry.name == "proxy_protocol") {
+                load_proxy_protocol(entry);
             } else if (entry.name == "software") {
                 load_software(entry);
             }
@@ -140,39 +144,6 @@ void Loader::load_listen(const MapEntry& entry) {
         }
         config_.listen.push_back(*listener.value);
     }
-}
-
-void Loader::load_tls(const MapEntry& entry) {
-    if (entry.value.IsNull()) return;
-    // Even a malformed section counts as given, so that tls:// listeners are not blamed too.
-    tls_given_ = true;
-    if (!yaml_.is_section(entry)) return;
-    TlsFiles files;
-    bool certificate_given = false;
-    bool private_key_given = false;
-    for (const auto& field : yaml_.entries_of(entry.value, entry.path, tls_keys)) {
-        const bool is_certificate = field.name == "certificate";
-        (is_certificate ? certificate_given : private_key_given) = true;
-        const auto text = yaml_.scalar_of(field);
-        if (!text) continue;
-        if (text->empty()) {
-            yaml_.report(field.line, field.path, "must not be empty");
-            continue;
-        }
-        std::string path = resolved_path(base_directory_, *text);
-        if (auto why = why_unreadable(path); !why.empty())
-            yaml_.report(field.line, field.path, why);
-        (is_certificate ? files.certificate : files.private_key) = std::move(path);
-    }
-    if (!certificate_given) {
-        yaml_.report(entry.key_line, entry.path + ".certificate",
-                     "missing; the tls section needs certificate and private_key");
-    }
-    if (!private_key_given) {
-        yaml_.report(entry.key_line, entry.path + ".private_key",
-                     "missing; the tls section needs certificate and private_key");
-    }
-    config_.tls = std::move(files);
 }
 
 void Loader::load_threads(const MapEntry& entry) {
@@ -248,6 +219,7 @@ void Loader::check_across_keys() {
         yaml_.report(first_tls_listener_->line, first_tls_listener_->path,
                      "a tls:// listener needs the tls section (certificate and private_key)");
     }
+    check_edge_and_proxy_protocol();
 }
 
 LoadResult load_config_text(std::string_view yaml, std::string_view source_name) {

@@ -1,10 +1,12 @@
 // The config file's schema: each key's meaning, type, range and default, checked in one walk
-// over the YAML. The Loader's sections live in config_schema.cpp (top level, listen, tls,
-// threads, log, metrics), auth_schema.cpp, relay_schema.cpp and limits_schema.cpp.
+// over the YAML. The Loader's sections live in config_schema.cpp (top level, listen, threads,
+// log, metrics), tls_schema.cpp, auth_schema.cpp, relay_schema.cpp, limits_schema.cpp and
+// edge_schema.cpp (edge, proxy_protocol).
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -48,7 +50,12 @@ private:
     void load_realm(const MapEntry& entry);
     void load_software(const MapEntry& entry);
     void load_listen(const MapEntry& entry);
+    // tls_schema.cpp: the tls section. tls_file_of resolves and checks one file path (nullopt
+    // after reporting); load_certificates returns how many entries tls.certificates wrote,
+    // refused ones included.
     void load_tls(const MapEntry& entry);
+    std::optional<std::string> tls_file_of(const MapEntry& entry);
+    std::size_t load_certificates(const MapEntry& entry, std::vector<CertificatePair>& out);
     void load_auth(const MapEntry& entry);
     void load_users(const MapEntry& entry);
     void load_secrets_file(const MapEntry& entry);
@@ -60,7 +67,11 @@ private:
     void load_threads(const MapEntry& entry);
     void load_log(const MapEntry& entry);
     void load_metrics(const MapEntry& entry);
+    void load_edge(const MapEntry& entry);
+    void load_turn_names(const MapEntry& entry);
+    void load_proxy_protocol(const MapEntry& entry);
     void check_across_keys();
+    void check_edge_and_proxy_protocol();  // against the listeners; part of check_across_keys
 
     YamlDiagnostics yaml_;
     std::filesystem::path base_directory_;
@@ -69,6 +80,10 @@ private:
     bool tls_given_ = false;
     // Where the first tls:// listener was written, for "needs a tls section".
     std::optional<ListItem> first_tls_listener_;
+    // Where edge.fallback (when a string) and a non-empty proxy_protocol.trusted were written,
+    // for the checks against the listeners.
+    std::optional<ListItem> edge_fallback_;
+    std::optional<ListItem> proxy_protocol_trusted_;
 };
 
 }  // namespace tern::config

@@ -26,10 +26,64 @@ struct Listener {
     friend bool operator==(const Listener&, const Listener&) = default;
 };
 
+// One certificate chain and its key, served to the SNI names it lists.
+struct CertificatePair {
+    std::vector<std::string> names;  // lowercase SNI host names; "*.example.com" covers one label
+    std::string certificate;         // PEM chain
+    std::string private_key;         // PEM key
+    // Where the pair was written, for errors at start and on reload: "tls" or
+    // "tls.certificates[1]", and its line (0 when not from a file); the lines of its
+    // certificate and private_key keys name the file OpenSSL refuses.
+    std::string key;
+    int line = 0;
+    int certificate_line = 0;
+    int private_key_line = 0;
+    // Where a pair was written is not part of its value: a comment added above it changes
+    // nothing the server serves.
+    friend bool operator==(const CertificatePair& a, const CertificatePair& b) {
+        return a.names == b.names && a.certificate == b.certificate &&
+               a.private_key == b.private_key;
+    }
+};
+
 struct TlsFiles {
+    // The default pair (tls.certificate and tls.private_key, or else the first entry of
+    // tls.certificates): served when the SNI is missing or matches no pair's names.
     std::string certificate;  // PEM chain
     std::string private_key;  // PEM key
-    friend bool operator==(const TlsFiles&, const TlsFiles&) = default;
+    std::string key = "tls";  // config key of the default pair, for errors
+    int line = 0;
+    std::vector<CertificatePair> certificates{};  // tls.certificates, in file order
+    int certificate_line = 0;                     // as in CertificatePair
+    int private_key_line = 0;
+    friend bool operator==(const TlsFiles& a, const TlsFiles& b) {
+        return a.certificate == b.certificate && a.private_key == b.private_key &&
+               a.certificates == b.certificates;
+    }
+};
+
+// PROXY protocol header version the shared port writes towards the fallback.
+enum class ProxyHeader : std::uint8_t { off, v2 };
+const char* to_string(ProxyHeader p) noexcept;  // "off", "v2"
+
+// The shared port (edge.*): with a fallback, every tls:// listener also hands non-TURN TLS
+// connections, undecrypted, to the web server behind it.
+struct Edge {
+    std::optional<TransportAddress> fallback;  // edge.fallback; absent = no shared port
+    std::vector<std::string> turn_names;       // edge.turn_names, lowercase
+    ProxyHeader fallback_proxy_protocol = ProxyHeader::off;
+    std::uint32_t fallback_max_connections = 10000;       // passed-through connections in total
+    std::uint32_t fallback_max_connections_per_ip = 100;  // and per source IP (IPv6: prefix)
+    std::uint32_t fallback_connect_timeout = 5;           // seconds to reach the fallback
+    std::uint32_t fallback_idle_timeout = 300;            // seconds with no byte either way
+    friend bool operator==(const Edge&, const Edge&) = default;
+};
+
+// PROXY protocol received (proxy_protocol.*): connections from `trusted` sources must start
+// with a v1 or v2 header; from anywhere else a header is refused.
+struct ProxyProtocol {
+    std::vector<protocol::Cidr> trusted;
+    friend bool operator==(const ProxyProtocol&, const ProxyProtocol&) = default;
 };
 
 struct StaticUser {
@@ -158,6 +212,8 @@ struct Config {
     std::string realm = "tern";
     std::vector<Listener> listen;  // a file without `listen` gets the embedded default's
     std::optional<TlsFiles> tls;
+    Edge edge;
+    ProxyProtocol proxy_protocol;
     Auth auth;
     Relay relay;
     Limits limits;
