@@ -102,9 +102,10 @@ int check_config(const std::optional<std::string>& path) {
     if (!loaded.config) return 1;
     // The config layer only checks that TLS files exist; here they must also load and match.
     if (loaded.config->tls) {
-        const auto tls = tern::server::make_tls_context(*loaded.config->tls);
+        const auto tls = tern::server::make_tls_context(*loaded.config->tls,
+                                                        path.value_or("<embedded default>"));
         if (!tls.context) {
-            std::cerr << path.value_or("<embedded default>") << ": " << tls.error << "\n";
+            std::cerr << tls.error << "\n";  // "<file>:<line>: <key>: <message>"
             return 1;
         }
     }

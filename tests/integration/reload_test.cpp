@@ -630,7 +630,9 @@ TEST(ReloadTls, NewConnectionsGetTheNewCertificateOldOnesKeepWorkingBadKeysAreRe
     ASSERT_TRUE(wait_for_count(ternd, refused, 1)) << ternd.output();
     // OpenSSL notices the mismatch while loading the key (SSL_CTX_use_PrivateKey_file checks it
     // against the certificate already loaded).
-    const std::string cannot_load = "SIGHUP: tls.private_key: cannot load " + certs.key + ": ";
+    const std::string cannot_load = "SIGHUP: " + ternd.config_path() + ":" +
+                                    std::to_string(line_of(spec.yaml(), "tls:")) +
+                                    ": tls.private_key: cannot load " + certs.key + ": ";
     EXPECT_EQ(count_of(ternd.output(), cannot_load), 1u) << ternd.output();
     EXPECT_NE(ternd.output().find("key values mismatch; " + std::string(refused)),
               std::string::npos)

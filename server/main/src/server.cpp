@@ -89,7 +89,9 @@ config::Config Server::with_runtime_secret(config::Config c) {
 bool Server::open() {
     // The config layer guarantees a tls section wherever a tls:// listener exists.
     if (has_tls_listener(*config_) && config_->tls) {
-        auto tls = make_tls_context(*config_->tls);
+        auto tls = make_tls_context(*config_->tls, config_path_.empty()
+                                                       ? std::string_view("<embedded default>")
+                                                       : std::string_view(config_path_));
         if (!tls.context) {
             spdlog::error("{}", tls.error);
             return false;
@@ -280,7 +282,8 @@ void Server::reload() {
     }
     std::shared_ptr<asio::ssl::context> tls;
     if (has_tls_listener(next) && next.tls) {
-        auto made = make_tls_context(*next.tls);
+        // A pair OpenSSL refuses is named by its key and line; the running contexts stay.
+        auto made = make_tls_context(*next.tls, config_path_);
         if (!made.context) {
             spdlog::error("SIGHUP: {}; keeping the running configuration", made.error);
             return;
