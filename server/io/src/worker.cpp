@@ -28,6 +28,21 @@ StreamLimits stream_limits(const config::Config& c) {
     limits.max_pending_output = c.limits.max_pending_output;
     return limits;
 }
+
+// Null when no connection needs its first bytes read (no trusted proxies, no shared port).
+std::shared_ptr<const ConnectionSorting> connection_sorting(const config::Config& c) {
+    if (c.proxy_protocol.trusted.empty() && !c.edge.fallback) return nullptr;
+    auto sorting = std::make_shared<ConnectionSorting>();
+    sorting->trusted_proxies = c.proxy_protocol.trusted;
+    if (c.edge.fallback) {
+        sorting->fallback = FallbackRoute{*c.edge.fallback,
+                                          c.edge.fallback_proxy_protocol == config::ProxyHeader::v2,
+                                          std::chrono::seconds(c.edge.fallback_connect_timeout),
+                                          std::chrono::seconds(c.edge.fallback_idle_timeout)};
+    }
+    sorting->turn_names = c.edge.turn_names;
+    return sorting;
+}
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
@@ -44,7 +59,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
       stream_clients_(manager_),
       client_to_peer_(dispatcher_, manager_, relays_),
       peer_to_client_(manager_, relays_, udp_, stream_clients_),
-      connections_quota_(shared.connections) {}
+      connections_quota_(shared.connections),
+      fallback_quota_(shared.fallback_connections) {}
 
 Worker::~Worker() {
     stop();
@@ -76,6 +92,7 @@ std::error_code Worker::add_listener(const config::Listener& listener,
                                               &connections_quota_, &stream_counters_);
     if (auto ec = l->open(address)) return ec;
     l->set_tls_context(std::move(tls));
+    l->set_sorting(connection_sorting(dispatcher_.config()), &fallback_quota_);
     bound = l->local_address();
     streams_.push_back(std::move(l));
     return {};
@@ -150,7 +167,11 @@ void Worker::apply(std::shared_ptr<const config::Config> config,
     asio::post(io_, [this, config = std::move(config), peers = std::move(peers),
                      tls = std::move(tls)]() mutable {
         manager_.reconfigure(manager_settings(*config), std::move(peers));
-        for (auto& l : streams_) l->set_limits(stream_limits(*config));
+        const auto sorting = connection_sorting(*config);
+        for (auto& l : streams_) {
+            l->set_limits(stream_limits(*config));
+            l->set_sorting(sorting, &fallback_quota_);
+        }
         dispatcher_.set_config(std::move(config));
         if (tls) {
             for (auto& l : streams_) l->set_tls_context(tls);

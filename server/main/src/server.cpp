@@ -64,6 +64,9 @@ Server::Server(config::Config config, std::string config_path)
     connections_ = std::make_unique<ConnectionQuota>(config_->limits.max_connections,
                                                      config_->limits.max_connections_per_ip,
                                                      config_->limits.ipv6_source_prefix);
+    fallback_connections_ = std::make_unique<ConnectionQuota>(
+        config_->edge.fallback_max_connections, config_->edge.fallback_max_connections_per_ip,
+        config_->limits.ipv6_source_prefix);
 }
 
 Server::~Server() {
@@ -108,10 +111,10 @@ bool Server::open() {
         config_->limits.unauthenticated_rate, config_->limits.unauthenticated_burst,
         std::size_t{8192} * n, seed ^ 0x243F6A8885A308D3ull, config_->limits.ipv6_source_prefix);
     for (unsigned i = 0; i < n; ++i) {
-        workers_.push_back(
-            std::make_unique<Worker>(i, config_, peers,
-                                     SharedRelayState{*ports_, *quota_, *user_bandwidth_,
-                                                      *unauthenticated_, *connections_, seed}));
+        workers_.push_back(std::make_unique<Worker>(
+            i, config_, peers,
+            SharedRelayState{*ports_, *quota_, *user_bandwidth_, *unauthenticated_, *connections_,
+                             *fallback_connections_, seed}));
     }
 
     for (const auto& listener : config_->listen) {
@@ -297,6 +300,9 @@ void Server::reload() {
     connections_->set_limits(config_->limits.max_connections,
                              config_->limits.max_connections_per_ip,
                              config_->limits.ipv6_source_prefix);
+    fallback_connections_->set_limits(config_->edge.fallback_max_connections,
+                                      config_->edge.fallback_max_connections_per_ip,
+                                      config_->limits.ipv6_source_prefix);
     auto peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->apply(config_, peers, tls);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);

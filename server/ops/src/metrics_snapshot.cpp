@@ -110,6 +110,30 @@ void MetricsSnapshot::add(const StreamCounters& c) {
     count(Metric::tls_handshakes_failed, "", c.tls_handshakes_failed);
     count(Metric::rejections, label("reason", "connection_limit"), c.rejected_total);
     count(Metric::rejections, label("reason", "connection_limit_per_ip"), c.rejected_per_ip);
+    // Indexed by SortedRoute, SortRefusal, FallbackFailure and ProxyRefusal.
+    constexpr std::array<std::string_view, 3> routes = {"turn_tls", "turn_tcp", "fallback"};
+    constexpr std::array<std::string_view, 4> sort_refusals = {"malformed", "too_large", "timeout",
+                                                               "unrecognized"};
+    constexpr std::array<std::string_view, 3> fallback_refusals = {"connect", "max_connections",
+                                                                   "max_connections_per_ip"};
+    constexpr std::array<std::string_view, 5> proxy_refusals = {"untrusted", "missing", "malformed",
+                                                                "too_large", "timeout"};
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+        count(Metric::edge_connections, label("route", routes[i]), c.sorted[i]);
+    }
+    for (std::size_t i = 0; i < sort_refusals.size(); ++i) {
+        count(Metric::edge_refused, label("reason", sort_refusals[i]), c.sort_refused[i]);
+    }
+    count(Metric::edge_fallback_active, "", c.fallback_opened - c.fallback_closed);
+    count(Metric::edge_fallback_bytes, label("direction", "to_upstream"), c.fallback_bytes[0]);
+    count(Metric::edge_fallback_bytes, label("direction", "to_client"), c.fallback_bytes[1]);
+    for (std::size_t i = 0; i < fallback_refusals.size(); ++i) {
+        count(Metric::edge_fallback_refused, label("reason", fallback_refusals[i]),
+              c.fallback_failed[i]);
+    }
+    for (std::size_t i = 0; i < proxy_refusals.size(); ++i) {
+        count(Metric::proxy_header_refused, label("reason", proxy_refusals[i]), c.proxy_refused[i]);
+    }
 }
 
 std::string MetricsSnapshot::to_prometheus() const {

@@ -49,6 +49,18 @@ enum class Samples { all, seen };
       "Datagrams and frames dropped before any answer: malformed STUN, or not STUN at all.")     \
     F(tls_handshakes_failed, counter, all, "tern_tls_handshakes_failed_total",                   \
       "TLS handshakes that failed or timed out.")                                                \
+    F(edge_connections, counter, all, "tern_edge_connections_total",                             \
+      "Connections on a shared port (edge.fallback), by where their first bytes sent them.")     \
+    F(edge_refused, counter, all, "tern_edge_refused_total",                                     \
+      "Connections on a shared port closed before any route, by reason.")                        \
+    F(edge_fallback_active, gauge, all, "tern_edge_fallback_active",                             \
+      "Connections being passed to edge.fallback.")                                              \
+    F(edge_fallback_bytes, counter, all, "tern_edge_fallback_bytes_total",                       \
+      "Bytes passed between clients and edge.fallback, by direction.")                           \
+    F(edge_fallback_refused, counter, all, "tern_edge_fallback_refused_total",                   \
+      "Connections for edge.fallback closed instead: not reachable, or over a limit.")           \
+    F(proxy_header_refused, counter, all, "tern_proxy_header_refused_total",                     \
+      "Connections closed for their PROXY header (proxy_protocol.trusted), by reason.")          \
     F(worker_loop_lag_seconds, gauge, all, "tern_worker_loop_lag_seconds",                       \
       "How late each worker's once-a-second timer last ran; grows while a worker is stuck.")
 

@@ -39,6 +39,7 @@ struct SharedRelayState {
     allocation::UserBandwidth& user_bandwidth;
     SourceRateLimiter& unauthenticated;
     ConnectionQuota& connections;
+    ConnectionQuota& fallback_connections;  // edge.fallback_max_connections(_per_ip)
     std::uint64_t hash_seed;
 };
 
@@ -107,6 +108,7 @@ private:
     PeerToClient peer_to_client_;
     std::vector<std::unique_ptr<StreamListener>> streams_;
     ConnectionQuota& connections_quota_;
+    ConnectionQuota& fallback_quota_;
     std::thread thread_;
 };
 

@@ -68,6 +68,7 @@ private:
     std::unique_ptr<allocation::UserBandwidth> user_bandwidth_ =
         std::make_unique<allocation::UserBandwidth>();
     std::unique_ptr<ConnectionQuota> connections_;
+    std::unique_ptr<ConnectionQuota> fallback_connections_;  // edge.fallback_max_connections
     std::unique_ptr<SourceRateLimiter>
         unauthenticated_;  // limits.unauthenticated_rate, all workers
     std::string config_path_;
