@@ -20,18 +20,22 @@ JOBS         ?= $(shell nproc)
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Build and run-time packages; test-only ones next (coturn's clients, strace, clang for fuzzing,
-# Chromium and Firefox ESR with NSS tools and nftables for the browser end-to-end tests).
+# Chromium and Firefox ESR with NSS tools and nftables for the browser end-to-end tests; nginx,
+# haproxy and curl for the shared-port tests: a website behind ternd's TLS port and a PROXY v2
+# sender in front of it. Debian 12's nginx package already has http_ssl and realip, nginx-light
+# only adds the echo module. The tests run their own instances on free ports, never the system's).
 BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
               libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev
 TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
               chromium firefox-esr libnss3-tools nftables iproute2 libbenchmark-dev \
-              python3 util-linux
+              python3 util-linux nginx haproxy curl
 # make lint: formatting, clang-tidy (with run-clang-tidy) and cppcheck; the tests' headers too,
 # since clang-tidy compiles what it checks.
 LINT_DEPS  := clang-format clang-tidy cppcheck libgtest-dev libgmock-dev libbenchmark-dev
 # make bench: Google Benchmark, coturn to compare with, taskset (util-linux) to pin, python3,
-# liburing for the forwarder's io_uring loop candidate (bench/run.py --loops).
-BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl liburing-dev
+# liburing for the forwarder's io_uring loop candidate (bench/run.py --loops), nginx and curl for
+# a website behind the shared TLS port, haproxy as the splicing TCP proxy it is compared with.
+BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl liburing-dev nginx curl haproxy
 # make test-package: a Debian root to install into (debootstrap), lintian, systemd-analyze and
 # man (its man page check), systemd-nspawn to boot the root (dbus: nspawn's scope on a systemd
 # host), coturn's clients to relay through the installed ternd, openssl and ss (iproute2) for
@@ -88,8 +92,8 @@ run: deps
 
 # The unit test binaries, ternd and ternctl (the config checks run them), nothing else; the
 # tests labelled `check` in tests/CMakeLists.txt.
-CHECK_TARGETS := unit_protocol unit_auth unit_allocation unit_config unit_server unit_ctl ternd \
-                 ternctl
+CHECK_TARGETS := unit_protocol unit_edge unit_auth unit_allocation unit_config unit_server unit_ctl \
+                 ternd ternctl
 check:
 	@$(call install_missing,$(BUILD_DEPS) libgtest-dev libgmock-dev)
 	cmake -S . -B $(BUILD) -G Ninja -DTERN_WERROR=$(WERROR) -DTERN_BUILD_TESTS=ON >/dev/null
@@ -117,7 +121,7 @@ sanitize:
 # sources (not tests, fuzzers or benchmarks) through clang-tidy with the checks in .clang-tidy
 # and cppcheck; any finding fails. Silence a false positive in place (NOLINT(check) or
 # cppcheck-suppress) with a comment saying why.
-LINT_DIRS := protocol auth allocation config metrics server ctl
+LINT_DIRS := protocol edge auth allocation config metrics server ctl
 lint:
 	@$(call install_missing,$(LINT_DEPS))
 	$(MAKE) --no-print-directory build
