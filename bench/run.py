@@ -14,6 +14,12 @@ UDP relaying runs in two topologies (ternbench --topology): `pairs`, 50 allocati
 each other in pairs through the same server, and `peers`, 50 allocations each with its own echo
 peer on its own address. Relayed packets/s = 2 x packets received by clients, in both.
 
+The shared port (ternd's `edge`: TURN over TLS beside a website on one port) has two cases of its
+own, in the full run only (not --quick, not --smoke): `web-100m` downloads a 100 MB file over
+HTTPS from nginx with curl, directly, through HAProxy splicing TCP (the reference), and through
+ternd's shared port (which passes it to nginx undecrypted); `tls-shared` runs tls-cd-100's
+TURN-over-TLS load against ternd with and without `edge`. They need nginx, haproxy and curl.
+
     python3 bench/run.py --build build            # full run (3 rounds, <= 15 min)
     python3 bench/run.py --build build --quick    # 1 short round (<= 3 min)
     python3 bench/run.py --build build --only peers-100 --rounds 1
@@ -55,6 +61,14 @@ PORT_POOL = (10000, 11999)
 RELAY_PORTS = (12000, 31999)
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
+# The shared port (ternd's edge): the TURN name in edge.turn_names, and the website's name, whose
+# TLS connections ternd passes to nginx (edge.fallback). web-100m downloads WEB_FILE_BYTES from
+# nginx WEB_DOWNLOADS times per measurement.
+TURN_NAME = "turn.bench.tern"
+WEB_NAME = "www.bench.tern"
+WEB_FILE_BYTES = 100_000_000
+WEB_DOWNLOADS = 3
+WEB_DOWNLOAD_TIMEOUT = 60.0
 
 SERVER_LABEL = {
     "forwarder": "forwarder",
@@ -70,6 +84,9 @@ SERVER_LABEL = {
     "ternd-t1": "ternd threads: 1",
     "ternd-t2": "ternd threads: 2",
     "ternd-nogso": "ternd, UDP GSO off",
+    "ternd-edge": "ternd, shared port",
+    "nginx": "nginx",
+    "haproxy": "HAProxy",
 }
 
 
@@ -104,6 +121,7 @@ class Case:
     pinned: bool = True
     topology: str = "peers"  # ternbench --topology: peers | pairs | single
     full_only: bool = False  # left out of --quick
+    sni: str | None = None  # ternbench --sni: the server name in each TLS ClientHello
 
 
 # The main table's server columns, in order.
@@ -138,6 +156,12 @@ def all_cases() -> list[Case]:
              full_only=True),
         # What segmentation offload on sends to clients gains (TERN_UDP_GSO=0 turns it off).
         Case("gso", "throughput", ["ternd", "ternd-nogso"], size=100, full_only=True),
+        # The shared port: a website's bytes through it (nginx directly, then through ternd), and
+        # TURN over TLS on it against a plain tls:// listener (tls-cd-100's load, with SNI).
+        Case("web-100m", "web", ["nginx", "haproxy", "ternd-edge"], transport="tls",
+             window=None, full_only=True),
+        Case("tls-shared", "throughput", ["ternd", "ternd-edge"], transport="tls",
+             sni=TURN_NAME, full_only=True),
     ]
 
 
@@ -230,8 +254,14 @@ def port_free(port: int) -> bool:
 # Servers
 
 
-def ternd_config(env: Env, port: int, tls_port: int, threads: int) -> str:
-    return (
+def ternd_config(env: Env, port: int, tls_port: int, threads: int,
+                 fallback: str | None = None) -> str:
+    """With `fallback` (ip:port), the tls:// listener is a shared port (edge)."""
+    edge = ""
+    if fallback is not None:
+        edge = (f'edge: {{ fallback: "{fallback}", turn_names: [ {TURN_NAME} ], '
+                "fallback_proxy_protocol: off }\n")
+    return edge + (
         f"realm: {REALM}\n"
         f'listen: [ "udp://127.0.0.1:{port}", "tcp://127.0.0.1:{port}", '
         f'"tls://127.0.0.1:{tls_port}" ]\n'
@@ -302,7 +332,10 @@ def tcp_probe(port: int) -> bool:
 
 
 class Server:
-    def __init__(self, env: Env, kind: str, pinned: bool, peer_port: int):
+    def __init__(self, env: Env, kind: str, pinned: bool, peer_port: int,
+                 fallback: str | None = None):
+        """`fallback`: ternd-edge's edge.fallback (default: a free port nothing listens on, for
+        TURN-only loads, which never reach it)."""
         self.env = env
         self.kind = kind
         env.counter += 1
@@ -321,8 +354,11 @@ class Server:
             self.binary = env.ternbench
         elif kind.startswith("ternd"):
             threads = 2 if kind == "ternd-t2" else 1
+            if kind == "ternd-edge" and fallback is None:
+                fallback = f"127.0.0.1:{env.fresh_port()}"
             conf = env.tmp / (self.tag + ".yaml")
-            conf.write_text(ternd_config(env, self.port, self.tls_port, threads))
+            conf.write_text(ternd_config(env, self.port, self.tls_port, threads,
+                                         fallback if kind == "ternd-edge" else None))
             cmd = [str(env.ternd), "--config", str(conf)]
             self.binary = env.ternd
         elif kind == "coturn":
@@ -419,6 +455,268 @@ class Server:
             self.log_file.close()
 
 
+def sbin(name: str) -> str:
+    """A daemon Debian installs in /usr/sbin, which not every PATH holds."""
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far, from /proc/PID/stat."""
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; field 3 is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Nginx:
+    """Debian's nginx for web-100m: in the foreground (its master is our child), one worker, with
+    its config, pid file, logs and temporary files in the run's temp dir, serving `root` over
+    HTTPS (HTTP/1.1, `sendfile on`) on 127.0.0.1:`port` with the run's certificate. Pinned to the
+    server CPU: the website and the proxy in front of it share one machine's CPU, as ternd and
+    the web server on port 443 do."""
+
+    def __init__(self, env: Env, root: pathlib.Path):
+        self.env = env
+        env.counter += 1
+        self.dir = env.tmp / f"nginx-{env.counter}"
+        (self.dir / "tmp").mkdir(parents=True)
+        self.port = env.fresh_port()
+        d = self.dir
+        conf = d / "nginx.conf"
+        conf.write_text("\n".join([
+            "daemon off;",
+            "worker_processes 1;",
+            "user root;  # the temp dir is private to root (mkdtemp: 0700)",
+            f"pid {d / 'nginx.pid'};",
+            f"error_log {d / 'error.log'} warn;",
+            "events { worker_connections 64; }",
+            "http {",
+            "  access_log off;",
+            "  sendfile on;",
+            "  tcp_nopush on;",
+            "  types { } default_type application/octet-stream;",
+            *[f"  {t}_temp_path {d / 'tmp' / t};"
+              for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")],
+            "  server {",
+            f"    listen 127.0.0.1:{self.port} ssl;",
+            f"    server_name {WEB_NAME};",
+            f"    ssl_certificate {env.cert};",
+            f"    ssl_certificate_key {env.key};",
+            f"    root {root};",
+            "  }",
+            "}",
+            ""]))
+        cmd = [sbin("nginx"), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")]
+        if env.can_pin():
+            cmd = ["taskset", "-c", str(env.server_cpu)] + cmd
+        self.log_file = open(d / "stdout.log", "wb")
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as e:
+            self.log_file.close()
+            raise BenchError(f"cannot start nginx ({e}): apt install nginx") from e
+        self.pid = self.proc.pid
+
+    def output(self) -> str:
+        text = ""
+        for name in ("stdout.log", "error.log"):
+            try:
+                text += (self.dir / name).read_text(errors="replace")
+            except OSError:
+                pass
+        return text
+
+    def wait_ready(self) -> None:
+        # nginx writes its pid file once its listening socket is open.
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not (self.dir / "nginx.pid").exists():
+            if self.proc.poll() is not None:
+                raise BenchError(f"nginx exited with code {self.proc.returncode} while starting:"
+                                 f"\n{tail(self.output())}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"nginx not ready after {READY_TIMEOUT:.0f} s:\n"
+                                 f"{tail(self.output())}")
+            time.sleep(0.05)
+
+    def workers(self) -> list[int]:
+        try:
+            text = pathlib.Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(x) for x in text.split()]
+
+    def cpu_seconds(self) -> float:
+        return sum(proc_cpu_seconds(p) for p in [self.pid] + self.workers())
+
+    def stop(self) -> None:
+        workers = self.workers()
+        try:
+            if self.proc.poll() is None:
+                os.kill(self.pid, signal.SIGTERM)  # fast shutdown: the master ends its worker
+                try:
+                    self.proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    log(f"  nginx (pid {self.pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s; SIGKILL")
+                    for pid in workers:
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.proc.wait()
+        except ProcessLookupError:
+            pass
+        finally:
+            self.log_file.close()
+
+
+class HAProxy:
+    """web-100m's reference proxy: Debian's HAProxy as a plain TCP proxy to nginx (`mode tcp`,
+    splicing both ways as ternd's fallback does: `splice-request` and `splice-response`, since
+    `splice-auto` copies through user space on loopback), in the foreground, pinned to the server
+    CPU like ternd."""
+
+    def __init__(self, env: Env, upstream: int):
+        self.env = env
+        env.counter += 1
+        self.dir = env.tmp / f"haproxy-{env.counter}"
+        self.dir.mkdir()
+        self.port = env.fresh_port()
+        conf = self.dir / "haproxy.cfg"
+        conf.write_text("\n".join([
+            "global",
+            "  maxconn 100",
+            "  nbthread 1",
+            "defaults",
+            "  mode tcp",
+            "  option splice-request",
+            "  option splice-response",
+            "  timeout connect 5s",
+            "  timeout client 60s",
+            "  timeout server 60s",
+            "listen web",
+            f"  bind 127.0.0.1:{self.port}",
+            f"  server nginx 127.0.0.1:{upstream}",
+            ""]))
+        cmd = [sbin("haproxy"), "-db", "-f", str(conf)]
+        if env.can_pin():
+            cmd = ["taskset", "-c", str(env.server_cpu)] + cmd
+        self.log_path = self.dir / "haproxy.log"
+        self.log_file = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as e:
+            self.log_file.close()
+            raise BenchError(f"cannot start haproxy ({e}): apt install haproxy") from e
+        self.pid = self.proc.pid
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not tcp_probe(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("haproxy did not start:\n"
+                                 + tail(self.log_path.read_text(errors="replace")))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                os.kill(self.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.proc.wait()
+        except ProcessLookupError:
+            pass
+        finally:
+            self.log_file.close()
+
+
+def web_root(env: Env) -> pathlib.Path:
+    """The site web-100m downloads from: one file of WEB_FILE_BYTES random bytes (made once)."""
+    root = env.tmp / "www"
+    path = root / "100m.bin"
+    if not path.exists():
+        root.mkdir(exist_ok=True)
+        block = os.urandom(1_000_000)
+        with open(path, "wb") as f:
+            for _ in range(WEB_FILE_BYTES // len(block)):
+                f.write(block)
+    return root
+
+
+def curl_download(env: Env, port: int) -> tuple[float, float]:
+    """One HTTPS download of the web-100m file from 127.0.0.1:`port`, with SNI WEB_NAME and
+    HTTP/1.1, to /dev/null; curl pinned to the generator's CPU. Returns (bytes, seconds)."""
+    cmd = ["curl", "--silent", "--show-error", "--http1.1", "--insecure",
+           "--resolve", f"{WEB_NAME}:{port}:127.0.0.1", "--max-time", f"{WEB_DOWNLOAD_TIMEOUT:g}",
+           "--output", "/dev/null", "--write-out", "%{http_code} %{size_download} %{time_total}",
+           f"https://{WEB_NAME}:{port}/100m.bin"]
+    if env.can_pin():
+        cmd = ["taskset", "-c", str(env.client_cpu)] + cmd
+    try:
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=WEB_DOWNLOAD_TIMEOUT + 10)
+    except FileNotFoundError as e:
+        raise BenchError("curl is not installed: apt install curl") from e
+    except subprocess.TimeoutExpired as e:
+        raise BenchError(f"curl did not finish in {WEB_DOWNLOAD_TIMEOUT + 10:.0f} s") from e
+    try:
+        code, size, seconds = r.stdout.split()
+        size_f, seconds_f = float(size), float(seconds)
+    except ValueError as e:
+        raise BenchError(f"curl exited {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}") from e
+    if r.returncode != 0 or code != "200" or size_f != WEB_FILE_BYTES or seconds_f <= 0:
+        raise BenchError(f"curl exited {r.returncode}, HTTP {code}, {size_f:.0f} of "
+                         f"{WEB_FILE_BYTES} bytes: {r.stderr.strip()}")
+    return size_f, seconds_f
+
+
+def measure_web(env: Env, case: Case, server_kind: str) -> dict:
+    """web-100m: WEB_DOWNLOADS downloads from nginx, directly (`nginx`), through HAProxy
+    (`haproxy`) or through ternd's shared port (`ternd-edge`, edge.fallback = nginx). MB/s over
+    all of them; CPU seconds of nginx and of the proxy per MB moved, from /proc/PID/stat."""
+    nginx = Nginx(env, web_root(env))
+    proxy: Server | HAProxy | None = None
+    try:
+        nginx.wait_ready()
+        port = nginx.port
+        if server_kind == "ternd-edge":
+            proxy = Server(env, "ternd-edge", case.pinned, env.fresh_port(),
+                           fallback=f"127.0.0.1:{nginx.port}")
+            proxy.wait_ready("udp")
+            port = proxy.tls_port
+        elif server_kind == "haproxy":
+            proxy = HAProxy(env, nginx.port)
+            proxy.wait_ready()
+            port = proxy.port
+        elif server_kind != "nginx":
+            raise BenchError(f"web-100m has no server {server_kind}")
+        nginx0 = nginx.cpu_seconds()
+        proxy0 = proc_cpu_seconds(proxy.pid) if proxy else 0.0
+        total_bytes = total_seconds = 0.0
+        for _ in range(WEB_DOWNLOADS):
+            size, seconds = curl_download(env, port)
+            total_bytes += size
+            total_seconds += seconds
+        mb = total_bytes / 1e6
+        result = {"test": "web", "downloads": WEB_DOWNLOADS, "bytes": total_bytes,
+                  "seconds": total_seconds, "mb_per_s": mb / total_seconds,
+                  "nginx_cpu_ms_per_mb": (nginx.cpu_seconds() - nginx0) * 1e3 / mb}
+        if proxy is not None:
+            if proxy.proc.poll() is not None:
+                raise BenchError(f"{server_kind} died during the run (exit code "
+                                 f"{proxy.proc.returncode})")
+            result["proxy_cpu_ms_per_mb"] = (proc_cpu_seconds(proxy.pid) - proxy0) * 1e3 / mb
+        return result
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        nginx.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # One measurement
 
@@ -438,6 +736,8 @@ def ternbench_command(env: Env, case: Case, server: Server, peer_port: int, pinn
             cmd += ["--rate", str(case.rate)]
         if case.indications:
             cmd.append("--indications")
+        if case.sni:
+            cmd += ["--sni", case.sni]
         if server.kind.startswith("forwarder"):
             cmd.append("--forwarder")
     elif case.kind == "setup":
@@ -453,6 +753,8 @@ def ternbench_command(env: Env, case: Case, server: Server, peer_port: int, pinn
 def estimate_seconds(env: Env, case: Case) -> float:
     if case.kind == "idle":
         return 4.0 + env.idle_allocations / 1500.0
+    if case.kind == "web":
+        return 2.0 + WEB_DOWNLOADS * 1.0
     return env.warmup + env.duration + 1.5
 
 
@@ -513,6 +815,8 @@ def wait_idle(env: Env) -> None:
 
 def measure(env: Env, case: Case, server_kind: str) -> dict:
     wait_idle(env)
+    if case.kind == "web":
+        return measure_web(env, case, server_kind)
     pinned = case.pinned
     peer_port = env.fresh_port()
     server = Server(env, server_kind, pinned, peer_port)
@@ -603,6 +907,10 @@ METRICS = {
 
 
 METRICS["loop-rate-80k"] = METRICS["udp-rate-80k"]
+METRICS["web"] = [
+    Metric("mb_per_s", "download rate", lambda v: f"{v:.0f} MB/s", headline=True),
+    Metric("proxy_cpu_ms_per_mb", "proxy CPU per MB", lambda v: f"{v:.3f} ms", headline=True),
+    Metric("nginx_cpu_ms_per_mb", "nginx CPU per MB", lambda v: f"{v:.3f} ms")]
 
 
 def metrics_for(case: Case) -> list[Metric]:
@@ -645,6 +953,9 @@ TARGETS[("udp-ind-100", "cpu_us_per_relayed")] = [
     Target("≤ 1.2× peers-100", "ternd", "ternd", "<=", 1.2, ref_case="peers-100")]
 TARGETS[("tcp-cd-100", "relayed_pps")] = [Target("report vs coturn", "ternd", "coturn", "", 0)]
 TARGETS[("tls-cd-100", "relayed_pps")] = [Target("report vs coturn", "ternd", "coturn", "", 0)]
+TARGETS[("web-100m", "mb_per_s")] = [Target("≥ 0.9× direct", "ternd-edge", "nginx", ">=", 0.9)]
+TARGETS[("tls-shared", "relayed_pps")] = [
+    Target("≥ 0.95× plain", "ternd-edge", "ternd", ">=", 0.95)]
 
 
 class Results:
@@ -779,9 +1090,67 @@ def server_table(res: Results, cases: list[Case], columns: list[str],
     return out, marked
 
 
+# Cases with a table of their own: (caption, [(server, column label)], [(numerator,
+# denominator, ratio label)]); the target column is judged as in the main table.
+SIDE_TABLES = {
+    "web-100m": (
+        f"HTTPS download of a 100 MB file from nginx (`sendfile on`, HTTP/1.1) with curl, "
+        f"{WEB_DOWNLOADS} downloads per run, rate over all of them: directly; through HAProxy 2.6 "
+        "(`mode tcp`, splicing both ways: a plain TCP proxy built like ternd's fallback, for "
+        "reference); and "
+        f"through ternd's shared port (SNI {WEB_NAME}, not a turn name: passed to nginx undecrypted, "
+        "no PROXY header). nginx and the proxy share the server CPU, curl has the generator's; "
+        "CPU from /proc/PID/stat:",
+        [("nginx", "nginx direct"), ("haproxy", "through HAProxy"),
+         ("ternd-edge", "through ternd")],
+        [("ternd-edge", "nginx", "ternd÷direct"), ("haproxy", "nginx", "HAProxy÷direct"),
+         ("ternd-edge", "haproxy", "ternd÷HAProxy")]),
+    "tls-shared": (
+        "TURN over TLS on a shared port: tls-cd-100's load (peers topology, 50 clients, 100 B "
+        f"ChannelData, window 8) with SNI {TURN_NAME} in every ClientHello, against ternd with a "
+        "plain tls:// listener and with the same listener a shared port (edge.fallback set, "
+        "unused):",
+        [("ternd", "plain tls://"), ("ternd-edge", "shared port")],
+        [("ternd-edge", "ternd", "shared÷plain")]),
+}
+
+
+def side_table(res: Results, c: Case) -> list[str]:
+    caption, columns, ratios = SIDE_TABLES[c.name]
+    columns = [(srv, label) for srv, label in columns if srv in c.servers]
+    ratios = [(n, d, label) for n, d, label in ratios if n in c.servers and d in c.servers]
+    out = ["", caption, "",
+           "| metric | " + " | ".join(label for _, label in columns) + " | "
+           + " | ".join(label for _, _, label in ratios) + " | target | met |",
+           "| --- | " + " | ".join("---:" for _ in columns + ratios) + " | --- | --- |"]
+    marked = False
+    for m in metrics_for(c):
+        if m.only_nonzero and not any(
+                v != 0 for srv in c.servers for v in res.values(c.name, srv, m.key)):
+            continue
+        # A figure a server does not have (a proxy's CPU, for nginx direct) stays empty.
+        cells = ["" if x == "n/a" else x for x in (res.cell(c.name, srv, m) for srv, _ in columns)]
+        if m.key == "relayed_pps" and c.kind == "throughput":
+            for i, (srv, _) in enumerate(columns):
+                if generator_bound(res, c.name, srv):
+                    cells[i] += " †"
+                    marked = True
+        absent = {srv for srv, _ in columns if res.cell(c.name, srv, m) == "n/a"}
+        rs = [f_ratio(ratio(res.median(c.name, n, m.key), res.median(c.name, d, m.key)))
+              if m.ratios and not {n, d} & absent else "" for n, d, _ in ratios]
+        target, met = judge(res, c.name, m.key)
+        out.append(f"| {m.label} | " + " | ".join(cells) + " | " + " | ".join(rs)
+                   + f" | {target} | {met} |")
+    if marked:
+        out += ["", f"† the server used less than {GENERATOR_BOUND:.0%} of its core: the generator "
+                "(or a busy machine), not the server, limited this run."]
+    return out
+
+
 def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
     out = list(header)
-    main = [c for c in cases if c.name not in ("scale", "gso") and not c.name.startswith("loop-")]
+    main = [c for c in cases if c.name not in ("scale", "gso") and c.name not in SIDE_TABLES
+            and not c.name.startswith("loop-")]
     loops = [c for c in cases if c.name.startswith("loop-")]
     marked = False
     if main:
@@ -825,6 +1194,9 @@ def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
             r = ratio(res.median(c.name, "ternd", m.key), res.median(c.name, "ternd-nogso", m.key))
             out.append(f"| {m.label} | {res.cell(c.name, 'ternd', m)} | "
                        f"{res.cell(c.name, 'ternd-nogso', m)} | {f_ratio(r) if m.ratios else ''} |")
+    for c in cases:
+        if c.name in SIDE_TABLES:
+            out += side_table(res, c)
     return "\n".join(out) + "\n"
 
 
@@ -1035,7 +1407,10 @@ def summary(case: Case, r: dict) -> str:
                      ("loss", lambda v: "loss " + f_loss(v)),
                      ("setups_per_s", lambda v: f_int(v) + " setups/s"),
                      ("bytes_per_allocation", lambda v: f_bytes(v) + "/alloc"),
-                     ("fds_per_allocation", lambda v: f_fds(v) + " fd/alloc")):
+                     ("fds_per_allocation", lambda v: f_fds(v) + " fd/alloc"),
+                     ("mb_per_s", lambda v: f"{v:.0f} MB/s"),
+                     ("proxy_cpu_ms_per_mb", lambda v: f"proxy {v:.3f} ms/MB"),
+                     ("nginx_cpu_ms_per_mb", lambda v: f"nginx {v:.3f} ms/MB")):
         if isinstance(r.get(key), (int, float)):
             parts.append(fmt(r[key]))
     return ", ".join(parts) or json.dumps(r)

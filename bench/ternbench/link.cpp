@@ -50,7 +50,8 @@ void set_nonblocking(int fd) {
 }
 }  // namespace
 
-Link::Link(Transport transport, const sockaddr_in& server, const sockaddr_in& source, SSL_CTX* tls)
+Link::Link(Transport transport, const sockaddr_in& server, const sockaddr_in& source, SSL_CTX* tls,
+           const std::string& sni)
     : transport_(transport) {
     fd_ = ::socket(AF_INET, transport == Transport::udp ? SOCK_DGRAM : SOCK_STREAM, 0);
     if (fd_ < 0) fail("socket");
@@ -69,6 +70,10 @@ Link::Link(Transport transport, const sockaddr_in& server, const sockaddr_in& so
     if (transport == Transport::tls) {
         ssl_ = SSL_new(tls);
         SSL_set_fd(ssl_, fd_);
+        if (!sni.empty() && SSL_set_tlsext_host_name(ssl_, sni.c_str()) != 1) {
+            ERR_clear_error();
+            throw std::runtime_error("cannot send SNI " + sni);
+        }
         if (SSL_connect(ssl_) != 1) {
             ERR_clear_error();
             throw std::runtime_error("TLS handshake failed");

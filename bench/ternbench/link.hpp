@@ -28,8 +28,10 @@ sockaddr_in client_source(std::size_t i);
 class Link {
 public:
     // Connects (stream: a blocking connect, then a TLS handshake without verification, as the
-    // certificate is a throwaway). Throws std::runtime_error naming the failure.
-    Link(Transport transport, const sockaddr_in& server, const sockaddr_in& source, SSL_CTX* tls);
+    // certificate is a throwaway, sending `sni` as the server name unless it is empty). Throws
+    // std::runtime_error naming the failure.
+    Link(Transport transport, const sockaddr_in& server, const sockaddr_in& source, SSL_CTX* tls,
+         const std::string& sni = {});
     ~Link();
     Link(const Link&) = delete;
     Link& operator=(const Link&) = delete;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "forwarder.hpp"
@@ -32,13 +33,14 @@ constexpr const char* usage = R"(usage:
   ternbench throughput --server IP:PORT [--transport udp|tcp|tls] --secret S [--peer IP:PORT]
                        [--topology single|peers|pairs] [--clients N] [--window 8] [--size 100]
                        [--warmup 1] [--duration 5] [--pid SERVER_PID] [--indications]
-                       [--forwarder]
+                       [--forwarder] [--sni NAME]
   ternbench rate       (as throughput) --rate OWN_PACKETS_PER_SECOND
   ternbench setup      --server IP:PORT [--transport udp] --secret S [--clients 64]
                        [--warmup 1] [--duration 5] [--pid SERVER_PID]
   ternbench idle       --server IP:PORT [--transport udp] --secret S [--allocations 10000]
                        [--pid SERVER_PID]
-One JSON object goes to stdout; diagnostics to stderr.
+One JSON object goes to stdout; diagnostics to stderr. --sni NAME (TLS): the server name every
+client's ClientHello carries (default: none).
 Topologies: single = every client's peer is one echo socket (--peer; default 32 clients);
 peers = client i's peer is an echo socket of its own at 127.20.x.y:PORT of --peer (default 50
 clients); pairs = clients 2k and 2k+1 relay to each other through their two allocations (default
@@ -113,8 +115,16 @@ private:
     bool first_ = true;
 };
 
+std::string sni_of(const Options& o) {
+    return o.flag("sni") ? o.text("sni") : std::string();
+}
+
 struct Clients {
+    explicit Clients(std::string server_name) : sni(std::move(server_name)) {}
+    Clients(const Clients&) = delete;
+    Clients& operator=(const Clients&) = delete;
     SSL_CTX* tls = nullptr;
+    std::string sni;  // --sni: the server name in each TLS ClientHello; empty = none
     std::vector<std::unique_ptr<Link>> links;
     ~Clients() {
         links.clear();
@@ -132,7 +142,8 @@ void open_clients(Clients& c, Transport t, const TransportAddress& server, std::
     const sockaddr_in to = to_sockaddr_v4(server);
     c.links.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
-        c.links.push_back(std::make_unique<Link>(t, to, client_source(first_address + i), c.tls));
+        c.links.push_back(
+            std::make_unique<Link>(t, to, client_source(first_address + i), c.tls, c.sni));
     }
 }
 
@@ -224,7 +235,7 @@ int relay(const Options& o, bool fixed_rate) {
     if (topology == Topology::peers) {
         for (std::size_t k = 0; k < clients; ++k) echo_peers.push_back(peer_address(k, peer.port));
     }
-    Clients c;
+    Clients c(sni_of(o));
     open_clients(c, t, server, clients);
     std::vector<TransportAddress> relayed(clients);
     std::vector<TransportAddress> targets(clients);
@@ -303,7 +314,7 @@ int relay(const Options& o, bool fixed_rate) {
 int setup(const Options& o) {
     const Transport t = transport_of(o);
     const ServerProbe probe(static_cast<pid_t>(o.number("pid", 0)));
-    Clients c;
+    Clients c(sni_of(o));
     open_clients(c, t, o.address("server"), static_cast<std::size_t>(o.number("clients", 64)),
                  setup_address_offset);
     SetupPlan plan;
@@ -320,7 +331,7 @@ int setup(const Options& o) {
             source.sin_port = htons(static_cast<std::uint16_t>(40000 + next_port[i]));
             next_port[i] = static_cast<std::uint16_t>((next_port[i] + 1) % 20000);
             try {
-                return std::make_unique<Link>(t, server, source, c.tls);
+                return std::make_unique<Link>(t, server, source, c.tls, c.sni);
             } catch (const std::runtime_error&) {
                 if (attempt == 16) throw;  // that port is taken: try the next
             }
@@ -356,7 +367,7 @@ int idle(const Options& o) {
     if (!probe.enabled()) throw std::invalid_argument("idle needs --pid");
     const auto count = static_cast<std::size_t>(o.number("allocations", 10000));
     const ServerSample before = probe.sample();
-    Clients c;
+    Clients c(sni_of(o));
     open_clients(c, t, o.address("server"), count);
     SetupPlan plan;
     plan.secret = o.text("secret");

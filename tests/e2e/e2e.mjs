@@ -1,6 +1,8 @@
 // tern's browser end-to-end test: a real ternd and Debian's headless Chromium, two
 // RTCPeerConnections relayed through ternd (iceTransportPolicy 'relay') over UDP, TCP, TLS and
-// IPv6, with a data channel and synthetic audio/video; plus the refusals and a STUN-only check.
+// IPv6, with a data channel and synthetic audio/video; plus the refusals, a STUN-only check, and
+// the shared port (edge.fallback): the page itself loaded from nginx through ternd's TLS port,
+// and relayed through that same port.
 // Run by run-e2e.sh inside a fresh network namespace (loopback only). Exit 0 = every case passed.
 // What is not Chromium's own is in harness.mjs, shared with e2e-firefox.mjs.
 //
@@ -10,9 +12,9 @@ import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import {
-  check, checkOperatorRows, checkRelayCall, flowSummary, freePort, init, log, logPageErrors, makeCertificates,
-  operatorFields, operatorPageDone, relayCall, restCredential, resultRows, run, servePage, startTernd, terndYaml,
-  wanted, workPath,
+  check, checkOperatorRows, checkRelayCall, delta, flowSummary, freePort, here, init, log, logPageErrors,
+  makeCertificates, operatorFields, operatorPageDone, relayCall, restCredential, resultRows, run, scrape, servePage,
+  startNginx, startTernd, terndYaml, wanted, workPath,
 } from './harness.mjs';
 
 const args = init({
@@ -43,6 +45,82 @@ async function refusedCase(page, name, urls, cred, expectCode) {
   return r;
 }
 
+// TURN on a website's port (ternd's `edge`): nginx serves the relay-check page over HTTPS behind
+// ternd's tls:// listener, which passes every TLS connection that is not TURN to it undecrypted
+// (with a PROXY v2 header). The browser loads the page from https://WEB_NAME:SHARED/ and, from
+// that page, relays through turns:TURN_NAME:SHARED, the same port. ternd holds a certificate for
+// TURN_NAME only (tls.certificates) and nginx one for WEB_NAME only, so the page's certificate
+// shows that nginx, not ternd, ended its TLS; nginx's access log (the PROXY header's address)
+// and ternd's tern_edge_connections_total show the page came through ternd.
+const WEB_NAME = 'www.e2e.tern.test';
+const TURN_NAME = 'turn.e2e.tern.test';
+
+async function sharedPortCase(browser, pki) {
+  const name = 'shared-port';
+  const webPort = await freePort();
+  const sharedPort = await freePort();
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const web = startNginx('nginx', {
+    port: webPort, cert: pki.issue('web', [WEB_NAME]), names: [WEB_NAME], proxyProtocol: true,
+    files: { 'index.html': path.join(here, '..', '..', 'docs', 'relay-check.html') },
+  });
+  const tern = startTernd('shared-port', terndYaml({
+    port, tlsPort: sharedPort, pki: pki.issue('turn', [TURN_NAME]), tlsNames: [TURN_NAME], metricsPort,
+    allowPeers: ['127.0.0.0/8', '"::1"'],
+    edge: { fallback: `127.0.0.1:${webPort}`, turnNames: [TURN_NAME], proxyProtocol: 'v2' },
+  }));
+  await Promise.all([web.ready, tern.ready]);
+  const sorted = (route) => `tern_edge_connections_total{route="${route}"}`;
+  const m0 = await scrape(metricsPort);
+
+  const page = await browser.newPage();
+  logPageErrors(page);
+  const url = `https://${WEB_NAME}:${sharedPort}/`;
+  let response = null;
+  try {
+    response = await page.goto(url, { timeout: 15000 });
+  } catch (e) {
+    check(`${name}-page`, false, `${url} did not load: ${e.message}\nnginx: ${web.errors()}\nternd: ${tern.output()}`);
+    return;
+  }
+  const tls = await response.securityDetails();
+  const nextHop = await page.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+  const hasPage = await page.evaluate(() => typeof window.relayCall === 'function');
+  const m1 = await scrape(metricsPort);
+  const fallback = delta(m0, m1, sorted('fallback'));
+  const toClient = delta(m0, m1, 'tern_edge_fallback_bytes_total{direction="to_client"}');
+  // One line per request: $remote_addr $proxy_protocol_addr $ssl_server_name "$request" $status $bytes.
+  const served = web.accessLog().split('\n').filter((l) => l.includes(' "GET / HTTP/'));
+  const pageChecks = [
+    check(`${name}-page`, response.status() === 200 && hasPage,
+      `status ${response.status()}, relay-check.html functions ${hasPage ? '' : 'not '}there`),
+    check(`${name}-page`, tls && tls.subjectName === WEB_NAME,
+      `certificate ${JSON.stringify(tls)}: not nginx's (${WEB_NAME})`),
+    check(`${name}-page`, nextHop === 'h2', `protocol ${nextHop}, expected h2 (ALPN negotiated with nginx)`),
+    check(`${name}-page`, fallback >= 1 && toClient > 0,
+      `ternd passed ${fallback} connection(s), ${toClient} bytes to the browser, to the fallback`),
+    check(`${name}-page`, delta(m0, m1, sorted('turn_tls')) === 0 && delta(m0, m1, sorted('turn_tcp')) === 0,
+      `loading the page made TURN connections: ${JSON.stringify([...m1].filter(([k]) => k.startsWith('tern_edge_')))}`),
+    check(`${name}-page`, served.some((l) => l.startsWith(`127.0.0.1 127.0.0.1 ${WEB_NAME} "GET / HTTP/2.0" 200 `)),
+      `nginx's access log has no GET / through ternd's PROXY header:\n${web.accessLog()}`),
+  ];
+  if (pageChecks.every(Boolean)) {
+    log(`ok   ${name}-page: ${url} from nginx through ternd (${nextHop}, certificate ${tls.subjectName}, ` +
+      `${fallback} connection(s) passed, ${toClient} bytes to the browser)`);
+  }
+
+  await relayCase(page, `${name}-relay`, `turns:${TURN_NAME}:${sharedPort}?transport=tcp`, 'tls');
+  const m2 = await scrape(metricsPort);
+  const turnTls = delta(m1, m2, sorted('turn_tls'));
+  const refused = [...m2].filter(([k, v]) => /^tern_edge_(refused|fallback_refused)_total/.test(k) && v > 0);
+  if (check(`${name}-relay`, turnTls >= 1, `ternd sorted ${turnTls} connection(s) to its own TLS (route turn_tls)`) &&
+      check(`${name}-relay`, refused.length === 0, `ternd refused connections: ${JSON.stringify(refused)}`)) {
+    log(`ok   ${name}-relay: ${turnTls} TURN connection(s) on the shared port (route turn_tls)`);
+  }
+  await page.close();
+}
+
 async function main() {
   const version = execFileSync(chromiumPath, ['--version']).toString().trim();
   log(`browser: ${version}`);
@@ -70,7 +148,9 @@ async function main() {
     args: [
       '--allow-loopback-in-peer-connection',
       '--disable-features=WebRtcHideLocalIpsWithMdns',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
+      // The shared port's two names are this machine (run-e2e.sh maps them in /etc/hosts too).
+      `--host-resolver-rules=MAP ${WEB_NAME} 127.0.0.1, MAP ${TURN_NAME} 127.0.0.1, ` +
+        'MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
       '--autoplay-policy=no-user-gesture-required',
       '--use-fake-ui-for-media-stream',
     ],
@@ -130,6 +210,8 @@ async function main() {
         log(`ok   stun-only: srflx ${JSON.stringify(natted)} as ternd reported it through the NAT`);
       }
     }
+
+    if (want('shared-port')) await sharedPortCase(browser, pki);
   } finally {
     await browser.close();
     http.close();

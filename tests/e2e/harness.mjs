@@ -7,7 +7,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -109,7 +109,12 @@ function killChildren() {
 // ternd's configuration: UDP and TCP on 127.0.0.1 and ::1, TLS on 127.0.0.1 (and on
 // `tlsAddress6` when given), REST credentials with `terndSecret`, the relay's peer allowance
 // (`allowPeers`, else ternd's default policy) and, with `metricsPort`, the Prometheus endpoint.
-export function terndYaml({ port, tlsPort, pki, terndSecret = secret, tlsAddress6, allowPeers, metricsPort }) {
+// TLS serves `pki`'s certificate, or with `tlsNames` that certificate to those SNI names only
+// (tls.certificates). `edge` makes the tls:// listeners shared ports: { fallback: 'ip:port',
+// turnNames: [...], proxyProtocol: 'v2' | 'off' }.
+export function terndYaml({
+  port, tlsPort, pki, terndSecret = secret, tlsAddress6, allowPeers, metricsPort, tlsNames, edge,
+}) {
   const listen6 = [`"udp://[::1]:${port}"`, `"tcp://[::1]:${port}"`];
   if (tlsAddress6) listen6.push(`"tls://[${tlsAddress6}]:${tlsPort}"`);
   return [
@@ -117,7 +122,12 @@ export function terndYaml({ port, tlsPort, pki, terndSecret = secret, tlsAddress
     'threads: 2',
     `listen: [ "udp://127.0.0.1:${port}", "tcp://127.0.0.1:${port}", "tls://127.0.0.1:${tlsPort}",`,
     `          ${listen6.join(', ')} ]`,
-    `tls: { certificate: ${pki.cert}, private_key: ${pki.key} }`,
+    tlsNames
+      ? `tls: { certificates: [ { names: [ ${tlsNames.join(', ')} ], ` +
+        `certificate: ${pki.cert}, private_key: ${pki.key} } ] }`
+      : `tls: { certificate: ${pki.cert}, private_key: ${pki.key} }`,
+    edge ? `edge: { fallback: "${edge.fallback}", turn_names: [ ${edge.turnNames.join(', ')} ], ` +
+      `fallback_proxy_protocol: ${edge.proxyProtocol || 'off'} }` : null,
     'auth:',
     `  secrets: [ "${terndSecret}" ]`,
     'relay:',
@@ -133,7 +143,8 @@ export function terndYaml({ port, tlsPort, pki, terndSecret = secret, tlsAddress
 // ---------------------------------------------------------------------------------------------
 // A server certificate for `hostNames` (the first is its CN) and `ipAddresses`, signed by a
 // throw-away CA (`caName`) that only this run's browser trusts: the CA goes into the NSS database
-// at `nssdb`, the one the browser reads its trust anchors from.
+// at `nssdb`, the one the browser reads its trust anchors from. `issue(label, hostNames)` signs
+// another server certificate with the same CA (files `label`.pem and `label`.key).
 
 export function makeCertificates({ caName, hostNames, ipAddresses = [], nssdb }) {
   const dir = workPath('pki');
@@ -143,19 +154,99 @@ export function makeCertificates({ caName, hostNames, ipAddresses = [], nssdb })
   openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', `/CN=${caName}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${hostNames[0]}`);
-  const altNames = [...hostNames.map((n) => `DNS:${n}`), ...ipAddresses.map((a) => `IP:${a}`)];
-  writeFileSync(f('ext.cnf'),
-    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' +
-    `subjectAltName=${altNames.join(',')}\n`);
-  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
-    '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('server.pem'));
+  const issue = (label, names, addresses = []) => {
+    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', f(`${label}.key`), '-out', f(`${label}.csr`), '-subj', `/CN=${names[0]}`);
+    const altNames = [...names.map((n) => `DNS:${n}`), ...addresses.map((a) => `IP:${a}`)];
+    writeFileSync(f(`${label}.cnf`),
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' +
+      `subjectAltName=${altNames.join(',')}\n`);
+    openssl('x509', '-req', '-in', f(`${label}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+      '-CAcreateserial', '-days', '2', '-extfile', f(`${label}.cnf`), '-out', f(`${label}.pem`));
+    return { cert: f(`${label}.pem`), key: f(`${label}.key`) };
+  };
+  const server = issue('server', hostNames, ipAddresses);
   mkdirSync(nssdb, { recursive: true });
   execFileSync('certutil', ['-N', '-d', `sql:${nssdb}`, '--empty-password'], { stdio: 'pipe' });
   execFileSync('certutil', ['-A', '-d', `sql:${nssdb}`, '-n', 'tern-e2e-ca', '-t', 'C,,', '-i', f('ca.pem')],
     { stdio: 'pipe' });
-  return { cert: f('server.pem'), key: f('server.key') };
+  return { ...server, ca: f('ca.pem'), issue };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A website: Debian's nginx, in the foreground, with a config, pid file, logs and temporary files
+// of its own under the work directory (never the system's), serving `files` ({ urlPath: file })
+// over HTTPS (HTTP/2 and 1.1) for `names` on 127.0.0.1:`port` with `cert`. With `proxyProtocol`
+// every connection must start with a PROXY header (what ternd's edge.fallback_proxy_protocol: v2
+// writes; a connection without one fails), and the access log records the address it named.
+// accessLog() returns that log, one line per request:
+//   $remote_addr $proxy_protocol_addr $ssl_server_name "$request" $status $body_bytes_sent
+
+export function startNginx(name, { port, cert, names, files, proxyProtocol = false }) {
+  const dir = workPath(name);
+  const root = path.join(dir, 'www');
+  mkdirSync(root, { recursive: true });
+  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  for (const [urlPath, file] of Object.entries(files)) writeFileSync(path.join(root, urlPath), readFileSync(file));
+  const d = (n) => path.join(dir, n);
+  const conf = d('nginx.conf');
+  writeFileSync(conf, [
+    'daemon off;',
+    'worker_processes 1;',
+    // The work directory is private to root (mkdtemp: mode 0700): the worker, nobody by default,
+    // could not read the site under it.
+    'user root;',
+    `pid ${d('nginx.pid')};`,
+    `error_log ${d('error.log')} info;`,
+    'events { worker_connections 256; }',
+    'http {',
+    '  types { text/html html; }',
+    '  default_type application/octet-stream;',
+    '  log_format tern_e2e \'$remote_addr $proxy_protocol_addr $ssl_server_name "$request" $status $body_bytes_sent\';',
+    `  access_log ${d('access.log')} tern_e2e;`,
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${d('tmp')}/${t};`),
+    '  server {',
+    `    listen 127.0.0.1:${port} ssl http2${proxyProtocol ? ' proxy_protocol' : ''};`,
+    `    server_name ${names.join(' ')};`,
+    `    ssl_certificate ${cert.cert};`,
+    `    ssl_certificate_key ${cert.key};`,
+    ...(proxyProtocol ? ['    set_real_ip_from 127.0.0.1;', '    real_ip_header proxy_protocol;'] : []),
+    `    root ${root};`,
+    '    location = /favicon.ico { access_log off; return 204; }',
+    '  }',
+    '}',
+    '',
+  ].join('\n'));
+  // Debian installs it in /usr/sbin, which not every PATH holds.
+  const nginx = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+  const child = spawn(nginx, ['-p', dir, '-c', conf, '-e', d('error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout.on('data', (x) => { output += x; });
+  child.stderr.on('data', (x) => { output += x; });
+  const readLog = (n) => { try { return readFileSync(d(n), 'utf8'); } catch { return ''; } };
+  const errors = () => `${output}${readLog('error.log')}`;
+  // nginx writes its pid file once its listening sockets are open.
+  const ready = new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      try { readFileSync(d('nginx.pid')); } catch { return; }
+      clearInterval(timer);
+      clearTimeout(deadline);
+      resolve();
+    }, 50);
+    const deadline = setTimeout(() => {
+      clearInterval(timer);
+      reject(new Error(`${name}: nginx did not start:\n${errors()}`));
+    }, 10000);
+    const fail = (why) => {
+      clearInterval(timer);
+      clearTimeout(deadline);
+      reject(new Error(`${name}: nginx ${why}:\n${errors()}`));
+    };
+    child.on('exit', (code) => fail(`exited ${code}`));
+    child.on('error', (e) => fail(`could not be started (${e.message}; Debian package nginx)`));
+  });
+  return { child, ready, accessLog: () => readLog('access.log'), errors };
 }
 
 // ---------------------------------------------------------------------------------------------

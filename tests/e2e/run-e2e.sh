@@ -49,14 +49,15 @@ in_ns ip link set e2e0 up
 in_ns ip link set e2e1 up
 in_ns ip route add default dev e2e0
 in_ns ip -6 route add default dev e2e0
-if [ "$browser" = firefox ]; then
-    # Firefox refuses turns: with an IP address: one TLS host name per family (e2e-firefox.mjs).
-    # The host's own entries stay: Firefox looks up this machine's name at start, and without
-    # an entry that lookup waits for a DNS server that cannot be reached from here.
-    [ -d /etc/netns ] || made_netns_etc=true
-    mkdir -p "$etc"
-    { cat /etc/hosts 2>/dev/null || true
-      printf '%s\n' '127.0.0.1 localhost turn4.e2e.tern.test' '::1 localhost' 'fd00:77::1 turn6.e2e.tern.test'
-    } >"$etc/hosts"
-fi
+# The test's host names, for this namespace only. Firefox refuses turns: with an IP address: one
+# TLS host name per family (e2e-firefox.mjs). Chromium's shared-port case loads its page from a
+# web name and relays through a TURN name on the same port (e2e.mjs; its --host-resolver-rules
+# map both as well). The host's own entries stay: Firefox looks up this machine's name at start,
+# and without an entry that lookup waits for a DNS server that cannot be reached from here.
+[ -d /etc/netns ] || made_netns_etc=true
+mkdir -p "$etc"
+{ cat /etc/hosts 2>/dev/null || true
+  printf '%s\n' '127.0.0.1 localhost turn4.e2e.tern.test www.e2e.tern.test turn.e2e.tern.test' \
+      '::1 localhost' 'fd00:77::1 turn6.e2e.tern.test'
+} >"$etc/hosts"
 timeout "$limit" ip netns exec "$ns" node "$here/$script" --ternd "$ternd" "$@"
