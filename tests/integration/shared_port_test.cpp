@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
@@ -1297,6 +1298,109 @@ TEST(SharedPortUpstream, UpstreamDownClosesClientQuicklyAndCounts) {
     // TURN on the same port is unaffected.
     std::string why;
     EXPECT_TRUE(tcp_binding(ternd.shared(), why)) << why;
+}
+
+// Reads from blocking `fd` until EOF (true) or `timeout` passes (false), appending to `out`.
+bool read_to_eof(int fd, Bytes& out, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::array<std::uint8_t, 4096> buf{};
+    for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) != 1) return false;
+        const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (n == 0) return true;
+        if (n < 0) return false;
+        out.insert(out.end(), buf.begin(), buf.begin() + n);
+    }
+}
+
+TEST(SharedPortUpstream, HalfCloseIsPassedOnInBothDirections) {
+    REQUIRE_PROGRAMS("openssl");
+    // The fallback: accepts two connections. On the first it waits for the client's FIN, then
+    // answers and closes; on the second it sends and half-closes first, then reads to EOF.
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(listener, 0);
+    const sockaddr_in at = sockaddr_of(loopback4(0));
+    ASSERT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&at), sizeof at), 0);
+    ASSERT_EQ(::listen(listener, 4), 0);
+    const std::uint16_t port = local_address_of(listener).port;
+    const Bytes answer = {'a', 'f', 't', 'e', 'r', ' ', 'y', 'o', 'u', 'r', ' ', 'F', 'I', 'N'};
+    const Bytes early = {'e', 'a', 'r', 'l', 'y'};
+    std::atomic<bool> first_saw_eof{false};
+    std::atomic<bool> second_saw_eof{false};
+    Bytes second_got;
+    std::thread web([&] {
+        for (int i = 0; i < 2; ++i) {
+            pollfd p{listener, POLLIN, 0};
+            if (::poll(&p, 1, 10000) != 1) return;
+            const int fd = ::accept(listener, nullptr, nullptr);
+            if (fd < 0) return;
+            Bytes got;
+            if (i == 0) {
+                first_saw_eof = read_to_eof(fd, got, 10s);
+                send_all(fd, answer);
+                ::shutdown(fd, SHUT_WR);
+            } else {
+                send_all(fd, early);
+                ::shutdown(fd, SHUT_WR);
+                second_saw_eof = read_to_eof(fd, second_got, 10s);
+            }
+            ::close(fd);
+        }
+    });
+    // An ASSERT below returns early: the web server's thread must still be joined (its waits
+    // are bounded), and its listener closed.
+    struct Joiner {
+        std::thread& thread;
+        int fd;
+        ~Joiner() {
+            if (thread.joinable()) thread.join();
+            ::close(fd);
+        }
+    } joiner{web, listener};
+    Pki pki;
+    TerndOptions o;
+    o.fallback_port = port;
+    Ternd ternd(pki, o);
+    ASSERT_TERND_READY(ternd);
+    const Bytes hello = client_hello(hello_spec(std::string(web_name)));
+    {
+        // Client FIN first: the web server sees EOF, and its answer still reaches the client.
+        Fd fd(tcp_connect(ternd.shared(), client_ip));
+        ASSERT_TRUE(fd);
+        ASSERT_TRUE(send_all(fd.fd, hello));
+        ASSERT_EQ(::shutdown(fd.fd, SHUT_WR), 0);
+        Bytes got;
+        EXPECT_TRUE(read_to_eof(fd.fd, got, 10s)) << ternd.describe();
+        EXPECT_EQ(got, answer);
+    }
+    {
+        // Web server FIN first: the client reads EOF, and its later bytes still reach the web
+        // server.
+        Fd fd(tcp_connect(ternd.shared(), client_ip));
+        ASSERT_TRUE(fd);
+        ASSERT_TRUE(send_all(fd.fd, hello));
+        Bytes got;
+        EXPECT_TRUE(read_to_eof(fd.fd, got, 10s)) << ternd.describe();
+        EXPECT_EQ(got, early);
+        const Bytes late(3000, 0x17);
+        EXPECT_TRUE(send_all(fd.fd, late));
+        ASSERT_EQ(::shutdown(fd.fd, SHUT_WR), 0);
+        web.join();
+        // The PROXY header (if any) and the hello came first; the late bytes end the stream.
+        ASSERT_GE(second_got.size(), hello.size() + late.size());
+        EXPECT_TRUE(std::equal(late.begin(), late.end(), second_got.end() - 3000));
+    }
+    EXPECT_TRUE(first_saw_eof) << "the client's FIN did not reach the web server";
+    EXPECT_TRUE(second_saw_eof) << "the client's FIN after the web server's did not arrive";
+    Metrics m;
+    EXPECT_TRUE(eventually([&] {
+        m = ternd.metrics();
+        return m("tern_edge_fallback_active") == 0;
+    })) << m.edge_lines();
 }
 
 TEST(SharedPortUpstream, UpstreamNotAcceptingClosedAtConnectTimeout) {
