@@ -1403,6 +1403,47 @@ TEST(SharedPortUpstream, HalfCloseIsPassedOnInBothDirections) {
     })) << m.edge_lines();
 }
 
+TEST(SharedPortUpstream, FallbackConnectionLimitAndIdleTimeout) {
+    REQUIRE_PROGRAMS("openssl");
+    Pki pki;
+    RawUpstream web(/*read_data=*/true);
+    TerndOptions o;
+    o.fallback_port = web.port();
+    o.extra_edge = "  fallback_max_connections_per_ip: 2\n  fallback_idle_timeout: 2\n";
+    Ternd ternd(pki, o);
+    ASSERT_TERND_READY(ternd);
+    const Bytes hello = client_hello(hello_spec(std::string(web_name)));
+    const Labels per_ip{{"reason", "max_connections_per_ip"}};
+    const double refused_before = ternd.metrics()("tern_edge_fallback_refused_total", per_ip);
+    Fd first(tcp_connect(ternd.shared(), client_ip));
+    Fd second(tcp_connect(ternd.shared(), client_ip));
+    ASSERT_TRUE(first && second);
+    ASSERT_TRUE(send_all(first.fd, hello) && send_all(second.fd, hello));
+    ASSERT_TRUE(eventually([&] { return web.accepted() == 2; }, 3s)) << ternd.describe();
+    const auto quiet_from = Clock::now();
+    // A third from the same address is over edge.fallback_max_connections_per_ip: closed.
+    Fd third(tcp_connect(ternd.shared(), client_ip));
+    ASSERT_TRUE(third);
+    ASSERT_TRUE(send_all(third.fd, hello));
+    EXPECT_TRUE(wait_fd_closed(third.fd, 2s)) << ternd.describe();
+    EXPECT_EQ(web.accepted(), 2u) << "the third must not reach the web server";
+    Metrics m;
+    EXPECT_TRUE(eventually([&] {
+        m = ternd.metrics();
+        return m("tern_edge_fallback_refused_total", per_ip) - refused_before == 1;
+    })) << m.edge_lines();
+    // The two passed connections say nothing more: closed by edge.fallback_idle_timeout (2 s,
+    // checked every half second), not before.
+    EXPECT_FALSE(wait_fd_closed(first.fd, 1500ms)) << "closed before the idle timeout";
+    EXPECT_TRUE(wait_fd_closed(first.fd, 3s))
+        << "still open " << seconds_since(quiet_from) << " after the last byte";
+    EXPECT_TRUE(wait_fd_closed(second.fd, 1s));
+    EXPECT_TRUE(eventually([&] {
+        m = ternd.metrics();
+        return m("tern_edge_fallback_active") == 0;
+    })) << m.edge_lines();
+}
+
 TEST(SharedPortUpstream, UpstreamNotAcceptingClosedAtConnectTimeout) {
     REQUIRE_PROGRAMS("openssl");
     Pki pki;
@@ -1581,6 +1622,54 @@ TEST_F(ProxyProtocolIn, V1AndV2HeadersFromTrustedSourceCarryTheClientAddress) {
     const auto mapped = tls_binding(*c, why);
     ASSERT_TRUE(mapped) << why;
     EXPECT_EQ(*mapped, client);
+}
+
+// A Binding over a connection kept open: the connection (null when refused) and its answer.
+struct OpenBinding {
+    std::optional<StreamClient> client;
+    std::optional<TransportAddress> mapped;
+};
+
+OpenBinding open_binding(const TransportAddress& server, const Bytes& prefix, std::string& why) {
+    OpenBinding b{StreamClient::connect_tcp(server, 0, loopback4(0)), std::nullopt};
+    if (!b.client) return b;
+    protocol::TransactionId id;
+    Bytes bytes = prefix;
+    const Bytes req = binding_request(&id);
+    bytes.insert(bytes.end(), req.begin(), req.end());
+    if (b.client->send(bytes)) b.mapped = mapped_address(b.client->receive_message(3s), id, why);
+    return b;
+}
+
+TEST(ProxyProtocolLimits, PerIpLimitCountsTheCarriedClientNotTheProxy) {
+    REQUIRE_PROGRAMS("openssl");
+    Pki pki;
+    TerndOptions o;
+    o.trust_loopback_proxy = true;
+    o.extra_limits = ", max_connections_per_ip: 1";
+    Ternd ternd(pki, o);
+    ASSERT_TERND_READY(ternd);
+    const TransportAddress x = TransportAddress::v4({198, 51, 100, 7}, 40001);
+    const TransportAddress y = TransportAddress::v4({203, 0, 113, 5}, 40002);
+    const TransportAddress x_again = TransportAddress::v4({198, 51, 100, 7}, 40003);
+    const Labels per_ip{{"reason", "connection_limit_per_ip"}};
+    const double before = ternd.metrics()("tern_rejections_total", per_ip);
+    std::string why;
+    // Both come from the proxy's one address; each counts under the client it carries.
+    const auto first = open_binding(ternd.tcp(), proxy_v2(x, ternd.tcp()), why);
+    ASSERT_TRUE(first.mapped) << why << "\n" << ternd.describe();
+    EXPECT_EQ(*first.mapped, x);
+    const auto second = open_binding(ternd.tcp(), proxy_v1(y, ternd.tcp()), why);
+    ASSERT_TRUE(second.mapped) << "a second client behind the same proxy was refused: " << why;
+    EXPECT_EQ(*second.mapped, y);
+    // A second connection of client x is over limits.max_connections_per_ip (1).
+    const auto third = open_binding(ternd.tcp(), proxy_v2(x_again, ternd.tcp()), why);
+    EXPECT_FALSE(third.mapped) << "x's second connection was answered";
+    Metrics m;
+    EXPECT_TRUE(eventually([&] {
+        m = ternd.metrics();
+        return m("tern_rejections_total", per_ip) - before == 1;
+    }));
 }
 
 TEST_F(ProxyProtocolIn, CarriedClientAddressIsWhatTheFallbackIsTold) {

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -205,7 +206,9 @@ private:
     }
 
     void watch_idle() {
-        timer_.expires_after(route_.idle_timeout / idle_checks);
+        timer_.expires_after(
+            std::chrono::duration_cast<std::chrono::milliseconds>(route_.idle_timeout) /
+            idle_checks);
         timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
             if (ec || self->closed_) return;
             if (self->active_) {
