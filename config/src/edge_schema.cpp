@@ -1,6 +1,7 @@
 // The edge and proxy_protocol sections of the schema: the web server behind the shared TLS port,
 // the SNI names that are TURN, and the sources that must send a PROXY header.
 #include "config_schema.hpp"
+#include "host_names.hpp"
 
 #include <algorithm>
 #include <array>
@@ -26,10 +27,6 @@ constexpr std::uint32_t any_u32 = 0xFFFFFFFFu;
 // way is already generous for a passed-through connection.
 constexpr std::uint32_t max_fallback_connect_timeout = 60;
 constexpr std::uint32_t max_fallback_idle_timeout = 86400;
-// RFC 1035 §2.3.4: a name of at most 253 characters (without the final dot), labels of 63.
-constexpr std::size_t max_host_name_bytes = 253;
-constexpr std::size_t max_label_bytes = 63;
-
 bool is_unspecified(const TransportAddress& address) {
     return std::all_of(address.bytes.begin(), address.bytes.end(),
                        [](std::uint8_t b) { return b == 0; });
@@ -51,52 +48,6 @@ bool reaches(const TransportAddress& target, const Listener& listener) {
         return false;
     }
     return bound == target || (is_unspecified(bound) && is_loopback(target));
-}
-
-// Why `name` (already lowercase) is not a host name an SNI can carry; empty when it is one.
-// "*." in front stands for exactly one more label.
-std::string why_not_host_name(std::string_view name) {
-    if (parse_ip_address(name).value) return "is an IP address; SNI carries host names only";
-    std::string_view rest = name;
-    if (rest.starts_with("*.")) rest.remove_prefix(2);
-    if (rest.find('*') != std::string_view::npos) {
-        return "is not a host name: '*' may only be the whole first label, as in *.example.com";
-    }
-    if (rest.size() > max_host_name_bytes) {
-        return "is not a host name: longer than " + std::to_string(max_host_name_bytes) +
-               " characters";
-    }
-    std::size_t start = 0;
-    while (true) {
-        const auto end = std::min(rest.find('.', start), rest.size());
-        const auto label = rest.substr(start, end - start);
-        if (label.empty()) return "is not a host name: it has an empty label";
-        if (label.size() > max_label_bytes) {
-            return "is not a host name: a label is longer than " + std::to_string(max_label_bytes) +
-                   " characters";
-        }
-        if (label.front() == '-' || label.back() == '-') {
-            return "is not a host name: a label starts or ends with '-'";
-        }
-        for (const char c : label) {
-            if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') continue;
-            if (static_cast<unsigned char>(c) >= 0x80) {
-                return "is not a host name: write an internationalised name in its xn-- form";
-            }
-            return "is not a host name: " + quote_for_message(std::string_view(&c, 1)) +
-                   " is not a letter, digit, '-' or '.'";
-        }
-        if (end == rest.size()) return {};
-        start = end + 1;
-    }
-}
-
-std::string lowercase(std::string_view text) {
-    std::string out(text);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
 }
 
 }  // namespace
@@ -181,8 +132,14 @@ void Loader::load_turn_names(const MapEntry& entry) {
             continue;
         }
         std::string name = lowercase(item.text);
+        if (is_address_literal(name)) {
+            yaml_.report(
+                item.line, item.path,
+                quote_for_message(name) + " is an IP address; SNI carries host names only");
+            continue;
+        }
         if (auto why = why_not_host_name(name); !why.empty()) {
-            yaml_.report(item.line, item.path, quote_for_message(item.text) + " " + why);
+            yaml_.report(item.line, item.path, why);
             continue;
         }
         const auto [earlier, inserted] = path_of_name.try_emplace(name, item.path);

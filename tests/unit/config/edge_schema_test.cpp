@@ -269,41 +269,37 @@ TEST(EdgeSchema, BadTurnNames) {
                          "edge.turn_names[1]", 3, message);
     };
     bad("\"\"", "a name must not be empty");
+    // The rule is the one tls.certificates[].names follow (config/src/host_names.hpp).
     bad("\"turn example.com\"",
-        "'turn example.com' is not a host name: ' ' is not a letter, digit, '-' or '.'");
+        "'turn example.com' holds ' '; a host name has letters, digits, hyphens and dots");
     bad("turn_1.example.com",
-        "'turn_1.example.com' is not a host name: '_' is not a letter, digit, '-' or '.'");
-    bad("\"turn..example.com\"", "'turn..example.com' is not a host name: it has an empty label");
-    bad("\"turn.example.com.\"", "'turn.example.com.' is not a host name: it has an empty label");
-    bad("\".example.com\"", "'.example.com' is not a host name: it has an empty label");
+        "'turn_1.example.com' holds '_'; a host name has letters, digits, hyphens and dots");
+    bad("\"turn..example.com\"", "'turn..example.com' has an empty label");
+    bad("\"turn.example.com.\"",
+        "'turn.example.com.' ends with a dot; write the name without it (clients send it "
+        "without one)");
+    bad("\".example.com\"", "'.example.com' has an empty label");
     bad("\"-turn.example.com\"",
-        "'-turn.example.com' is not a host name: a label starts or ends with '-'");
-    bad("turn-.example.com",
-        "'turn-.example.com' is not a host name: a label starts or ends with '-'");
-    bad("\"*\"",
-        "'*' is not a host name: '*' may only be the whole first label, as in *.example.com");
-    bad("\"*example.com\"",
-        "'*example.com' is not a host name: '*' may only be the whole first label, as in "
-        "*.example.com");
-    bad("\"turn.*.example.com\"",
-        "'turn.*.example.com' is not a host name: '*' may only be the whole first label, as in "
-        "*.example.com");
-    bad("\"*.*.example.com\"",
-        "'*.*.example.com' is not a host name: '*' may only be the whole first label, as in "
-        "*.example.com");
-    bad("\"*.\"", "'*.' is not a host name: it has an empty label");
+        "'-turn.example.com' has a label that starts or ends with a hyphen");
+    bad("turn-.example.com", "'turn-.example.com' has a label that starts or ends with a hyphen");
+    const std::string leftmost =
+        ": a wildcard must be the whole leftmost label, as in *.example.com";
+    bad("\"*\"", "'*'" + leftmost);
+    bad("\"*example.com\"", "'*example.com'" + leftmost);
+    bad("\"turn.*.example.com\"", "'turn.*.example.com'" + leftmost);
+    bad("\"*.*.example.com\"", "'*.*.example.com'" + leftmost);
+    bad("\"*.\"", "'*.' has no name after the wildcard; write one, as in *.example.com");
     bad("192.0.2.1", "'192.0.2.1' is an IP address; SNI carries host names only");
     bad("\"2001:db8::1\"", "'2001:db8::1' is an IP address; SNI carries host names only");
     bad("\"bücher.example\"",
-        "'bücher.example' is not a host name: write an internationalised name in its xn-- form");
+        "'bücher.example' is not ASCII; write an internationalized name in its xn-- form");
     // Messages quote at most 64 bytes of the name.
     const std::string label64(64, 'a');
-    bad(label64 + ".example", std::string(1, '\'') + label64 +
-                                  "...' is not a host name: a label is longer than 63 "
-                                  "characters");
+    bad(label64 + ".example",
+        std::string(1, '\'') + label64 + "...' has a label longer than 63 bytes");
     const std::string label63(63, 'a');
     bad(label63 + "." + label63 + "." + label63 + "." + std::string(62, 'b'),
-        std::string(1, '\'') + label63 + "....' is not a host name: longer than 253 characters");
+        "too long: 254 bytes, a host name has at most 253");
     expect_one_error(edge_with("turn_names: turn.example.com"), "edge.turn_names", 3,
                      "expected a list of strings, got a string");
     expect_one_error(edge_with("turn_names: [ [ a ] ]"), "edge.turn_names[0]", 3,
