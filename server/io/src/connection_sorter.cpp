@@ -23,7 +23,8 @@ constexpr std::size_t first_buffer_bytes = 4096;
 }  // namespace
 
 ConnectionSorter::ConnectionSorter(StreamServices services, tcp::socket socket,
-                                   PacketContext context, std::optional<allocation::IpKey> slot)
+                                   const PacketContext& context,
+                                   std::optional<allocation::IpKey> slot)
     : services_(std::move(services)),
       socket_(std::move(socket)),
       timer_(socket_.get_executor()),

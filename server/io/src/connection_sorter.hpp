@@ -30,7 +30,7 @@ class ConnectionSorter final : public std::enable_shared_from_this<ConnectionSor
 public:
     // `slot`: the connection's key in services.quota, or nullopt for a trusted proxy's
     // connection (taken once its header names the client).
-    ConnectionSorter(StreamServices services, tcp::socket socket, PacketContext context,
+    ConnectionSorter(StreamServices services, tcp::socket socket, const PacketContext& context,
                      std::optional<allocation::IpKey> slot);
     ~ConnectionSorter();  // gives back a slot no next owner took
     ConnectionSorter(const ConnectionSorter&) = delete;

@@ -35,7 +35,7 @@ constexpr int idle_checks = 4;
 class FallbackPump final : public std::enable_shared_from_this<FallbackPump> {
 public:
     FallbackPump(tcp::socket client, const FallbackRoute& route, ConnectionQuota* quota,
-                 allocation::IpKey slot, StreamCounters* counters)
+                 const allocation::IpKey& slot, StreamCounters* counters)
         : client_(std::move(client)),
           upstream_(client_.get_executor()),
           timer_(client_.get_executor()),
@@ -270,8 +270,8 @@ private:
 void start_fallback_pump(tcp::socket client, std::vector<std::uint8_t> first_bytes,
                          const PacketContext& context, const FallbackRoute& route,
                          ConnectionQuota* quota, allocation::IpKey slot, StreamCounters* counters) {
-    std::make_shared<FallbackPump>(std::move(client), route, quota, slot, counters)
-        ->start(std::move(first_bytes), context);
+    auto pump = std::make_shared<FallbackPump>(std::move(client), route, quota, slot, counters);
+    pump->start(std::move(first_bytes), context);
 }
 
 }  // namespace tern::server

@@ -341,21 +341,21 @@ struct StreamServices {
 // Starts TURN over `context.transport` (tcp or tls) on `socket`, which holds `quota_key` of
 // services.quota (given back on close). False, with `socket` untouched, when TLS is asked for
 // and no context is loaded.
-inline bool start_turn_stream(const StreamServices& services, tcp::socket& socket,
-                              const PacketContext& context, allocation::IpKey quota_key,
+inline bool start_turn_stream(const StreamServices& services, tcp::socket& accepted,
+                              const PacketContext& context, const allocation::IpKey& quota_key,
                               std::vector<std::uint8_t> prefix = {}) {
     if (context.transport == protocol::Transport::tls) {
         if (!services.tls) return false;
-        std::make_shared<StreamConnection<TlsStream>>(
+        auto connection = std::make_shared<StreamConnection<TlsStream>>(
             services.dispatcher, services.limits, context, services.tls, services.registry,
-            services.quota, quota_key, services.counters, std::move(socket), *services.tls)
-            ->start(std::move(prefix));
+            services.quota, quota_key, services.counters, std::move(accepted), *services.tls);
+        connection->start(std::move(prefix));
         return true;
     }
-    std::make_shared<StreamConnection<tcp::socket>>(services.dispatcher, services.limits, context,
-                                                    nullptr, services.registry, services.quota,
-                                                    quota_key, services.counters, std::move(socket))
-        ->start(std::move(prefix));
+    auto connection = std::make_shared<StreamConnection<tcp::socket>>(
+        services.dispatcher, services.limits, context, nullptr, services.registry, services.quota,
+        quota_key, services.counters, std::move(accepted));
+    connection->start(std::move(prefix));
     return true;
 }
 
