@@ -1,10 +1,11 @@
-# Runs `ternd --check-config CONFIG` and requires exit code EXPECT_RC and, in its output, EXPECT
-# or the first line of EXPECT_FILE (read here, not at configure time: ';' is no list separator).
+# Runs `ternd --check-config CONFIG [EXTRA_ARG]` and requires exit code EXPECT_RC and, in its
+# output, EXPECT or the first line of EXPECT_FILE (read here, not at configure time: ';' is no
+# list separator). EXTRA_ARG is one more argument, such as --strict.
 if(DEFINED EXPECT_FILE)
   file(READ ${EXPECT_FILE} EXPECT)
   string(REGEX REPLACE "\n.*" "" EXPECT "${EXPECT}")
 endif()
-execute_process(COMMAND ${TERND} --check-config ${CONFIG}
+execute_process(COMMAND ${TERND} --check-config ${CONFIG} ${EXTRA_ARG}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 20)
 set(all "${out}${err}")
 message("${all}")

@@ -45,7 +45,7 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
                                                           Reply& r) {
     // Lapsed allocations go first, so this 5-tuple and the quotas are judged on live ones and
     // the table never sweeps an allocation whose relay sockets are still registered.
-    for (auto& lapsed : table_.expire(now)) release(lapsed);
+    for (auto& lapsed : table_.expire(now)) release(lapsed, lapsed_reason(lapsed));
 
     if (table_.find(tuple, now) != nullptr) return r.mismatch();  // RFC 8656 §7.2 step 2
 
@@ -188,6 +188,7 @@ const Allocation* AllocationManager::create_allocation(const MessageView& reques
     if (created.result != CreateResult::created) return nullptr;
     Allocation& a = *created.allocation;
     a.client = client;
+    a.id = next_id_++;
     a.relay_ids[0] = relays.primary.id;
     index_relay(relays.primary.id, a);
     if (relays.secondary) {

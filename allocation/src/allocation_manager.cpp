@@ -149,7 +149,9 @@ std::optional<TransportAddress> AllocationManager::relay_ip(
 
 TransportAddress AllocationManager::advertised(const TransportAddress& bound) const noexcept {
     for (const auto& m : settings_.external_addresses) {
-        if (same_ip(m.internal, bound)) return with_port(m.external, bound.port);
+        // An unspecified internal address (relay.external_address) maps its whole family.
+        const bool any = m.internal.family == bound.family && is_unspecified(m.internal);
+        if (any || same_ip(m.internal, bound)) return with_port(m.external, bound.port);
     }
     return bound;
 }
@@ -184,7 +186,8 @@ void AllocationManager::index_relay(RelayId id, Allocation& a) {
     by_relay_[id] = &a;
 }
 
-void AllocationManager::release(Allocation& allocation) noexcept {
+void AllocationManager::release(Allocation& allocation, EndReason reason) {
+    if (usage_ != nullptr) usage_->allocation_ended(record_of(allocation, nullptr), reason);
     for (std::size_t i = 0; i < allocation.relays.size() && i < allocation.relay_ids.size(); ++i) {
         if (allocation.relay_ids[i] < by_relay_.size())
             by_relay_[allocation.relay_ids[i]] = nullptr;
@@ -211,11 +214,65 @@ bool AllocationManager::is_own_relayed_address(const TransportAddress& source) c
 }
 
 void AllocationManager::on_client_closed(const FiveTuple& tuple) {
-    if (auto removed = table_.remove(tuple)) release(*removed);
+    if (auto removed = table_.remove(tuple)) release(*removed, EndReason::closed);
+}
+
+EndReason AllocationManager::lapsed_reason(const Allocation& a) noexcept {
+    return a.credential_capped ? EndReason::credential_expired : EndReason::expired;
+}
+
+AllocationRecord AllocationManager::record_of(const Allocation& a, const TimePoint* now) const {
+    AllocationRecord r;
+    r.id = a.id;
+    r.username = a.username;
+    r.tuple = a.tuple;
+    std::vector<TransportAddress> advertised_relays;
+    for (const auto& relay : a.relays) advertised_relays.push_back(advertised(relay));
+    r.relays = advertised_relays;
+    r.started = a.started;
+    r.expires = a.expires;
+    r.usage = a.usage;
+    // A live list counts what holds now; a record what the allocation held at most.
+    r.permissions = now != nullptr ? a.permissions.count() : a.usage.most_permissions;
+    r.channels = now != nullptr ? a.channels.live_count(*now) : a.usage.most_channels;
+    return r;
+}
+
+std::vector<AllocationRecord> AllocationManager::records(TimePoint now) const {
+    std::vector<AllocationRecord> out;
+    out.reserve(table_.size());
+    table_.for_each([&](const Allocation& a) {
+        if (a.live(now)) out.push_back(record_of(a, &now));
+    });
+    return out;
+}
+
+bool AllocationManager::end_allocation(std::uint64_t id, EndReason reason) {
+    const Allocation* found = nullptr;
+    table_.for_each([&](const Allocation& a) {
+        if (a.id == id) found = &a;
+    });
+    if (found == nullptr) return false;
+    auto removed = table_.remove(found->tuple);
+    if (!removed) return false;
+    release(*removed, reason);
+    return true;
+}
+
+std::size_t AllocationManager::end_allocations_of(
+    const std::function<bool(std::string_view username)>& belongs, EndReason reason) {
+    std::vector<FiveTuple> tuples;
+    table_.for_each([&](const Allocation& a) {
+        if (belongs(a.username)) tuples.push_back(a.tuple);
+    });
+    for (const auto& t : tuples) {
+        if (auto removed = table_.remove(t)) release(*removed, reason);
+    }
+    return tuples.size();
 }
 
 void AllocationManager::expire(TimePoint now) {
-    for (auto& lapsed : table_.expire(now)) release(lapsed);
+    for (auto& lapsed : table_.expire(now)) release(lapsed, lapsed_reason(lapsed));
     std::uint64_t permissions = 0;
     std::uint64_t channels = 0;
     table_.for_each([&](Allocation& a) {
@@ -230,7 +287,9 @@ void AllocationManager::expire(TimePoint now) {
 }
 
 void AllocationManager::clear() {
-    for (auto& lapsed : table_.expire(TimePoint::max())) release(lapsed);
+    // A drain's grace period ran out, or ternd stopped at once.
+    const EndReason reason = draining_ ? EndReason::drained : EndReason::shutdown;
+    for (auto& ended : table_.expire(TimePoint::max())) release(ended, reason);
 }
 
 }  // namespace tern::allocation

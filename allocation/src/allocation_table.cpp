@@ -103,7 +103,11 @@ CreateOutcome AllocationTable::create(const FiveTuple& tuple, std::string_view u
                  {},
                  TokenBucket{},
                  TokenBucket{},
-                 nullptr};
+                 nullptr,
+                 0,
+                 now,
+                 AllocationUsage{},
+                 false};
     auto [it, inserted] = table_.emplace(tuple, std::move(a));
     (void)inserted;  // admit() guaranteed the key was free
     if (count_users_) ++per_user_[it->second.username];
@@ -136,6 +140,7 @@ std::optional<Allocation> AllocationTable::remove(const FiveTuple& tuple) {
 }
 
 void AllocationTable::cap_expiry(Allocation& allocation, TimePoint at) noexcept {
+    if (at < allocation.expires) allocation.credential_capped = true;
     allocation.expires = std::min(allocation.expires, at);
     earliest_expiry_ = std::min(earliest_expiry_, allocation.expires);
 }

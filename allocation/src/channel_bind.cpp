@@ -27,6 +27,8 @@ std::span<const std::uint8_t> AllocationManager::channel_bind(const protocol::Me
         default:
             return r.bad_request();  // invalid channel, or channel/peer bound elsewhere
     }
+    note_most(a.usage.most_channels, a.channels.live_count(now));
+    note_most(a.usage.most_permissions, a.permissions.count());
     protocol::MessageBuilder b = r.success();
     return r.finish(b);
 }

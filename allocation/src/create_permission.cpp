@@ -24,6 +24,7 @@ std::span<const std::uint8_t> AllocationManager::create_permission(
     const auto result =
         a.permissions.install_all(std::span<const TransportAddress>(peers.data(), count), now);
     if (result == PermissionResult::quota_exceeded) return r.insufficient_capacity();
+    note_most(a.usage.most_permissions, a.permissions.count());
     protocol::MessageBuilder b = r.success();
     return r.finish(b);
 }

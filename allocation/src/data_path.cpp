@@ -70,6 +70,8 @@ std::optional<AllocationManager::ToPeer> AllocationManager::route_to_peer(
             ++counters_.dropped_bandwidth;
             return std::nullopt;
         }
+        ++a.usage.packets_to_peer;
+        a.usage.bytes_to_peer += payload.size();
         return ToPeer{a.relay_ids[i], peer, payload};
     }
     return std::nullopt;
@@ -93,6 +95,8 @@ std::optional<AllocationManager::ToClient> AllocationManager::route_peer_datagra
         ++counters_.dropped_bandwidth;
         return std::nullopt;
     }
+    ++a.usage.packets_to_client;
+    a.usage.bytes_to_client += payload_size;
     ToClient to{&a.tuple, a.client, 0, 0};
     // §12.6: ChannelData on a bound channel; a payload too long for its length field goes as a
     // Data indication, which fails to frame alike and is dropped.

@@ -17,8 +17,9 @@ std::span<const std::uint8_t> AllocationManager::refresh(const protocol::Message
     if (outcome.result == RefreshResult::no_allocation) return r.mismatch();
     std::uint32_t lifetime = 0;
     if (outcome.result == RefreshResult::deleted) {
-        if (outcome.removed) release(*outcome.removed);
+        if (outcome.removed) release(*outcome.removed, EndReason::deleted);
     } else {
+        a.credential_capped = false;  // a newer credential may lift the earlier cap
         if (requester.teardown_at) table_.cap_expiry(a, *requester.teardown_at);
         lifetime = seconds_of(a.expires - now);
     }

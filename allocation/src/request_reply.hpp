@@ -106,6 +106,11 @@ inline std::uint32_t seconds_of(Duration d) noexcept {
 }
 
 // The created_by_kind / removed_by_kind cell of an allocation.
+// Keeps the most permissions or channels an allocation held at once, for its usage record.
+inline void note_most(std::uint32_t& most, std::size_t now_held) noexcept {
+    if (now_held > most) most = static_cast<std::uint32_t>(now_held);
+}
+
 inline Tally& kind_tally(RelayCounters::ByKind& by_kind, const Allocation& a) noexcept {
     const auto transport = static_cast<std::size_t>(a.tuple.transport);
     const auto family =

@@ -45,6 +45,7 @@ std::uint16_t error_code(AuthOutcome outcome) noexcept {
         case AuthOutcome::unknown_user:
         case AuthOutcome::integrity_mismatch:
         case AuthOutcome::credential_expired:
+        case AuthOutcome::revoked:
             return 401;
     }
     return 401;

@@ -22,9 +22,6 @@ namespace fs = std::filesystem;
 // auth.secrets_file holds a few lines; anything this large is the wrong file. Each secret costs
 // an HMAC on every authenticated request, so a long list would be slow as well as odd.
 constexpr std::size_t max_secrets_file_bytes = std::size_t{64} << 10;
-// A file of secrets is new and meant for generated values, so, unlike an inline auth.secrets
-// entry (kept lenient for existing configs), each line must be as long as a nonce secret.
-constexpr std::size_t min_file_secret_bytes = 16;
 constexpr std::size_t max_path_shown = 4096;  // PATH_MAX: show any real path whole
 
 // Drops "." components (and the empty one a trailing slash leaves) but keeps "..": resolving
@@ -91,14 +88,6 @@ SmallFile read_small_file(const std::string& path, std::size_t limit) {
     return file;
 }
 
-// `text` without leading and trailing blanks (a CR of a CRLF line end included).
-std::string_view trimmed(std::string_view text) {
-    constexpr std::string_view blanks = " \t\r\v\f";
-    const auto first = text.find_first_not_of(blanks);
-    if (first == std::string_view::npos) return {};
-    return text.substr(first, text.find_last_not_of(blanks) - first + 1);
-}
-
 }  // namespace
 
 fs::path anchor_directory(std::string_view source_name) {
@@ -129,7 +118,7 @@ std::string why_unreadable(const std::string& path) {
 }
 
 SecretsFile read_secrets_file(const std::string& path) {
-    SecretsFile secrets;
+    SecretsFile secrets;  // the problems of a file that could not be read
     const std::string shown = escape_for_message(path, max_path_shown);
     SmallFile file = read_small_file(path, max_secrets_file_bytes);
     if (file.too_large) {
@@ -142,45 +131,7 @@ SecretsFile read_secrets_file(const std::string& path) {
         secrets.problems.push_back("cannot read " + shown + ": " + file.error);
         return secrets;
     }
-    // The contents are secret: messages give line numbers and lengths, never text.
-    std::string_view rest = file.contents;
-    constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";  // some editors write one
-    if (rest.starts_with(utf8_bom)) rest.remove_prefix(utf8_bom.size());
-    bool refused = false;
-    for (int number = 1; !rest.empty(); ++number) {
-        const auto end = rest.find('\n');
-        const std::string_view secret = trimmed(rest.substr(0, end));
-        rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
-        if (secret.empty() || secret.front() == '#') continue;
-        const std::string where = shown + " line " + std::to_string(number) + ": ";
-        const auto control = std::find_if(secret.begin(), secret.end(), [](char c) {
-            const auto byte = static_cast<unsigned char>(c);
-            return (byte < 0x20 && c != '\t') || byte == 0x7F;
-        });
-        if (control != secret.end()) {
-            constexpr std::string_view hex = "0123456789abcdef";
-            const auto byte = static_cast<unsigned char>(*control);
-            secrets.problems.push_back(where + "holds a control character (byte 0x" +
-                                       hex[byte >> 4] + hex[byte & 0xF] +
-                                       "); a secret is one line of text");
-            refused = true;
-            continue;
-        }
-        if (secret.size() < min_file_secret_bytes) {
-            secrets.problems.push_back(
-                where + "secret too short: " + std::to_string(secret.size()) + " bytes, at least " +
-                std::to_string(min_file_secret_bytes) + " are needed");
-            refused = true;
-            continue;
-        }
-        secrets.secrets.emplace_back(secret);
-    }
-    if (secrets.secrets.empty() && !refused) {
-        secrets.problems.push_back(shown +
-                                   " holds no secret (one per line; blank lines and lines "
-                                   "starting with # are ignored)");
-    }
-    return secrets;
+    return parse_secrets(file.contents, shown);
 }
 
 LoadResult load_config_file(const std::string& path) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tern/config/secrets_file.hpp"
+
 namespace tern::config {
 
 // The directory relative paths in the config named `source_name` resolve against: its own,
@@ -19,12 +21,6 @@ std::string resolved_path(const std::filesystem::path& anchor, const std::string
 // Empty when `path` is a readable regular file, else "cannot read <path>: <why>".
 std::string why_unreadable(const std::string& path);
 
-// auth.secrets_file read and checked line by line. `problems` are whole messages for the
-// auth.secrets_file key, in the order found; they never show a secret.
-struct SecretsFile {
-    std::vector<std::string> secrets;  // in file order, even when some lines are refused
-    std::vector<std::string> problems;
-};
-SecretsFile read_secrets_file(const std::string& path);
+// auth.secrets_file: read_secrets_file, in the public tern/config/secrets_file.hpp.
 
 }  // namespace tern::config

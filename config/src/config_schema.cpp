@@ -14,9 +14,9 @@ namespace {
 
 constexpr unsigned max_threads = 256;
 
-constexpr std::array<std::string_view, 12> top_level_keys = {
-    "realm", "listen", "tls",     "edge", "proxy_protocol", "auth",
-    "relay", "limits", "threads", "log",  "metrics",        "software"};
+constexpr std::array<std::string_view, 14> top_level_keys = {
+    "realm",  "listen",  "tls", "edge",    "proxy_protocol", "auth",          "relay",
+    "limits", "threads", "log", "metrics", "admin",          "usage_records", "software"};
 constexpr std::array<std::string_view, 2> log_keys = {"level", "format"};
 constexpr std::array<std::string_view, 1> metrics_keys = {"listen"};
 
@@ -27,6 +27,10 @@ constexpr std::array<LogLevel, 7> log_levels = {
 constexpr std::array<LogFormat, 2> log_formats = {LogFormat::text, LogFormat::json};
 
 }  // namespace
+
+std::span<const std::string_view> top_level_key_names() noexcept {
+    return top_level_keys;
+}
 
 std::optional<std::uint32_t> parse_unsigned(std::string_view text, std::uint32_t limit) {
     if (text.empty() || text.size() > 10) return std::nullopt;
@@ -72,6 +76,10 @@ void Loader::load_root(const YAML::Node& root) {
                 load_edge(entry);
             } else if (entry.name == "proxy_protocol") {
                 load_proxy_protocol(entry);
+            } else if (entry.name == "admin") {
+                load_admin(entry);
+            } else if (entry.name == "usage_records") {
+                load_usage_records(entry);
             } else if (entry.name == "software") {
                 load_software(entry);
             }
@@ -220,6 +228,7 @@ void Loader::check_across_keys() {
                      "a tls:// listener needs the tls section (certificate and private_key)");
     }
     check_edge_and_proxy_protocol();
+    check_admin();
 }
 
 LoadResult load_config_text(std::string_view yaml, std::string_view source_name) {

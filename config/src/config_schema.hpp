@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,16 +25,25 @@ namespace tern::config {
 // Decimal digits only; nullopt also when larger than `limit`.
 std::optional<std::uint32_t> parse_unsigned(std::string_view text, std::uint32_t limit);
 
+// The keys of the top level, in schema order (config_schema.cpp).
+std::span<const std::string_view> top_level_key_names() noexcept;
+
 // Walks one document into a Config; every problem goes to yaml_, so a Config exists only when
 // there was none. Used once.
 class Loader {
 public:
-    explicit Loader(std::string_view source_name)
-        : yaml_(source_name), base_directory_(anchor_directory(source_name)) {}
+    // `off` for the probes that look up where a misplaced key belongs (yaml_hints.cpp), which
+    // must not look up hints of their own.
+    enum class Hints : std::uint8_t { on, off };
+    explicit Loader(std::string_view source_name, Hints hints = Hints::on)
+        : yaml_(source_name), base_directory_(anchor_directory(source_name)) {
+        if (hints == Hints::on) yaml_.enable_hints();
+    }
 
     LoadResult load(std::string_view yaml) {
         LoadResult result;
         result.errors = yaml_.check(yaml, [this](const YAML::Node& root) { load_root(root); });
+        config_.key_lines.lines = yaml_.take_key_lines();
         if (result.errors.empty()) result.config = std::move(config_);
         return result;
     }
@@ -70,6 +80,10 @@ private:
     void load_edge(const MapEntry& entry);
     void load_turn_names(const MapEntry& entry);
     void load_proxy_protocol(const MapEntry& entry);
+    // admin_schema.cpp: admin (the token file, read here) and usage_records.
+    void load_admin(const MapEntry& entry);
+    void load_usage_records(const MapEntry& entry);
+    void check_admin();  // against metrics.listen; part of check_across_keys
     void check_across_keys();
     void check_edge_and_proxy_protocol();  // against the listeners; part of check_across_keys
 
@@ -84,6 +98,7 @@ private:
     // for the checks against the listeners.
     std::optional<ListItem> edge_fallback_;
     std::optional<ListItem> proxy_protocol_trusted_;
+    std::optional<ListItem> admin_token_file_;  // where admin.token_file was written
 };
 
 }  // namespace tern::config

@@ -76,6 +76,13 @@ std::string escape_for_message(std::string_view text, std::size_t max_bytes) {
     return out;
 }
 
+std::string_view trim_blanks(std::string_view text) noexcept {
+    constexpr std::string_view blanks = " \t\r\v\f";
+    const auto first = text.find_first_not_of(blanks);
+    if (first == std::string_view::npos) return {};
+    return text.substr(first, text.find_last_not_of(blanks) - first + 1);
+}
+
 std::string quote_for_message(std::string_view text) {
     // Appended piecewise: g++ 12 raises a false -Wrestrict on "'" + std::string&&.
     std::string out(1, '\'');

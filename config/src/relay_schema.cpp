@@ -11,9 +11,9 @@ namespace tern::config {
 
 namespace {
 
-constexpr std::array<std::string_view, 7> relay_keys = {
-    "addresses",  "external_addresses", "ports",          "allow_peers",
-    "deny_peers", "default_family",     "channel_numbers"};
+constexpr std::array<std::string_view, 8> relay_keys = {
+    "addresses",   "external_addresses", "external_address", "ports",
+    "allow_peers", "deny_peers",         "default_family",   "channel_numbers"};
 constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
 
 bool is_unspecified(const TransportAddress& address) {
@@ -41,11 +41,34 @@ std::optional<TransportAddress> Loader::specific_ip_of(std::string_view text, in
 
 void Loader::load_relay(const MapEntry& entry) {
     if (!yaml_.is_section(entry)) return;
-    for (const auto& field : yaml_.entries_of(entry.value, entry.path, relay_keys)) {
+    const auto fields = yaml_.entries_of(entry.value, entry.path, relay_keys);
+    const auto given = [&](std::string_view name) {
+        return std::find_if(fields.begin(), fields.end(),
+                            [&](const MapEntry& f) { return f.name == name; });
+    };
+    if (const auto one = given("external_address"), many = given("external_addresses");
+        one != fields.end() && many != fields.end()) {
+        yaml_.report(one->key_line, one->path,
+                     "give either relay.external_address or relay.external_addresses (line " +
+                         std::to_string(many->key_line) +
+                         "), not both (the one address is shorthand for a map of them)");
+    }
+    for (const auto& field : fields) {
         if (field.name == "addresses") {
             load_relay_addresses(field);
         } else if (field.name == "external_addresses") {
             load_external_addresses(field);
+        } else if (field.name == "external_address") {
+            // Every relay address of its family, whichever the socket is bound on: a single
+            // mapping from that family's unspecified address (relay_settings and the manager
+            // read the unspecified internal address as "any").
+            const auto text = yaml_.scalar_of(field);
+            if (!text) continue;
+            const auto external = specific_ip_of(*text, field.line, field.path);
+            if (!external) continue;
+            TransportAddress any;
+            any.family = external->family;
+            config_.relay.external_addresses.push_back(ExternalAddress{any, *external});
         } else if (field.name == "ports") {
             const auto text = yaml_.scalar_of(field);
             if (!text) continue;

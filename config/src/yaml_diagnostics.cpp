@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "tern/config/parse.hpp"
+#include "yaml_hints.hpp"
 
 namespace tern::config {
 
@@ -22,6 +23,9 @@ constexpr std::size_t max_nesting_estimate = 200;
 // Beyond this many errors a file is not worth reading further, and aliases could otherwise
 // multiply a small file into millions of them.
 constexpr std::size_t max_errors = 200;
+
+// Each misplaced-key hint loads a dozen tiny probe documents.
+constexpr std::size_t max_key_hints = 20;
 
 // Counts documents without building nodes.
 class DocumentCounter final : public YAML::EventHandler {
@@ -268,9 +272,19 @@ std::vector<MapEntry> YamlDiagnostics::entries_of(const YAML::Node& map, const s
             continue;
         }
         if (!known.empty() && std::find(known.begin(), known.end(), entry.name) == known.end()) {
-            report(key_line, entry.path, unknown_key_message(entry.name, known));
+            std::string message = unknown_key_message(entry.name, known);
+            // A close spelling in this section is the likelier story; else the key may have
+            // landed under the wrong section.
+            if (hints_ && message == "unknown key" && hints_given_ < max_key_hints) {
+                ++hints_given_;
+                if (auto hint = misplaced_key_hint(entry.name, path); !hint.empty()) {
+                    message += ", " + hint;
+                }
+            }
+            report(key_line, entry.path, std::move(message));
             continue;
         }
+        key_lines_.emplace(entry.path, key_line);
         entries.push_back(std::move(entry));
     }
     return entries;
@@ -308,9 +322,38 @@ std::optional<std::vector<ListItem>> YamlDiagnostics::string_list_of(const MapEn
             report(line, path, std::string("expected a string, got ") + kind_of(element));
             continue;
         }
+        key_lines_.emplace(path, line);
         items.push_back(ListItem{element.Scalar(), path, line});
     }
     return items;
+}
+
+void YamlDiagnostics::report_syntax_error(std::string_view yaml, int line,
+                                          const std::string& what) {
+    // yaml-cpp's wording names the symptom, often lines after the cause; name the cause where
+    // it can be seen. yaml-cpp quotes input characters in some messages, control bytes too.
+    std::string symptom = escape_for_message(what, 200);
+    if (is_indented_with_tab(yaml, line)) {
+        report(line, {}, "YAML syntax error: " + symptom + " (YAML indents with spaces, not tabs)");
+        return;
+    }
+    // An open quote swallows the lines after it, so the parser stops somewhere later; the
+    // quote's own line is the one to fix.
+    if (const int quote_line = line_of_unclosed_quote(yaml);
+        quote_line != 0 && quote_line <= line) {
+        report(quote_line, {},
+               "YAML syntax error: a quote opened on this line is not closed (the parser "
+               "stopped on line " +
+                   std::to_string(line) + ": " + symptom + ")");
+        return;
+    }
+    for (const int candidate : {line, line - 1}) {
+        if (auto hint = ipv6_quote_hint(line_at(yaml, candidate)); !hint.empty()) {
+            report(candidate, {}, "YAML syntax error: " + symptom.append(hint));
+            return;
+        }
+    }
+    report(line, {}, "YAML syntax error: " + symptom);
 }
 
 std::vector<ConfigError> YamlDiagnostics::check(
@@ -349,22 +392,23 @@ std::vector<ConfigError> YamlDiagnostics::check(
     } catch (const YAML::DeepRecursion& e) {
         report(line_of_mark(e.mark, yaml), {}, "YAML nesting too deep");
     } catch (const YAML::ParserException& e) {
-        const int line = line_of_mark(e.mark, yaml);
-        // yaml-cpp's wording names the symptom; add the likely cause where we can see it.
-        std::string hint;
-        if (is_indented_with_tab(yaml, line)) {
-            hint = " (YAML indents with spaces, not tabs)";
-        } else if (e.msg == YAML::ErrorMsg::EOF_IN_SCALAR) {
-            if (const int quote_line = line_of_unclosed_quote(yaml); quote_line != 0) {
-                hint = " (is the quote on line " + std::to_string(quote_line) + " closed?)";
-            }
-        }
-        // yaml-cpp quotes input characters in some messages, control bytes included.
-        report(line, {}, "YAML syntax error: " + escape_for_message(e.msg, 200) + hint);
+        report_syntax_error(yaml, line_of_mark(e.mark, yaml), e.msg);
     } catch (const YAML::Exception& e) {
         report(line_of_mark(e.mark, yaml), {}, "YAML error: " + escape_for_message(e.msg, 200));
     } catch (const std::exception& e) {
         report(0, {}, "cannot load: " + escape_for_message(e.what(), 200));
+    }
+    // A coturn turnserver.conf is a plain scalar to YAML, so the errors above name symptoms
+    // only; say what the file is instead.
+    if (!errors_.empty() && !stopped_early) {
+        if (const int line = first_coturn_line(yaml); line != 0) {
+            errors_.push_back(ConfigError{
+                source_,
+                line,
+                {},
+                "this looks like a coturn turnserver.conf (name=value lines): convert it with "
+                "`ternctl import-coturn`"});
+        }
     }
     // Checks run in key order, cross-key checks at the end; present them in file order.
     std::stable_sort(errors_.begin(), errors_.end(),

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -46,6 +47,11 @@ public:
     std::vector<ConfigError> check(std::string_view yaml,
                                    const std::function<void(const YAML::Node&)>& walk);
 
+    // Unknown keys also get "it belongs under limits:" (yaml_hints.hpp); off by default.
+    void enable_hints() noexcept { hints_ = true; }
+    // The line of every key and list item the walk visited, by dotted path.
+    std::map<std::string, int, std::less<>> take_key_lines() { return std::move(key_lines_); }
+
     // Records an error; beyond the limit, ends the walk instead.
     void report(int line, std::string key, std::string message);
     std::size_t error_count() const noexcept { return errors_.size(); }
@@ -66,8 +72,15 @@ private:
     // Thrown (and caught in check) to stop walking a file that has already said enough.
     struct TooManyErrors {};
 
+    // Where a YAML syntax error most likely comes from, as the error to report.
+    void report_syntax_error(std::string_view yaml, int line, const std::string& what);
+
     std::string source_;
     std::vector<ConfigError> errors_;
+    std::map<std::string, int, std::less<>> key_lines_;
+    bool hints_ = false;
+    // Misplaced-key hints load probe documents; a file full of unknown keys gets a few.
+    std::size_t hints_given_ = 0;
 };
 
 }  // namespace tern::config

@@ -64,6 +64,11 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
 
 HttpResult http_request(const Endpoint& endpoint, std::string_view method, std::string_view target,
                         std::chrono::milliseconds timeout) {
+    return http_request(endpoint, method, target, HttpExtras{}, timeout);
+}
+
+HttpResult http_request(const Endpoint& endpoint, std::string_view method, std::string_view target,
+                        const HttpExtras& extras, std::chrono::milliseconds timeout) {
     HttpResult result;
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
@@ -87,8 +92,12 @@ HttpResult http_request(const Endpoint& endpoint, std::string_view method, std::
         return result;
     }
     std::string request = std::string(method) + " " + std::string(target) +
-                          " HTTP/1.0\r\nHost: " + endpoint.to_string() +
-                          "\r\nContent-Length: 0\r\n\r\n";
+                          " HTTP/1.0\r\nHost: " + endpoint.to_string() + "\r\n";
+    if (!extras.bearer_token.empty()) {
+        request += "Authorization: Bearer " + extras.bearer_token + "\r\n";
+    }
+    request += "Content-Length: " + std::to_string(extras.body.size()) + "\r\n\r\n";
+    request += extras.body;
     for (std::size_t sent = 0; sent < request.size();) {
         const ssize_t n =
             ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

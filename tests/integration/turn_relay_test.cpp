@@ -591,8 +591,8 @@ TEST(TurnRelayExternal, AdvertisesTheExternalAddressAndBindsTheInternalOne) {
                      "  external_addresses: { 127.0.0.1: 203.0.113.7 }\n");
     TerndProcess ternd(yaml);
     ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
-    EXPECT_NE(ternd.output().find("relay address 203.0.113.7 (bound on 127.0.0.1) ports "
-                                  "46000-46999"),
+    EXPECT_NE(ternd.output().find("relay ipv4: bound on 127.0.0.1, advertised as 203.0.113.7, "
+                                  "ports 46000-46999"),
               std::string::npos)
         << ternd.output();
 
@@ -615,6 +615,33 @@ TEST(TurnRelayExternal, AdvertisesTheExternalAddressAndBindsTheInternalOne) {
     EXPECT_NE(::bind(fd, reinterpret_cast<const sockaddr*>(&internal), sizeof internal), 0);
     EXPECT_EQ(errno, EADDRINUSE);
     ::close(fd);
+}
+
+// relay.external_address: one line for the common case, every IPv4 relay address advertised as
+// it, with no relay.addresses needed (the socket binds where the client arrived).
+TEST(TurnRelayExternal, OneExternalAddressCoversTheFamily) {
+    const std::uint16_t port = free_port();
+    std::string yaml = relay_yaml(port, free_port());
+    const std::string relay_section = "relay:\n";
+    yaml.replace(yaml.find(relay_section), relay_section.size(),
+                 relay_section + "  external_address: 203.0.113.9\n");
+    TerndProcess ternd(yaml);
+    ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
+    EXPECT_NE(ternd.output().find("relay ipv4: bound on the address each client reached, "
+                                  "advertised as 203.0.113.9"),
+              std::string::npos)
+        << ternd.output();
+    EXPECT_NE(ternd.output().find("relay ipv6: bound on the address each client reached, "
+                                  "advertised as the same"),
+              std::string::npos)
+        << ternd.output();
+
+    TurnClient c(loopback4(port), "alice", "wonderland");
+    const Reply r = c.request(Method::allocate, TurnClient::udp_transport());
+    ASSERT_EQ(r.code(), 0) << r.describe() << "\n" << ternd.output();
+    const auto relayed = r.view.xor_relayed_address();
+    ASSERT_TRUE(relayed);
+    EXPECT_EQ(relayed->ip_string(), "203.0.113.9");
 }
 
 // ---------------------------------------------------------------------------------------------

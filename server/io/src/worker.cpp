@@ -60,7 +60,11 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
       client_to_peer_(dispatcher_, manager_, relays_),
       peer_to_client_(manager_, relays_, udp_, stream_clients_),
       connections_quota_(shared.connections),
-      fallback_quota_(shared.fallback_connections) {}
+      fallback_quota_(shared.fallback_connections) {
+    manager_.set_usage_sink(shared.usage);
+    // The admin API's session ids carry the worker, so a kill goes straight to its owner.
+    manager_.set_id_base(allocation::first_allocation_id(index));
+}
 
 Worker::~Worker() {
     stop();
@@ -153,6 +157,40 @@ void Worker::stop() {
         for (auto& l : streams_) l->close();
         manager_.clear();
         io_.stop();
+    });
+    readiness_.wake();
+}
+
+void Worker::list_sessions(SessionsDone done) {
+    asio::post(io_, [this, done = std::move(done)] {
+        const auto now = std::chrono::steady_clock::now();
+        done(manager_.records(now), now);
+    });
+    readiness_.wake();
+}
+
+void Worker::end_session(std::uint64_t id, std::function<void(bool)> done) {
+    asio::post(io_, [this, id, done = std::move(done)] {
+        done(manager_.end_allocation(id, allocation::EndReason::killed));
+    });
+    readiness_.wake();
+}
+
+void Worker::end_user(std::string user, allocation::EndReason reason,
+                      std::function<void(std::size_t)> done) {
+    asio::post(io_, [this, user = std::move(user), reason, done = std::move(done)] {
+        done(manager_.end_allocations_of(
+            [&user](std::string_view username) {
+                return username == user || auth::user_of(username) == user;
+            },
+            reason));
+    });
+    readiness_.wake();
+}
+
+void Worker::set_revocations(std::shared_ptr<const auth::RevocationList> revocations) {
+    asio::post(io_, [this, revocations = std::move(revocations)]() mutable {
+        dispatcher_.set_revocations(std::move(revocations));
     });
     readiness_.wake();
 }

@@ -1,7 +1,9 @@
 #include "tern/server/main/server.hpp"
 
+#include <dirent.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -10,7 +12,10 @@
 #include <thread>
 #include <utility>
 
+#include "tern/config/config_changes.hpp"
+#include "tern/config/config_warnings.hpp"
 #include "tern/server/io/tls_context.hpp"
+#include "tern/server/main/start_summary.hpp"
 #include "tern/server/ops/logging.hpp"
 #include "tern/server/ops/process_signals.hpp"
 #include "tern/server/request/relay_settings.hpp"
@@ -40,6 +45,18 @@ std::string random_secret() {
     char hex[sizeof raw * 2 + 1];
     sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
     return hex;
+}
+
+// Entries of /proc/self/fd, less the one the count itself opens; nullopt without /proc.
+std::optional<std::uint64_t> count_open_fds() {
+    DIR* dir = opendir("/proc/self/fd");
+    if (dir == nullptr) return std::nullopt;
+    std::uint64_t n = 0;
+    while (const dirent* e = readdir(dir)) {  // NOLINT(concurrency-mt-unsafe): one reader
+        if (e->d_name[0] != '.') ++n;
+    }
+    closedir(dir);
+    return n > 0 ? n - 1 : 0;
 }
 
 // Relay ports and tokens must not be predictable (RFC 8656 §7.2, §21): libsodium's CSPRNG.
@@ -89,7 +106,30 @@ config::Config Server::with_runtime_secret(config::Config c) {
     return c;
 }
 
+bool Server::open_operator_state() {
+    if (auto error = usage_->configure(config_->usage_records, config_->realm); !error.empty()) {
+        spdlog::error("{}", error);
+        return false;
+    }
+    if (config_->usage_records.file) {
+        spdlog::info("usage records to {}", *config_->usage_records.file);
+    }
+    revocations_ = std::make_unique<RevocationStore>(config_->admin.revocations_file);
+    const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+    for (const auto& problem : revocations_->load(now_unix)) {
+        spdlog::warn("admin.revocations_file: {}", problem);
+    }
+    if (revocations_->current()->size() > 0) {
+        spdlog::info("{} user(s) revoked, from {}", revocations_->current()->size(),
+                     revocations_->path());
+    }
+    return true;
+}
+
 bool Server::open() {
+    if (!open_operator_state()) return false;
     // The config layer guarantees a tls section wherever a tls:// listener exists.
     if (has_tls_listener(*config_) && config_->tls) {
         auto tls = make_tls_context(*config_->tls, config_path_.empty()
@@ -114,7 +154,10 @@ bool Server::open() {
         workers_.push_back(std::make_unique<Worker>(
             i, config_, peers,
             SharedRelayState{*ports_, *quota_, *user_bandwidth_, *unauthenticated_, *connections_,
-                             *fallback_connections_, seed}));
+                             *fallback_connections_, seed, usage_.get()}));
+        if (revocations_->current()->size() > 0) {
+            workers_.back()->set_revocations(revocations_->current());
+        }
     }
 
     for (const auto& listener : config_->listen) {
@@ -136,35 +179,35 @@ bool Server::open() {
     for (auto& w : workers_) w->set_peer_policy(peers);
     log_relay_addresses();
     if (config_->metrics.listen) {
-        metrics_ = std::make_unique<MetricsEndpoint>(
-            control_, EndpointHandlers{[this] { return snapshot().to_prometheus(); },
-                                       [this] { return drain_.active(); },
-                                       [this] { begin_drain("POST /drain"); }});
+        EndpointHandlers handlers{[this] { return snapshot().to_prometheus(); },
+                                  [this] { return drain_.active(); },
+                                  [this] { begin_drain("POST /drain"); }, nullptr};
+        if (config_->admin.token_file) {
+            std::vector<Worker*> workers;
+            for (auto& w : workers_) workers.push_back(w.get());
+            admin_ = std::make_unique<AdminService>(control_, std::move(workers), *revocations_,
+                                                    *config_);
+            handlers.admin = [this](AdminRequest request, std::function<void(HttpAnswer)> reply) {
+                admin_->handle(std::move(request), std::move(reply));
+            };
+        }
+        metrics_ = std::make_unique<MetricsEndpoint>(control_, std::move(handlers));
         if (auto ec = metrics_->open(*config_->metrics.listen)) {
             spdlog::error("metrics.listen: cannot bind {}: {}",
                           config_->metrics.listen->to_string(), ec.message());
             return false;
         }
         spdlog::info("metrics on http://{}/metrics", metrics_->local_address().to_string());
+        if (admin_) {
+            spdlog::info("admin API on http://{}/v1/ (token from {})",
+                         metrics_->local_address().to_string(), *config_->admin.token_file);
+        }
     }
     return true;
 }
 
 void Server::log_relay_addresses() const {
-    const auto& relay = config_->relay;
-    const auto range = std::to_string(relay.ports.first) + "-" + std::to_string(relay.ports.last);
-    if (relay.addresses.empty()) {
-        spdlog::info("relaying on the address each client reached, ports {}", range);
-    }
-    for (const auto& a : relay.addresses) {
-        std::string advertised = a.ip_string();
-        for (const auto& e : relay.external_addresses) {
-            if (e.internal.family == a.family && e.internal.bytes == a.bytes) {
-                advertised = e.external.ip_string() + " (bound on " + a.ip_string() + ")";
-            }
-        }
-        spdlog::info("relay address {} ports {}", advertised, range);
-    }
+    for (const auto& line : relay_address_lines(*config_)) spdlog::info("{}", line);
 }
 
 int Server::run() {
@@ -243,6 +286,16 @@ MetricsSnapshot Server::snapshot() const {
         s.add(w->stream_counters());
         s.worker_lag_seconds.push_back(std::chrono::duration<double>(w->loop_lag()).count());
     }
+    s.open_fds = count_open_fds();
+    if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+        s.max_fds = limit.rlim_cur;
+    }
+    s.relay_ports_free = {ports_->available(protocol::AddressFamily::ipv4),
+                          ports_->available(protocol::AddressFamily::ipv6)};
+    if (revocations_) s.revoked_users = revocations_->current()->size();
+    if (admin_) s.admin_requests = admin_->requests();
+    s.usage_records_written = usage_->written();
+    s.usage_records_failed = usage_->failed();
     return s;
 }
 
@@ -279,6 +332,10 @@ void Server::reload() {
         spdlog::warn("SIGHUP: metrics changed; restart ternd to apply it");
         next.metrics = config_->metrics;
     }
+    if (next.admin.token_file.has_value() != config_->admin.token_file.has_value()) {
+        spdlog::warn("SIGHUP: admin.token_file added or removed; restart ternd to apply it");
+        next.admin = config_->admin;
+    }
     if (next.relay.ports != config_->relay.ports) {
         spdlog::warn("SIGHUP: relay.ports changed; restart ternd to apply it");
         next.relay.ports = config_->relay.ports;
@@ -294,6 +351,12 @@ void Server::reload() {
         tls = std::move(made.context);
     }
     configure_logging(next.log);
+    // After logrotate moved the file: records go to a new one from here on.
+    if (auto error = usage_->configure(next.usage_records, next.realm); !error.empty()) {
+        spdlog::error("SIGHUP: {}; records are not written until it can be opened", error);
+    }
+    if (admin_) admin_->configure(next);
+    const auto before = config_;  // for the log line of what changed
     config_ = std::make_shared<const config::Config>(std::move(next));
     if (tls) tls_ = tls;
     quota_->set_limits(config_->limits.max_allocations, config_->limits.max_allocations_per_user);
@@ -305,7 +368,17 @@ void Server::reload() {
                                       config_->limits.ipv6_source_prefix);
     auto peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->apply(config_, peers, tls);
-    spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);
+    for (const auto& w : config::config_warnings(*config_)) {
+        spdlog::warn("SIGHUP: {}",
+                     config::ConfigError{config_path_, w.line, w.key, w.message}.to_string());
+    }
+    std::string changed;
+    for (const auto& c : config::describe_changes(*before, *config_)) {
+        if (!changed.empty()) changed += ", ";
+        changed += c;
+    }
+    spdlog::info("SIGHUP: configuration reloaded from {}; {}", config_path_,
+                 changed.empty() ? std::string("nothing changed") : "changed " + changed);
 }
 
 }  // namespace tern::server

@@ -28,7 +28,7 @@ namespace {
 // A scraper that connects and stalls cannot hold a session for long.
 constexpr std::chrono::seconds session_timeout{10};
 constexpr std::uint32_t header_limit = 8192;
-constexpr std::uint64_t body_limit = 1024;  // nothing here takes a body
+constexpr std::uint64_t body_limit = 1024;  // only a revoke's {"until": ...}
 
 bool is_loopback(const protocol::TransportAddress& a) {
     if (a.family == protocol::AddressFamily::ipv4) return a.bytes[0] == 127;
@@ -46,11 +46,12 @@ bool is_loopback(const protocol::TransportAddress& a) {
 class HttpSession final : public std::enable_shared_from_this<HttpSession> {
 public:
     HttpSession(tcp::socket socket, std::shared_ptr<const EndpointHandlers> handlers,
-                std::shared_ptr<std::size_t> sessions, bool from_loopback)
+                std::shared_ptr<std::size_t> sessions, bool from_loopback, std::string source)
         : stream_(std::move(socket)),
           handlers_(std::move(handlers)),
           sessions_(std::move(sessions)),
-          from_loopback_(from_loopback) {
+          from_loopback_(from_loopback),
+          source_(std::move(source)) {
         ++*sessions_;
     }
     ~HttpSession() { --*sessions_; }
@@ -80,18 +81,39 @@ private:
         const auto& request = parser_->get();
         const auto method = request.method_string();
         const auto target = request.target();
-        HttpAnswer answer = route_request(std::string_view(method.data(), method.size()),
-                                          std::string_view(target.data(), target.size()),
-                                          from_loopback_, *handlers_);
+        const std::string_view target_text(target.data(), target.size());
+        if (target_text == "/v1" || target_text.starts_with("/v1/")) {
+            if (!handlers_->admin) {
+                respond({404, "application/json",
+                         "{\"error\": \"the admin API is off: set admin.token_file\"}\n"});
+                return;
+            }
+            const auto authorization = request[http::field::authorization];
+            AdminRequest admin{std::string(method.data(), method.size()), std::string(target_text),
+                               std::string(authorization.data(), authorization.size()),
+                               request.body(), source_};
+            // The session waits (no read) until the answer comes back to this thread.
+            handlers_->admin(std::move(admin), [self = shared_from_this()](HttpAnswer answer) {
+                self->respond(std::move(answer));
+            });
+            return;
+        }
+        respond(route_request(std::string_view(method.data(), method.size()), target_text,
+                              from_loopback_, *handlers_));
+    }
+
+    void respond(HttpAnswer answer) {
+        const auto& request = parser_->get();
         response_ = {};
         response_.version(request.version());
         response_.result(static_cast<http::status>(answer.status));
         response_.set(http::field::server, "ternd");
         response_.set(http::field::content_type, answer.content_type);
         response_.set(http::field::cache_control, "no-store");
-        if (answer.status == 405) {
+        if (answer.status == 405 && !request.target().starts_with("/v1")) {
             response_.set(http::field::allow, request.target() == "/drain" ? "POST" : "GET, HEAD");
         }
+        if (answer.status == 401) response_.set(http::field::www_authenticate, "Bearer");
         const bool head = request.method() == http::verb::head;
         response_.body() = head ? std::string() : std::move(answer.body);
         response_.keep_alive(request.keep_alive());
@@ -117,6 +139,7 @@ private:
     std::shared_ptr<const EndpointHandlers> handlers_;
     std::shared_ptr<std::size_t> sessions_;
     bool from_loopback_;
+    std::string source_;
 };
 
 }  // namespace
@@ -191,7 +214,8 @@ void MetricsEndpoint::accept() {
             boost::system::error_code peer_ec;
             const auto peer = from_endpoint(socket.remote_endpoint(peer_ec));
             std::make_shared<HttpSession>(std::move(socket), handlers_, sessions_,
-                                          !peer_ec && is_loopback(peer))
+                                          !peer_ec && is_loopback(peer),
+                                          peer_ec ? std::string() : peer.unmapped().ip_string())
                 ->read();
         }
         accept();

@@ -15,10 +15,13 @@ using metrics::Metric;
 namespace {
 
 constexpr std::array<std::string_view, 2> family_names = {"ipv4", "ipv6"};
+// Indexed like MetricsSnapshot::admin_requests (AdminOutcome in admin_api.hpp).
+constexpr std::array<std::string_view, 6> admin_outcome_names = {
+    "ok", "bad_request", "unauthorized", "rate_limited", "not_found", "failed"};
 // Indexed by auth::AuthOutcome.
-constexpr std::array<std::string_view, 7> auth_reasons = {
+constexpr std::array<std::string_view, 8> auth_reasons = {
     "ok",          "missing_credentials", "bad_request", "unknown_user", "integrity_mismatch",
-    "stale_nonce", "credential_expired"};
+    "stale_nonce", "credential_expired",  "revoked"};
 
 std::string label(std::string_view key, std::string_view value) {
     return fmt::format("{}=\"{}\"", key, value);
@@ -150,6 +153,20 @@ std::string MetricsSnapshot::to_prometheus() const {
         put(Metric::worker_loop_lag_seconds, label("worker", std::to_string(i)),
             worker_lag_seconds[i]);
     }
+    const auto set = [&](Metric m, std::string labels, std::uint64_t value) {
+        samples[static_cast<std::size_t>(m)].push_back(Sample{std::move(labels), value});
+    };
+    if (open_fds) set(Metric::open_fds, "", *open_fds);
+    if (max_fds) set(Metric::max_fds, "", *max_fds);
+    for (std::size_t f = 0; f < relay_ports_free.size(); ++f) {
+        set(Metric::relay_ports_free, label("family", family_names[f]), relay_ports_free[f]);
+    }
+    set(Metric::revoked_users, "", revoked_users);
+    for (std::size_t i = 0; i < admin_requests.size(); ++i) {
+        set(Metric::admin_requests, label("outcome", admin_outcome_names[i]), admin_requests[i]);
+    }
+    set(Metric::usage_records, label("outcome", "written"), usage_records_written);
+    set(Metric::usage_records, label("outcome", "failed"), usage_records_failed);
 
     std::string out;
     out.reserve(16384);

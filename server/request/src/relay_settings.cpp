@@ -59,7 +59,8 @@ std::shared_ptr<const allocation::PeerPolicy> make_peer_policy(
     const config::Config& config, std::span<const config::Listener> bound) {
     std::vector<protocol::TransportAddress> own = config.relay.addresses;
     for (const auto& e : config.relay.external_addresses) {
-        own.push_back(e.internal);
+        // relay.external_address maps from the unspecified address, which is no address of ours.
+        if (!is_wildcard(e.internal)) own.push_back(e.internal);
         own.push_back(e.external);
     }
     for (const auto& l : bound) {

@@ -57,7 +57,7 @@ std::vector<auth::StaticUserCredential> static_users(const config::Config& c) {
 
 }  // namespace
 
-static_assert(static_cast<std::size_t>(auth::AuthOutcome::credential_expired) + 1 ==
+static_assert(static_cast<std::size_t>(auth::AuthOutcome::revoked) + 1 ==
                   std::tuple_size_v<decltype(DispatchCounters::auth_outcomes)>,
               "one tally per AuthOutcome");
 
@@ -136,6 +136,11 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
     if (result.outcome == auth::AuthOutcome::credential_expired &&
         !auth::refuses(creds.policy, msg.method(), result.rest_expiry, context.unix_now)) {
         result.outcome = auth::AuthOutcome::ok;
+    }
+    // A revoked user's credential verifies but is refused like a wrong one, so a client that
+    // leaked it learns nothing more than a guesser would.
+    if (result.ok() && revocations_ && revocations_->refuses(result.username, context.unix_now)) {
+        result.outcome = auth::AuthOutcome::revoked;
     }
     if (!result.ok()) {
         // Challenges and failures cost the sender's bucket; past its rate it gets silence.

@@ -580,6 +580,24 @@ TEST_F(AllocationManagerTest, ExternalMappingAdvertisesTheExternalAddress) {
     EXPECT_EQ(relayed.port, egress.opens[0].address.port);
 }
 
+// relay.external_address: a mapping from the unspecified address covers every relay address of
+// its family, and no other family.
+TEST_F(AllocationManagerTest, ExternalMappingFromTheUnspecifiedAddressCoversItsFamily) {
+    const TransportAddress internal = ip("10.1.1.1");
+    const TransportAddress external = ip("203.0.113.77");
+    TransportAddress any_v6;
+    any_v6.family = AddressFamily::ipv6;
+    settings.relay_addresses = {internal};
+    // The IPv6 mapping comes first and must not be taken for an IPv4 relay address.
+    settings.external_addresses = {ExternalMapping{any_v6, ip("2001:db8::77")},
+                                   ExternalMapping{TransportAddress{}, external}};
+    const TransportAddress relayed = must_allocate(tuple(40000), alice());
+    ASSERT_EQ(egress.opens.size(), 1u);
+    EXPECT_TRUE(same_ip(egress.opens[0].address, internal));
+    EXPECT_TRUE(same_ip(relayed, external)) << relayed.to_string();
+    EXPECT_EQ(relayed.port, egress.opens[0].address.port);
+}
+
 TEST_F(AllocationManagerTest, AddressInUseRetriesAnotherPort) {
     egress.fail_next_opens(OpenRelayStatus::address_in_use);
     const TransportAddress relayed = must_allocate(tuple(40000), alice());

@@ -328,16 +328,22 @@ TEST(LoadConfigErrors, TabIndentationIsASyntaxErrorThatSaysSo) {
                      "YAML syntax error: illegal map value (YAML indents with spaces, not tabs)");
 }
 
-TEST(LoadConfigErrors, UnterminatedQuoteIsASyntaxError) {
+TEST(LoadConfigErrors, UnterminatedQuoteIsReportedOnTheQuotesLine) {
     // yaml-cpp 0.7 itself would accept the first two, swallowing the rest of the file.
-    expect_one_error("realm: \"example.org\n", "", 1,
-                     "YAML syntax error: illegal EOF in scalar (is the quote on line 1 closed?)");
-    expect_one_error("threads: 2\nrealm: 'example.org\nlog: {}\n\n", "", 3,
-                     "YAML syntax error: illegal EOF in scalar (is the quote on line 2 closed?)");
+    const auto open_quote = [](int stopped, const std::string& symptom) {
+        return "YAML syntax error: a quote opened on this line is not closed (the parser "
+               "stopped on line " +
+               std::to_string(stopped) + ": " + symptom + ")";
+    };
+    expect_one_error("realm: \"example.org\n", "", 1, open_quote(1, "illegal EOF in scalar"));
+    expect_one_error("threads: 2\nrealm: 'example.org\nlog: {}\n\n", "", 2,
+                     open_quote(3, "illegal EOF in scalar"));
     expect_one_error("realm: 'it''s' # '\nsoftware: \"a\\\"b\" # \"\nlog: [ \"x\n", "", 3,
-                     "YAML syntax error: illegal EOF in scalar (is the quote on line 3 closed?)");
-    expect_one_error("realm: \"example.org", "", 1,
-                     "YAML syntax error: illegal EOF in scalar (is the quote on line 1 closed?)");
+                     open_quote(3, "illegal EOF in scalar"));
+    expect_one_error("realm: \"example.org", "", 1, open_quote(1, "illegal EOF in scalar"));
+    // The quote swallows the next line's opening quote, and the parser trips over the rest.
+    expect_one_error("realm: \"example.org\nlisten: [ \"udp://0.0.0.0:3478\" ]\n", "", 1,
+                     open_quote(2, "end of map not found"));
 }
 
 TEST(LoadConfigErrors, UnterminatedFlowListIsASyntaxError) {

@@ -121,6 +121,8 @@ TEST(MetricsSnapshot, IsValidPrometheusTextWithHelpAndTypeBeforeEachFamily) {
 TEST(MetricsSnapshot, RendersEveryFamilyOfTheListInOrder) {
     MetricsSnapshot s;
     s.worker_lag_seconds = {0};
+    s.open_fds = 12;  // left out when /proc or the limit cannot be read
+    s.max_fds = 1024;
     DispatchCounters d;
     d.responses[0][0] += 1;  // `requests` lists only codes seen
     s.add(d);
@@ -157,7 +159,8 @@ EndpointHandlers handlers(Calls& c) {
             [&c] {
                 ++c.drains;
                 c.draining = true;
-            }};
+            },
+            nullptr};
 }
 
 TEST(MetricsEndpointRoute, ServesMetricsAndHealthAndDrainsOnlyFromLoopback) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "tern/allocation/allocation_quota.hpp"
+#include "tern/allocation/allocation_record.hpp"
 #include "tern/allocation/allocation_table.hpp"
 #include "tern/allocation/client_route.hpp"
 #include "tern/allocation/five_tuple.hpp"
@@ -37,7 +39,9 @@ enum class DefaultFamily : std::uint8_t {
 };
 
 struct ExternalMapping {
-    protocol::TransportAddress internal;  // the address relay sockets bind (port ignored)
+    // The address relay sockets bind (port ignored); the unspecified address of a family
+    // stands for every address of that family.
+    protocol::TransportAddress internal;
     protocol::TransportAddress external;  // what XOR-RELAYED-ADDRESS advertises (port ignored)
 };
 
@@ -182,8 +186,22 @@ public:
     // sockets and ports, and sweeps lapsed permissions and channels.
     void expire(TimePoint now);
 
-    // Removes every allocation (shutdown).
+    // Removes every allocation (shutdown; a drain's end).
     void clear();
+
+    // The operator's view (the admin API), on the worker's thread; none of it runs per packet.
+    // Live allocations now.
+    std::vector<AllocationRecord> records(TimePoint now) const;
+    // Ends the allocation with this id now (ports freed, a later Refresh gets 437); false when
+    // there is none here.
+    bool end_allocation(std::uint64_t id, EndReason reason);
+    // Ends every allocation whose username `belongs`; returns how many.
+    std::size_t end_allocations_of(const std::function<bool(std::string_view username)>& belongs,
+                                   EndReason reason);
+    // Ended allocations go to `sink` (may be null: none); it must outlive the manager.
+    void set_usage_sink(UsageSink* sink) noexcept { usage_ = sink; }
+    // Ids of this manager's allocations start here; give each manager of a process its own.
+    void set_id_base(std::uint64_t base) noexcept { next_id_ = base; }
 
     // Shutting down gracefully: live allocations keep working, new Allocates get 508 so
     // clients try another server.
@@ -258,7 +276,10 @@ private:
     static constexpr int max_bind_attempts = 16;
     std::optional<OpenedRelay> open_relay(const protocol::TransportAddress& ip, bool dont_fragment,
                                           std::optional<std::uint16_t> fixed_port, TimePoint now);
-    void release(Allocation& allocation) noexcept;
+    void release(Allocation& allocation, EndReason reason);
+    static EndReason lapsed_reason(const Allocation& a) noexcept;
+    // `now` set: a live list's entry; null: the usage record of an allocation that ended.
+    AllocationRecord record_of(const Allocation& a, const TimePoint* now) const;
     AllocationLimits table_limits() const noexcept;  // the table's own, unbounded with quota_
     // The allocation's relay address of `family`, if it has one.
     static const protocol::TransportAddress* relay_of(const Allocation& a,
@@ -285,6 +306,8 @@ private:
     RelayCounters counters_;
     std::uint64_t data_indications_ = 0;  // transaction IDs of Data indications
     bool draining_ = false;
+    UsageSink* usage_ = nullptr;
+    std::uint64_t next_id_ = 1;
 };
 
 }  // namespace tern::allocation

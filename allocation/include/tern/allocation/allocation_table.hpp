@@ -69,6 +69,18 @@ private:
     std::uint8_t size_ = 0;
 };
 
+// Relayed traffic of one allocation, payload bytes, counted when a datagram is routed (a send the
+// kernel then refuses is in RelayCounters::dropped_send_failed); and the most permissions and
+// channels it held at once.
+struct AllocationUsage {
+    std::uint64_t packets_to_peer = 0;
+    std::uint64_t bytes_to_peer = 0;
+    std::uint64_t packets_to_client = 0;
+    std::uint64_t bytes_to_client = 0;
+    std::uint32_t most_permissions = 0;
+    std::uint32_t most_channels = 0;
+};
+
 struct Allocation {
     FiveTuple tuple;
     std::string username;  // the caller answers 441 when a request's username differs (§5)
@@ -81,7 +93,11 @@ struct Allocation {
     TokenBucket to_peer_budget;          // limits.allocation_bandwidth, each direction
     TokenBucket to_client_budget;
     std::shared_ptr<UserBuckets>
-        user_budget;  // limits.user_bandwidth; shared with the user's others
+        user_budget;       // limits.user_bandwidth; shared with the user's others
+    std::uint64_t id = 0;  // unique in the process: the admin API's session id
+    TimePoint started{};
+    AllocationUsage usage;
+    bool credential_capped = false;  // cap_expiry lowered its expiry (auth.expiry strict)
 
     bool live(TimePoint now) const noexcept { return now < expires; }
 };
@@ -149,6 +165,10 @@ public:
     template <class F>
     void for_each(F&& f) {
         for (auto& [tuple, allocation] : table_) f(allocation);
+    }
+    template <class F>
+    void for_each(F&& f) const {
+        for (const auto& [tuple, allocation] : table_) f(allocation);
     }
 
     std::size_t size() const noexcept { return table_.size(); }  // includes unswept lapsed ones

@@ -32,6 +32,8 @@ enum class AuthOutcome : std::uint8_t {
     credential_expired,  // 401: a verified REST credential past its expiry, or with an expiry
                          //      beyond the lifetime ceiling (identity is filled in, so a caller
                          //      applying ExpiryPolicy may still accept it)
+    revoked,             // 401: a verified credential of a user the operator revoked (set by the
+                         //      caller, which holds the RevocationList)
 };
 
 // 0 for ok, else the STUN error code the response must carry.

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -208,6 +210,34 @@ struct Metrics {
     friend bool operator==(const Metrics&, const Metrics&) = default;
 };
 
+// Where each key was written: "relay.allow_peers[1]" -> its 1-based line, for warnings and
+// checks after loading. Not part of a config's value, like a pair's lines: a comment added
+// above a key changes nothing the server does.
+struct KeyLines {
+    std::map<std::string, int, std::less<>> lines;
+    int of(std::string_view key) const {
+        const auto found = lines.find(key);
+        return found == lines.end() ? 0 : found->second;
+    }
+    friend bool operator==(const KeyLines&, const KeyLines&) { return true; }
+};
+
+// The admin API under /v1/ on metrics.listen: on only with a token file.
+struct Admin {
+    std::optional<std::string> token_file;  // absolute; absent = the admin API is off
+    std::string token;                      // its first line, trimmed
+    // Revocations kept across restarts (resolved absolute).
+    std::string revocations_file = "/var/lib/tern/revocations";
+    friend bool operator==(const Admin&, const Admin&) = default;
+};
+
+// One record per ended allocation.
+struct UsageRecords {
+    std::optional<std::string> file;  // JSON lines, appended; reopened on SIGHUP
+    bool journal = false;             // also to the systemd journal, with TERN_* fields
+    friend bool operator==(const UsageRecords&, const UsageRecords&) = default;
+};
+
 struct Config {
     std::string realm = "tern";
     std::vector<Listener> listen;  // a file without `listen` gets the embedded default's
@@ -220,7 +250,10 @@ struct Config {
     unsigned threads = 0;  // 0 = auto: one worker per core
     Log log;
     Metrics metrics;
+    Admin admin;
+    UsageRecords usage_records;
     std::string software = "tern";  // SOFTWARE attribute value; empty = omit
+    KeyLines key_lines;             // empty for a Config not loaded from text
 
     friend bool operator==(const Config&, const Config&) = default;
 };

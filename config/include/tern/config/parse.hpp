@@ -39,6 +39,10 @@ inline constexpr std::size_t max_software_bytes = 763;
 std::string escape_for_message(std::string_view text, std::size_t max_bytes = 64);
 std::string quote_for_message(std::string_view text);
 
+// `text` without leading and trailing blanks (space, tab, CR of a CRLF line end, VT, FF): how a
+// line of a secrets file, a token file or a coturn option is read.
+std::string_view trim_blanks(std::string_view text) noexcept;
+
 // "192.0.2.1", "2001:db8::1" or "[2001:db8::1]"; no port, no host names.
 Parsed<TransportAddress> parse_ip_address(std::string_view text);
 

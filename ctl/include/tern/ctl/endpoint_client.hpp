@@ -27,4 +27,13 @@ struct HttpResult {
 HttpResult http_request(const Endpoint& endpoint, std::string_view method, std::string_view target,
                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// For the admin API: `bearer_token` (when not empty) as Authorization: Bearer, and a body.
+struct HttpExtras {
+    std::string bearer_token;
+    std::string body;
+};
+HttpResult http_request(const Endpoint& endpoint, std::string_view method, std::string_view target,
+                        const HttpExtras& extras,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 }  // namespace tern::ctl

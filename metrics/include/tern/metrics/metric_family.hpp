@@ -62,7 +62,19 @@ enum class Samples { all, seen };
     F(proxy_header_refused, counter, all, "tern_proxy_header_refused_total",                     \
       "Connections closed for their PROXY header (proxy_protocol.trusted), by reason.")          \
     F(worker_loop_lag_seconds, gauge, all, "tern_worker_loop_lag_seconds",                       \
-      "How late each worker's once-a-second timer last ran; grows while a worker is stuck.")
+      "How late each worker's once-a-second timer last ran; grows while a worker is stuck.")     \
+    F(open_fds, gauge, all, "tern_open_fds",                                                     \
+      "File descriptors ternd has open (sockets, relay sockets, files).")                        \
+    F(max_fds, gauge, all, "tern_max_fds",                                                       \
+      "The descriptor limit (RLIMIT_NOFILE); at it, new allocations and connections fail.")      \
+    F(relay_ports_free, gauge, all, "tern_relay_ports_free",                                     \
+      "Relay ports of relay.ports not in use, by address family.")                               \
+    F(revoked_users, gauge, all, "tern_revoked_users",                                           \
+      "Users whose credentials are refused (POST /v1/users/{user}/revoke).")                     \
+    F(admin_requests, counter, all, "tern_admin_requests_total",                                 \
+      "Admin API requests (/v1/), by outcome.")                                                  \
+    F(usage_records, counter, all, "tern_usage_records_total",                                   \
+      "Usage records of ended allocations, by outcome (failed: the file could not be written).")
 
 enum class Metric : std::size_t {
 #define TERN_METRIC_ID(id, type, samples, name, help) id,

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -41,6 +43,7 @@ struct SharedRelayState {
     ConnectionQuota& connections;
     ConnectionQuota& fallback_connections;  // edge.fallback_max_connections(_per_ip)
     std::uint64_t hash_seed;
+    allocation::UsageSink* usage = nullptr;  // ended allocations (usage_records); may be null
 };
 
 class Worker final : private UdpReadinessHandler {
@@ -70,6 +73,19 @@ public:
     void apply(std::shared_ptr<const config::Config> config,
                std::shared_ptr<const allocation::PeerPolicy> peers,
                std::shared_ptr<boost::asio::ssl::context> tls);
+
+    // The operator's requests (the admin API), carried out on the worker's thread; each `done`
+    // runs there too, so the caller posts its result back to its own thread.
+    using SessionsDone =
+        std::function<void(std::vector<allocation::AllocationRecord> records, TimePoint now)>;
+    void list_sessions(SessionsDone done);
+    // Ends allocation `id` if this worker holds it; done(false) otherwise.
+    void end_session(std::uint64_t id, std::function<void(bool ended)> done);
+    // Ends every allocation of `user` (its own name, or REST usernames with that user part).
+    void end_user(std::string user, allocation::EndReason reason,
+                  std::function<void(std::size_t ended)> done);
+    // Requests from now on check credentials against `revocations`.
+    void set_revocations(std::shared_ptr<const auth::RevocationList> revocations);
 
     // Before start() only: the policy once the bound listening addresses are known.
     void set_peer_policy(std::shared_ptr<const allocation::PeerPolicy> peers);

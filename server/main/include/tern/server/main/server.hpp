@@ -19,10 +19,13 @@
 #include "tern/allocation/user_bandwidth.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/io/worker.hpp"
+#include "tern/server/ops/admin_service.hpp"
 #include "tern/server/ops/drain.hpp"
 #include "tern/server/ops/metrics_endpoint.hpp"
 #include "tern/server/ops/metrics_snapshot.hpp"
+#include "tern/server/ops/revocation_store.hpp"
 #include "tern/server/ops/service_notifier.hpp"
+#include "tern/server/ops/usage_record_log.hpp"
 #include "tern/server/request/connection_quota.hpp"
 #include "tern/server/request/source_rate_limiter.hpp"
 
@@ -56,6 +59,8 @@ public:
 private:
     config::Config with_runtime_secret(config::Config c);
     void log_relay_addresses() const;
+    // Usage records and revocations, before the workers start; false when start must fail.
+    bool open_operator_state();
     // SIGTERM or POST /drain, with limits.shutdown_grace.
     void begin_drain(std::string_view cause);
     void keep_watchdog_fed(std::chrono::microseconds timeout);
@@ -75,12 +80,16 @@ private:
     std::string generated_secret_;
     std::string generated_nonce_secret_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
+    // Both outlive the workers, which write records until they stop.
+    std::unique_ptr<UsageRecordLog> usage_ = std::make_unique<UsageRecordLog>();
+    std::unique_ptr<RevocationStore> revocations_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<config::Listener> bound_;
 
     // The main thread's loop: signals, drain, watchdog and the metrics endpoint.
     boost::asio::io_context control_{1};
     boost::asio::steady_timer watchdog_timer_{control_};
+    std::unique_ptr<AdminService> admin_;  // admin.token_file set
     std::unique_ptr<MetricsEndpoint> metrics_;
     ServiceNotifier notifier_;
     Drain drain_{control_, notifier_,

@@ -15,17 +15,29 @@
 
 namespace tern::server {
 
+struct HttpAnswer {
+    unsigned status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+};
+
+// A request under /v1/, for the admin API.
+struct AdminRequest {
+    std::string method;
+    std::string target;
+    std::string authorization;  // the Authorization header, as sent
+    std::string body;
+    std::string source;  // the client's IP
+};
+
 // What the endpoint asks of the server; each runs on the endpoint's thread.
 struct EndpointHandlers {
     std::function<std::string()> metrics;  // the /metrics page
     std::function<bool()> draining;
     std::function<void()> drain;  // starts a drain, as SIGTERM does
-};
-
-struct HttpAnswer {
-    unsigned status = 200;
-    std::string content_type = "text/plain; charset=utf-8";
-    std::string body;
+    // /v1/: answers through `reply`, later, on the endpoint's thread. Null: the admin API is
+    // off (no admin.token_file) and /v1/ is 404.
+    std::function<void(AdminRequest request, std::function<void(HttpAnswer)> reply)> admin;
 };
 
 // The routing, without sockets: `method` and `target` as received, `from_loopback` whether the

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,17 @@ public:
     bool draining = false;
     double uptime_seconds = 0;
     std::vector<double> worker_lag_seconds;  // by worker index
+    // The process: descriptors open and their limit (left out when unknown), free relay ports
+    // by family (ipv4, ipv6).
+    std::optional<std::uint64_t> open_fds;
+    std::optional<std::uint64_t> max_fds;
+    std::array<std::uint64_t, 2> relay_ports_free{};
+    // The operator's side: revoked users, admin requests by admin_outcomes, usage records
+    // written and failed.
+    std::uint64_t revoked_users = 0;
+    std::array<std::uint64_t, 6> admin_requests{};
+    std::uint64_t usage_records_written = 0;
+    std::uint64_t usage_records_failed = 0;
 
     // One worker's tallies, added to those of the workers before it.
     void add(const allocation::RelayCounters& c);

@@ -7,8 +7,10 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include "tern/allocation/allocation_manager.hpp"
+#include "tern/auth/revocation_list.hpp"
 #include "tern/config/config.hpp"
 #include "tern/protocol/message_type.hpp"
 #include "tern/server/request/packet_context.hpp"
@@ -39,7 +41,7 @@ struct DispatchCounters {
     // Responses sent, by method_slot and code_slot.
     std::array<std::array<Tally, counted_codes.size() + 1>, counted_methods.size()> responses;
     // Failed authentications by auth::AuthOutcome (the challenge included).
-    std::array<Tally, 7> auth_outcomes;
+    std::array<Tally, 8> auth_outcomes;
 };
 
 class RequestDispatcher {
@@ -61,6 +63,10 @@ public:
     // are kept.
     void set_config(std::shared_ptr<const config::Config> config);
     const config::Config& config() const noexcept { return *config_; }
+    // The users the operator revoked (null: none); verified credentials of theirs get 401.
+    void set_revocations(std::shared_ptr<const auth::RevocationList> revocations) noexcept {
+        revocations_ = std::move(revocations);
+    }
 
     // Returns the reply written into `out`, or an empty span when nothing is to be sent
     // (malformed input, indications, responses, ChannelData, unknown junk).
@@ -92,6 +98,7 @@ private:
     std::unique_ptr<SourceRateLimiter> own_limiter_;
     SourceRateLimiter* unauthenticated_;
     DispatchCounters counters_;
+    std::shared_ptr<const auth::RevocationList> revocations_;
 };
 
 }  // namespace tern::server

@@ -1,0 +1,256 @@
+#include "tern/server/ops/admin_service.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <memory>
+#include <utility>
+
+#include "tern/auth/revocation_list.hpp"
+
+namespace tern::server {
+
+namespace asio = boost::asio;
+using allocation::TimePoint;
+
+namespace {
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+bool belongs_to(std::string_view username, std::string_view user) {
+    return username == user || auth::user_of(username) == user;
+}
+
+// Asks every worker for a T and hands the answers, in worker order, to `finish` on `control`.
+template <class T, class Ask, class Finish>
+void gather(asio::io_context& control, const std::vector<Worker*>& workers, Ask ask,
+            Finish finish) {
+    struct Gathered {
+        std::vector<T> answers;
+        std::size_t remaining;
+        Finish finish;
+    };
+    auto state = std::make_shared<Gathered>(
+        Gathered{std::vector<T>(workers.size()), workers.size(), std::move(finish)});
+    if (workers.empty()) {
+        state->finish(std::move(state->answers));
+        return;
+    }
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+        ask(*workers[i], [&control, state, i](T answer) {
+            asio::post(control, [state, i, answer = std::move(answer)]() mutable {
+                state->answers[i] = std::move(answer);
+                if (--state->remaining == 0) state->finish(std::move(state->answers));
+            });
+        });
+    }
+}
+
+}  // namespace
+
+AdminService::AdminService(asio::io_context& control, std::vector<Worker*> workers,
+                           RevocationStore& revocations, const config::Config& config)
+    : control_(control), workers_(std::move(workers)), revocations_(revocations) {
+    configure(config);
+}
+
+void AdminService::configure(const config::Config& config) {
+    token_ = config.admin.token;
+    realm_ = config.realm;
+}
+
+std::function<void(HttpAnswer)> AdminService::counted(std::function<void(HttpAnswer)> reply) {
+    return [this, reply = std::move(reply)](HttpAnswer answer) {
+        ++requests_[static_cast<std::size_t>(outcome_of(answer.status))];
+        reply(std::move(answer));
+    };
+}
+
+void AdminService::handle(AdminRequest request, std::function<void(HttpAnswer)> reply) {
+    auto done = counted(std::move(reply));
+    const auto now = std::chrono::steady_clock::now();
+    if (limiter_.blocked(request.source, now)) {
+        done(json_error(429, "too many wrong tokens from this address; try again in a minute"));
+        return;
+    }
+    if (!bearer_matches(request.authorization, token_)) {
+        limiter_.failed(request.source, now);
+        spdlog::warn("admin API: wrong or missing token from {}", request.source);
+        done(json_error(401, "send Authorization: Bearer <the token in admin.token_file>"));
+        return;
+    }
+    auto parsed = parse_admin_request(request.method, request.target, request.body);
+    if (auto* answer = std::get_if<HttpAnswer>(&parsed)) {
+        done(std::move(*answer));
+        return;
+    }
+    run(std::get<AdminCommand>(parsed), std::move(done));
+}
+
+void AdminService::run(const AdminCommand& command, std::function<void(HttpAnswer)> reply) {
+    using Kind = AdminCommand::Kind;
+    switch (command.kind) {
+        case Kind::list_sessions:
+            list_sessions(command, std::move(reply));
+            return;
+        case Kind::list_revocations:
+            reply(revocations_json());
+            return;
+        case Kind::kill_session: {
+            const unsigned worker = allocation::worker_of_allocation(command.session);
+            const std::string id = session_id_text(command.session);
+            if (worker >= workers_.size()) {
+                reply(json_error(404, "no such session: " + id));
+                return;
+            }
+            workers_[worker]->end_session(
+                command.session, [this, id, reply = std::move(reply)](bool ended) mutable {
+                    asio::post(control_, [id, ended, reply = std::move(reply)] {
+                        if (!ended) {
+                            reply(json_error(404, "no such session: " + id));
+                            return;
+                        }
+                        spdlog::info("admin API: session {} killed", id);
+                        reply(json_answer(200, "{\"killed\": " + json_quoted(id) + "}"));
+                    });
+                });
+            return;
+        }
+        case Kind::kill_user:
+            end_user(command.user, allocation::EndReason::killed,
+                     [user = command.user, reply = std::move(reply)](std::size_t ended) {
+                         spdlog::info("admin API: {} session(s) of {} killed", ended, user);
+                         reply(json_answer(200, fmt::format(R"({{"user": {}, "killed": {}}})",
+                                                            json_quoted(user), ended)));
+                     });
+            return;
+        case Kind::revoke:
+            revoke(command, std::move(reply));
+            return;
+        case Kind::unrevoke:
+            unrevoke(command, reply);
+            return;
+    }
+}
+
+void AdminService::list_sessions(const AdminCommand& command,
+                                 std::function<void(HttpAnswer)> reply) {
+    using Answer = std::pair<std::vector<allocation::AllocationRecord>, TimePoint>;
+    gather<Answer>(
+        control_, workers_,
+        [](Worker& w, std::function<void(Answer)> done) {
+            w.list_sessions([done = std::move(done)](auto records, TimePoint now) {
+                done(Answer{std::move(records), now});
+            });
+        },
+        [this, command, reply = std::move(reply)](const std::vector<Answer>& answers) {
+            const WallClock clock{std::chrono::steady_clock::now(),
+                                  std::chrono::system_clock::now()};
+            std::string body = "{\"sessions\": [";
+            std::size_t count = 0;
+            for (const auto& [records, now] : answers) {
+                for (const auto& r : records) {
+                    if (!command.user.empty() && !belongs_to(r.username, command.user)) continue;
+                    const auto client = r.tuple.client.unmapped();
+                    if (!command.client.empty() && command.client != client.ip_string() &&
+                        command.client != client.to_string()) {
+                        continue;
+                    }
+                    body += count++ == 0 ? "\n  " : ",\n  ";
+                    body += allocation_json(r, realm_, clock);
+                }
+            }
+            body += fmt::format("\n], \"count\": {}}}", count);
+            reply(json_answer(200, std::move(body)));
+        });
+}
+
+void AdminService::end_user(const std::string& user, allocation::EndReason reason,
+                            std::function<void(std::size_t)> done) {
+    gather<std::size_t>(
+        control_, workers_,
+        [user, reason](Worker& w, std::function<void(std::size_t)> answer) {
+            w.end_user(user, reason, std::move(answer));
+        },
+        [done = std::move(done)](const std::vector<std::size_t>& ended) {
+            std::size_t sum = 0;
+            for (const auto n : ended) sum += n;
+            done(sum);
+        });
+}
+
+void AdminService::revoke(const AdminCommand& command, std::function<void(HttpAnswer)> reply) {
+    const auto now = unix_now();
+    const auto until = command.until.value_or(now + default_revocation.count());
+    if (until <= now) {
+        reply(json_error(400, "until is not in the future"));
+        return;
+    }
+    const auto list = revocations_.revoke(command.user, until, now);
+    const std::string saved = revocations_.save();
+    // Each worker applies the list before it ends the user's allocations (its queue is FIFO),
+    // so no Allocate of the user slips in between.
+    for (auto* w : workers_) w->set_revocations(list);
+    end_user(
+        command.user, allocation::EndReason::revoked,
+        [user = command.user, until, saved, reply = std::move(reply)](std::size_t ended) {
+            const auto until_text =
+                rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(until)));
+            spdlog::info("admin API: {} revoked until {}; {} session(s) ended", user, until_text,
+                         ended);
+            std::string body =
+                fmt::format(R"({{"user": {}, "until": {}, "until_text": {}, "ended_sessions": {})",
+                            json_quoted(user), until, json_quoted(until_text), ended);
+            if (!saved.empty()) {
+                spdlog::error("admin API: revocation of {} applies until restart: {}", user, saved);
+                body += ", \"error\": " +
+                        json_quoted("revoked until ternd restarts; not saved: " + saved);
+                reply(json_answer(500, body + "}"));
+                return;
+            }
+            reply(json_answer(200, body + "}"));
+        });
+}
+
+void AdminService::unrevoke(const AdminCommand& command,
+                            const std::function<void(HttpAnswer)>& reply) {
+    bool was_revoked = false;
+    const auto list = revocations_.lift(command.user, was_revoked);
+    if (!was_revoked) {
+        reply(json_error(404, "not revoked: " + command.user));
+        return;
+    }
+    const std::string saved = revocations_.save();
+    for (auto* w : workers_) w->set_revocations(list);
+    spdlog::info("admin API: revocation of {} lifted", command.user);
+    std::string body = "{\"user\": " + json_quoted(command.user) + ", \"lifted\": true";
+    if (!saved.empty()) {
+        body += ", \"error\": " + json_quoted("lifted until ternd restarts; not saved: " + saved);
+        reply(json_answer(500, body + "}"));
+        return;
+    }
+    reply(json_answer(200, body + "}"));
+}
+
+HttpAnswer AdminService::revocations_json() const {
+    const auto now = unix_now();
+    std::string body = "{\"revocations\": [";
+    std::size_t count = 0;
+    for (const auto& [user, until] : revocations_.current()->entries()) {
+        if (until <= now) continue;
+        body += count++ == 0 ? "\n  " : ",\n  ";
+        body += fmt::format(
+            R"({{"user": {}, "until": {}, "until_text": {}}})", json_quoted(user), until,
+            json_quoted(
+                rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(until)))));
+    }
+    body += fmt::format("\n], \"count\": {}}}", count);
+    return json_answer(200, std::move(body));
+}
+
+}  // namespace tern::server
