@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The install test of tern's Debian package (make test-package): installs the .deb into a fresh
 # Debian 12 root made with debootstrap and checks what an operator gets there: files, user,
-# secret, conffile; lintian and systemd-analyze verify; ternd started with the unit's own
-# command lines relaying coturn's test client; a broken config refused by ExecStartPre; the
-# certbot deploy hook with a live certificate reload; the root booted with systemd-nspawn so
-# systemd itself runs the unit (readiness, sandbox, reload through the hook, a refused start,
+# secret, admin token, conffiles; lintian and systemd-analyze verify; ternd started with the
+# unit's own command lines relaying coturn's test client; a broken config refused by
+# ExecStartPre; the certbot deploy hook with a live certificate reload; the root booted with
+# systemd-nspawn so systemd itself runs the unit (readiness, sandbox, reload through the hook, a
+# refused start, the admin API through ternctl, usage records rotated by the logrotate rule,
 # drain on stop); there, an upgrade that keeps an edited tern.yaml and restarts the relay, and
 # a purge that stops it and removes everything.
 #
@@ -309,6 +310,7 @@ run_deploy_hook() {
 
 mode_owner() { inroot 10 stat -c '%a %U %G' "$1"; }
 no_entry() { ! grep -q "^$1:" "$root/etc/$2"; }
+not_grep() { ! grep -q -- "$1"; }
 not_installed() {
     local status
     status=$(installed 2>/dev/null || true)
@@ -383,8 +385,13 @@ secret=$(awk '!/^#/ && NF { print; exit }' "$root/etc/tern/secrets")
 check "/etc/tern/secrets holds one random secret" \
     test "$(grep -cv -e '^#' -e '^[[:space:]]*$' "$root/etc/tern/secrets")" = 1 -a "${#secret}" -ge 40
 check "/etc/tern/tls is 0750 root:tern" [ "$(mode_owner /etc/tern/tls)" = "750 root tern" ]
-check "/etc/tern/tern.yaml is a conffile" \
-    grep -q '^ /etc/tern/tern.yaml [0-9a-f]\{32\}' <<<"$(conffiles)"
+check "/etc/tern/admin-token is 0640 root:tern" [ "$(mode_owner /etc/tern/admin-token)" = "640 root tern" ]
+check "/etc/tern/admin-token holds a random token: 64 hex digits on its first line" \
+    grep -Eqx '[0-9a-f]{64}' <<<"$(head -n 1 "$root/etc/tern/admin-token")"
+check "/var/lib/tern is 0750 tern:tern" [ "$(mode_owner /var/lib/tern)" = "750 tern tern" ]
+for f in /etc/tern/tern.yaml /etc/logrotate.d/tern; do
+    check "$f is a conffile" grep -q "^ $f [0-9a-f]\{32\}" <<<"$(conffiles)"
+done
 for f in /usr/sbin/ternd /usr/bin/ternctl /usr/share/tern/certbot-deploy-hook; do
     check "$f is executable" [ -x "$root$f" ]
 done
@@ -404,9 +411,10 @@ pass
 
 step "systemd-analyze verify"
 # systemd in the root: verify resolves the unit's dependencies and binaries there, and the
-# systemd step boots it.
-inroot 300 apt-get install -y --no-install-recommends systemd >"$work/install-systemd.log" 2>&1 \
-    </dev/null || { tail -n 30 "$work/install-systemd.log"; fail "installing systemd in the root"; }
+# systemd step boots it. logrotate for the systemd step's check of /etc/logrotate.d/tern.
+inroot 300 apt-get install -y --no-install-recommends systemd logrotate \
+    >"$work/install-systemd.log" 2>&1 </dev/null ||
+    { tail -n 30 "$work/install-systemd.log"; fail "installing systemd and logrotate in the root"; }
 analyze_out="$work/analyze.txt"
 MANPATH="$root/usr/share/man" timeout 60 systemd-analyze verify --root="$root" \
     /lib/systemd/system/tern.service >"$analyze_out" 2>&1 || { cat "$analyze_out"; fail "exit status"; }
@@ -429,7 +437,10 @@ issue_certificate >/dev/null
 install -d -o root -g root -m 0755 "$root/tmp/all"
 cp "$root/etc/letsencrypt/live/tern.test/"*.pem "$root/tmp/all/"
 chmod 0644 "$root/tmp/all/"*.pem
+# relay.external_address is the one-address form of relay.external_addresses, so the two
+# cannot both be set: it stays commented out here.
 sed -E -e 's/^([[:space:]]*)#([[:space:]]*([a-z_0-9]+:( |$)|- "))/\1\2/' \
+    -e 's/^([[:space:]]*)(external_address: )/\1#\2/' \
     -e 's|/etc/tern/tls/|/tmp/all/|' "$root/etc/tern/tern.yaml" >"$root/tmp/all/tern.yaml"
 mapfile -t check_all < <(with_config /tmp/all/tern.yaml "${exec_start_pre[@]}")
 check "every commented-out setting in tern.yaml is valid" quiet as_unit_user 30 "${check_all[@]}"
@@ -525,8 +536,11 @@ umount "$root/proc"
 dropin="$root/etc/systemd/system/tern.service.d"
 mkdir -p "$dropin"
 printf '[Service]\nWatchdogSec=3s\n' >"$dropin/package-test.conf"
-# The metrics endpoint, for ternctl status and drain, uncommented as documented.
-sed -i 's/^#metrics:/metrics:/' "$root/etc/tern/tern.yaml"
+# The metrics endpoint, for ternctl status and drain, the admin API with the package's token,
+# for ternctl sessions and revoke, and usage records in /var/log/tern, uncommented as
+# documented.
+sed -i -E -e 's/^#(metrics:|admin:|  token_file: |usage_records:|  file: \/var\/log\/tern\/)/\1/' \
+    "$root/etc/tern/tern.yaml"
 nspawn_opts=(--quiet --register=no --machine="$machine" --directory="$root" --boot)
 # Without systemd as the host's init there is no manager to make a scope with; nspawn then
 # stays in the test's own cgroup.
@@ -558,6 +572,8 @@ check "tern.service is active (READY=1 received)" unit_is active
 main_pid=$(unit_property MainPID)
 echo "  $(insystemd 10 systemctl show -p StatusText -p WatchdogUSec -p ExecMainPID tern.service | tr '\n' ' ')"
 check "ternd runs as $unit_user" [ "$(insystemd 10 ps -o user= -p "$main_pid")" = "$unit_user" ]
+check "StateDirectory /var/lib/tern is 0750 tern:tern" [ "$(mode_owner /var/lib/tern)" = "750 tern tern" ]
+check "LogsDirectory /var/log/tern is 0750 tern:tern" [ "$(mode_owner /var/log/tern)" = "750 tern tern" ]
 proc_status=$(insystemd 10 cat "/proc/$main_pid/status")
 check "only CAP_NET_BIND_SERVICE (effective and bounding)" \
     test "$(awk '/^CapEff:/ { print $2 }' <<<"$proc_status")" = 0000000000000400 \
@@ -596,9 +612,38 @@ watchdog_first=$(unit_property WatchdogTimestampMonotonic)
 status_out=$(insystemd 10 ternctl status) || { echo "$status_out"; fail "ternctl status"; }
 mapfile -t status_lines <<<"$status_out"
 printf '  status: %s\n' "${status_lines[@]}"
+# The admin API, as the operator reaches it: ternctl as root reads metrics.listen and the
+# token from /etc/tern/tern.yaml. The restart left no allocations.
+sessions_out=$(insystemd 10 ternctl sessions) || { echo "$sessions_out"; fail "ternctl sessions"; }
+check "ternctl sessions: 0 sessions" [ "$(tail -n 1 <<<"$sessions_out")" = "0 sessions" ]
+insystemd 10 ternctl revoke someone --for 60 | sed 's/^/  revoke: /' || fail "ternctl revoke"
+check "the revocation is kept in /var/lib/tern/revocations, owned by tern" \
+    [ "$(inroot 10 stat -c %U /var/lib/tern/revocations)" = tern ]
+check "no /var/lib/tern/revocations.new left behind" [ ! -e "$root/var/lib/tern/revocations.new" ]
+insystemd 10 ternctl unrevoke someone | sed 's/^/  unrevoke: /' || fail "ternctl unrevoke"
+# Usage records: the restart above drained the allocations of the earlier relay checks, so
+# each left a JSON line. The logrotate rule moves the file and reloads ternd, which then
+# writes to the new one.
+check "usage records in /var/log/tern/usage.jsonl" \
+    [ "$(head -c 1 "$root/var/log/tern/usage.jsonl" 2>/dev/null)" = "{" ]
+logrotate_out=$(insystemd 30 logrotate -d /etc/logrotate.d/tern 2>&1) ||
+    { echo "$logrotate_out"; fail "logrotate -d /etc/logrotate.d/tern"; }
+check "logrotate -d /etc/logrotate.d/tern: parsed, no errors" \
+    not_grep '^error:' <<<"$logrotate_out"
+main_pid=$(unit_property MainPID)
+insystemd 60 logrotate -f /etc/logrotate.d/tern || fail "logrotate -f /etc/logrotate.d/tern"
+check "logrotate moved the records to usage.jsonl.1" [ -s "$root/var/log/tern/usage.jsonl.1" ]
+check "and created usage.jsonl, 0640 tern:tern" \
+    [ "$(mode_owner /var/log/tern/usage.jsonl)" = "640 tern tern" ]
+check "its postrotate reloaded ternd, not restarted it" \
+    test "$(unit_property ActiveState)" = active -a "$(unit_property MainPID)" = "$main_pid"
+rotated_records=$(wc -l <"$root/var/log/tern/usage.jsonl.1")
 # SIGTERM drains live allocations for shutdown_grace (3 s here); systemd waits, and the stop
 # counts as a clean one.
 relay_check "udp (after restart)"
+sessions_out=$(insystemd 10 ternctl sessions) || { echo "$sessions_out"; fail "ternctl sessions"; }
+check "ternctl sessions lists the relay check's allocations" \
+    grep -Eqx '[1-9][0-9]* sessions?' <<<"$(tail -n 1 <<<"$sessions_out")"
 watchdog_last=$(unit_property WatchdogTimestampMonotonic)
 stop_started=$SECONDS
 insystemd 60 systemctl stop tern.service || fail "systemctl stop"
@@ -607,6 +652,9 @@ check "stopped cleanly: inactive, result success, exit status 0" \
     test "$(unit_property ActiveState)" = inactive -a "$(unit_property Result)" = success \
     -a "$(unit_property ExecMainStatus)" = 0
 check "ternd drained on stop" journal_has "draining"
+check "after the rotation, records went to the new usage.jsonl" \
+    test -s "$root/var/log/tern/usage.jsonl" \
+    -a "$(wc -l <"$root/var/log/tern/usage.jsonl.1")" = "$rotated_records"
 # ternctl drain: the same drain, asked for over the metrics endpoint; ternd then exits 0 and
 # systemd leaves it stopped.
 insystemd 60 systemctl start tern.service || fail "systemctl start"
@@ -638,6 +686,7 @@ insystemd 60 systemctl start tern.service || fail "systemctl start"
 main_pid=$(unit_property MainPID)
 yaml_before=$(sha256sum <"$root/etc/tern/tern.yaml")
 secrets_before=$(sha256sum <"$root/etc/tern/secrets")
+token_before=$(sha256sum <"$root/etc/tern/admin-token")
 insystemd 300 apt-get install -y --no-install-recommends "/root/$(basename "$upgrade_deb")" \
     >"$work/upgrade.log" 2>&1 </dev/null || { tail -n 30 "$work/upgrade.log"; fail "apt-get install"; }
 check "dpkg reports tern $upgrade_version installed" \
@@ -647,6 +696,9 @@ check "no .dpkg-dist or .dpkg-new beside it" \
     [ -z "$(find "$root/etc/tern" -name '*.dpkg-*')" ]
 check "/etc/tern/secrets unchanged" [ "$(sha256sum <"$root/etc/tern/secrets")" = "$secrets_before" ]
 check "/etc/tern/secrets still 0640 root:tern" [ "$(mode_owner /etc/tern/secrets)" = "640 root tern" ]
+check "/etc/tern/admin-token unchanged, 0640 root:tern" \
+    test "$(sha256sum <"$root/etc/tern/admin-token")" = "$token_before" \
+    -a "$(mode_owner /etc/tern/admin-token)" = "640 root tern"
 check "postinst restarted the running relay" \
     test "$(insystemd 10 systemctl is-active tern.service)" = active \
     -a "$(unit_property MainPID)" != "$main_pid"
@@ -661,6 +713,8 @@ check "prerm stopped ternd" no_ternd_running
 check "systemd no longer knows tern.service" test "$(unit_property LoadState)" = not-found
 check "/etc/tern is gone" [ ! -e "$root/etc/tern" ]
 check "/var/lib/tern is gone" [ ! -e "$root/var/lib/tern" ]
+check "/var/log/tern is gone" [ ! -e "$root/var/log/tern" ]
+check "/etc/logrotate.d/tern is gone" [ ! -e "$root/etc/logrotate.d/tern" ]
 check "user tern is gone" no_entry tern passwd
 check "group tern is gone" no_entry tern group
 check "the unit's enablement is gone" \
