@@ -1,24 +1,28 @@
 // tern's browser end-to-end test: a real ternd and Debian's headless Chromium, two
 // RTCPeerConnections relayed through ternd (iceTransportPolicy 'relay') over UDP, TCP, TLS and
-// IPv6, with a data channel and synthetic audio/video; plus the refusals, a STUN-only check, and
+// IPv6, with a data channel and synthetic audio/video; plus the refusals, a STUN-only check, the
+// operator's page filled in both ways (its form, and pasted iceServers JSON from ternctl), and
 // the shared port (edge.fallback): the page itself loaded from nginx through ternd's TLS port,
 // and relayed through that same port.
 // Run by run-e2e.sh inside a fresh network namespace (loopback only). Exit 0 = every case passed.
 // What is not Chromium's own is in harness.mjs, shared with e2e-firefox.mjs.
 //
-//   node e2e.mjs --ternd PATH [--chromium /usr/bin/chromium] [--only NAME]
+//   node e2e.mjs --ternd PATH [--ternctl PATH] [--chromium /usr/bin/chromium] [--only NAME]
+//
+// --ternctl defaults to ctl/ternctl beside ternd's server/ in the same build tree.
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   check, checkOperatorRows, checkRelayCall, delta, flowSummary, freePort, here, init, log, logPageErrors,
-  makeCertificates, operatorFields, operatorPageDone, relayCall, restCredential, resultRows, run, scrape, servePage,
-  startNginx, startTernd, terndYaml, wanted, workPath,
+  makeCertificates, operatorFields, operatorPageDone, relayCall, restCredential, resultRows, run, scrape, secret,
+  servePage, startNginx, startTernd, terndYaml, wanted, workPath,
 } from './harness.mjs';
 
 const args = init({
-  usage: 'usage: node e2e.mjs --ternd PATH [--chromium PATH] [--only CASE]',
+  usage: 'usage: node e2e.mjs --ternd PATH [--ternctl PATH] [--chromium PATH] [--only CASE]',
   workPrefix: 'tern-e2e-',
 });
 const chromiumPath = args.chromium || '/usr/bin/chromium';
@@ -43,6 +47,89 @@ async function refusedCase(page, name, urls, cred, expectCode) {
     `expected icecandidateerror ${expectCode}, got ${JSON.stringify(r.errors)}`);
   if (a && b) log(`ok   ${name}: not connected${expectCode ? `, icecandidateerror ${expectCode}` : ''}`);
   return r;
+}
+
+// The iceServers entry an operator pastes into relay-check.html: what `ternctl credential --uri
+// ... --json` prints, minted from the test's secret on standard input, so a change of ternctl's
+// output that the page cannot read fails here. Without a ternctl binary, the same object is made
+// here (and the log says so).
+function ternctlIceServer(urls) {
+  const ternctl = args.ternctl || path.join(path.dirname(args.ternd), '..', 'ctl', 'ternctl');
+  if (existsSync(ternctl)) {
+    return execFileSync(ternctl, ['credential', '--secret', '-', '--user', 'pasted', '--ttl', '600',
+      ...urls.flatMap((u) => ['--uri', u]), '--json'], { input: `${secret}\n`, stdio: ['pipe', 'pipe', 'pipe'] })
+      .toString();
+  }
+  log(`note pasted-ice-servers: no ternctl at ${ternctl} (--ternctl PATH); pasting an object made by the test`);
+  return `${JSON.stringify({ urls, ...restCredential('pasted', 600), ttl: 600 })}\n`;
+}
+
+// relay-check.html with pasted iceServers instead of its form: every shape it accepts read the
+// same, mistakes named, then ternctl's JSON pasted like a person and checked (one relayed row per
+// URL), and the advice a turns: URL's ICE error 701 brings (the browser's call replaced by one
+// that fails with 701, so no certificate has to fail for it).
+async function pastedCase(page, port, tlsPort) {
+  const name = 'pasted-ice-servers';
+  const urls = [`turn:127.0.0.1:${port}?transport=udp`, `turns:localhost:${tlsPort}?transport=tcp`];
+  const json = ternctlIceServer(urls);
+  const entry = JSON.parse(json);
+  const shapes = {
+    object: json,
+    array: JSON.stringify([entry]),
+    iceServers: JSON.stringify({ iceServers: [entry] }),
+    ternctlText: `username: ${entry.username}\npassword: ${entry.credential}\niceServers entry:\n${json}`,
+  };
+  const parsed = await page.evaluate((texts) => Object.fromEntries(
+    Object.entries(texts).map(([k, t]) => [k, window.parseIceServers(t)])),
+  { ...shapes, notJson: '{"urls": [', noUrls: '{"username": "x"}', badUrls: '{"urls": 3}', empty: '  ' });
+  const shapeChecks = Object.keys(shapes).map((shape) => {
+    const p = parsed[shape];
+    return check(name, p && p.servers && p.servers.map((x) => x.url).join(' ') === urls.join(' ') &&
+      p.servers.every((x) => x.username === entry.username && x.credential === entry.credential),
+    `${shape} read as ${JSON.stringify(p)}`);
+  });
+  shapeChecks.push(check(name, parsed.notJson && /^not JSON/.test(parsed.notJson.error) &&
+    parsed.noUrls && parsed.noUrls.error && parsed.badUrls && /"urls"/.test(parsed.badUrls.error) &&
+    parsed.empty === null, `mistakes read as ${JSON.stringify([parsed.notJson, parsed.noUrls, parsed.badUrls, parsed.empty])}`));
+
+  await page.fill('#iceServers', json);
+  const summary = await page.textContent('#pasted');
+  shapeChecks.push(check(name, summary.startsWith('2 URL(s)') && summary.includes(`username ${entry.username}, valid until`),
+    `the box's summary says ${JSON.stringify(summary)}`));
+  await page.click('button');
+  await page.waitForFunction(operatorPageDone, urls.length, { timeout: 60000 });
+  const rows = await page.$$eval('#results tr', resultRows);
+  const relayed = check(name, rows.length === urls.length && rows.every((r, i) => r[0] === urls[i] && r[1] === 'relayed'),
+    `relay-check.html reported ${JSON.stringify(rows)} for ${json}`);
+  if (shapeChecks.every(Boolean) && relayed) {
+    log(`ok   ${name}: 4 shapes read, mistakes named; ${rows.map((r) => `${r[0]} ${r[1]}`).join(', ')}`);
+  }
+
+  const tlsUrl = 'turns:turn.example.org:443?transport=tcp';
+  await page.evaluate(() => {
+    window.realRelayCall = window.relayCall;
+    window.relayCall = async () => ({
+      connected: false, states: ['failed', 'failed'], candidates: [],
+      errors: [{ side: 'caller', code: 701, text: 'TURN allocate request timed out.', url: 'x' }],
+    });
+  });
+  try {
+    await page.fill('#iceServers', JSON.stringify({ ...entry, urls: [tlsUrl] }));
+    await page.click('button');
+    await page.waitForFunction(operatorPageDone, 1, { timeout: 10000 });
+    const failed = await page.$$eval('#results tr', resultRows);
+    const advice = await page.textContent('#advice');
+    if (check(`${name}-701`, failed.length === 1 && failed[0][1] === 'FAILED' && failed[0][2].includes('ICE errors: 701') &&
+        advice.includes('TLS handshake') &&
+        advice.includes('openssl s_client -connect turn.example.org:443 -servername turn.example.org'),
+    `rows ${JSON.stringify(failed)}, advice ${JSON.stringify(advice)}`)) {
+      log(`ok   ${name}-701: a turns: 701 explained, with the openssl s_client line for its host and port`);
+    }
+  } finally {
+    await page.evaluate(() => { window.relayCall = window.realRelayCall; });
+    // The form, not the box, for whatever case runs next on this page.
+    await page.fill('#iceServers', '');
+  }
 }
 
 // TURN on a website's port (ternd's `edge`): nginx serves the relay-check page over HTTPS behind
@@ -178,6 +265,8 @@ async function main() {
         log(`ok   operator-page: ${rows.map((r) => `${r[0]} ${r[1]}`).join(', ')}`);
       }
     }
+
+    if (want('pasted')) await pastedCase(page, port, tlsPort);
 
     if (want('refused')) {
       const wrong = restCredential('alice', 600, 'not-the-secret');

@@ -327,10 +327,11 @@ export function operatorFields(host, port, tlsPort) {
     ['username', cred.username], ['credential', cred.credential]];
 }
 
-// Runs in the page: true once every row of the form's results has its verdict.
-export function operatorPageDone() {
+// Runs in the page: true once all `rows` rows (3 when not given: the form's three transports) of
+// the results have their verdict.
+export function operatorPageDone(rows) {
   const cells = [...document.querySelectorAll('#results td:nth-child(2)')];
-  return cells.length === 3 && cells.every((c) => c.textContent !== 'running…');
+  return cells.length === (rows || 3) && cells.every((c) => c.textContent !== 'running…');
 }
 
 // Runs in the page, over `#results tr`: the result rows' cells as text, without the header.
