@@ -540,7 +540,7 @@ printf '[Service]\nWatchdogSec=3s\n' >"$dropin/package-test.conf"
 # for ternctl sessions and revoke, and usage records in /var/log/tern, uncommented as
 # documented.
 sed -i -E -e 's/^#(metrics:|admin:|  token_file: |usage_records:|  file: \/var\/log\/tern\/)/\1/' \
-    "$root/etc/tern/tern.yaml"
+    -e 's/^#  journal: false/  journal: true/' "$root/etc/tern/tern.yaml"
 nspawn_opts=(--quiet --register=no --machine="$machine" --directory="$root" --boot)
 # Without systemd as the host's init there is no manager to make a scope with; nspawn then
 # stays in the test's own cgroup.
@@ -626,6 +626,9 @@ insystemd 10 ternctl unrevoke someone | sed 's/^/  unrevoke: /' || fail "ternctl
 # writes to the new one.
 check "usage records in /var/log/tern/usage.jsonl" \
     [ "$(head -c 1 "$root/var/log/tern/usage.jsonl" 2>/dev/null)" = "{" ]
+check "and in the journal, with their fields (usage_records.journal)" \
+    test "$(insystemd 30 journalctl --no-pager -o export TERN_EVENT=allocation_ended 2>/dev/null |
+        grep -c '^TERN_RECORD={')" -gt 0
 logrotate_out=$(insystemd 30 logrotate -d /etc/logrotate.d/tern 2>&1) ||
     { echo "$logrotate_out"; fail "logrotate -d /etc/logrotate.d/tern"; }
 check "logrotate -d /etc/logrotate.d/tern: parsed, no errors" \
