@@ -8,12 +8,15 @@
 #include <utility>
 #include <vector>
 
+#include "tern/edge/port_sharing.hpp"
+
 namespace tern::server {
 namespace {
 
 namespace ssl = boost::asio::ssl;
 
-// The RFC 7443 ids in ALPN wire format, so the selection callback can point OpenSSL at them.
+// The RFC 7443 ids (edge::alpn_turn, edge::alpn_nat_discovery) in ALPN wire format, so the
+// selection callback can point OpenSSL at them.
 constexpr std::array<unsigned char, 10> stun_turn_wire = {9,   's', 't', 'u', 'n',
                                                           '.', 't', 'u', 'r', 'n'};
 constexpr std::array<unsigned char, 19> stun_nat_discovery_wire = {
@@ -143,8 +146,8 @@ std::optional<std::string_view> select_alpn(std::span<const unsigned char> clien
         const std::size_t length = client_list[0];
         if (length == 0 || length + 1 > client_list.size()) return std::nullopt;
         const std::string_view id(reinterpret_cast<const char*>(client_list.data() + 1), length);
-        if (id == alpn_stun_turn) return id_of(stun_turn_wire);
-        if (id == alpn_stun_nat_discovery) nat_discovery = true;
+        if (id == edge::alpn_turn) return id_of(stun_turn_wire);
+        if (id == edge::alpn_nat_discovery) nat_discovery = true;
         client_list = client_list.subspan(length + 1);
     }
     if (nat_discovery) return id_of(stun_nat_discovery_wire);

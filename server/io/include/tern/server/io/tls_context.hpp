@@ -38,10 +38,6 @@ private:
     std::map<std::string, std::size_t, std::less<>> wildcard_;  // keyed by the part after "*."
 };
 
-// The RFC 7443 ALPN ids, in ternd's order of preference.
-inline constexpr std::string_view alpn_stun_turn = "stun.turn";
-inline constexpr std::string_view alpn_stun_nat_discovery = "stun.nat-discovery";
-
 // The protocol to select from a client's ALPN list in wire format (length-prefixed ids):
 // stun.turn if offered, else stun.nat-discovery if offered, else none. A malformed list selects
 // none. The view points at static storage.
