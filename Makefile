@@ -25,17 +25,19 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # sender in front of it. Debian 12's nginx package already has http_ssl and realip, nginx-light
 # only adds the echo module. The tests run their own instances on free ports, never the system's).
 BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
-              libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev
+              libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev libhiredis-dev
 TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
               chromium firefox-esr libnss3-tools nftables iproute2 libbenchmark-dev \
-              python3 util-linux nginx haproxy curl
+              python3 util-linux nginx haproxy curl redis-server
 # make lint: formatting, clang-tidy (with run-clang-tidy) and cppcheck; the tests' headers too,
 # since clang-tidy compiles what it checks.
 LINT_DEPS  := clang-format clang-tidy cppcheck libgtest-dev libgmock-dev libbenchmark-dev
 # make bench: Google Benchmark, coturn to compare with, taskset (util-linux) to pin, python3,
 # liburing for the forwarder's io_uring loop candidate (bench/run.py --loops), nginx and curl for
-# a website behind the shared TLS port, haproxy as the splicing TCP proxy it is compared with.
-BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl liburing-dev nginx curl haproxy
+# a website behind the shared TLS port, haproxy as the splicing TCP proxy it is compared with,
+# redis-server for the fleet store's cases (fleet on against off).
+BENCH_DEPS := libbenchmark-dev coturn python3 util-linux openssl liburing-dev nginx curl haproxy \
+              redis-server
 # make test-package: a Debian root to install into (debootstrap), lintian, systemd-analyze and
 # man (its man page check), systemd-nspawn to boot the root (dbus: nspawn's scope on a systemd
 # host), coturn's clients to relay through the installed ternd, openssl and ss (iproute2) for
@@ -44,7 +46,7 @@ PACKAGE_DEPS := debootstrap lintian systemd man-db systemd-container dbus coturn
                 iproute2 dpkg-dev file util-linux
 
 .PHONY: all build run check test unit-and-integration fuzz-smoke fuzz sanitize lint deps test-deps \
-        e2e-deps clean format bench bench-quick bench-micro bench-smoke \
+        e2e-deps deploy-deps clean format bench bench-quick bench-micro bench-smoke \
         deb test-package
 
 all: build
@@ -55,6 +57,7 @@ deps:
 test-deps:
 	@$(call install_missing,$(BUILD_DEPS) $(TEST_DEPS))
 	@$(MAKE) --no-print-directory e2e-deps
+	@$(MAKE) --no-print-directory deploy-deps
 
 # The browser tests' npm packages, exactly as locked (playwright-core drives Debian's Chromium,
 # puppeteer-core Debian's Firefox ESR over WebDriver BiDi; neither downloads a browser).
@@ -62,6 +65,13 @@ e2e-deps:
 	@command -v npm >/dev/null || { $(call install_missing,npm); }
 	@[ -d tests/e2e/node_modules/playwright-core ] && [ -d tests/e2e/node_modules/puppeteer-core ] || \
 	  (cd tests/e2e && npm ci --no-audit --no-fund)
+
+# The Kubernetes manifest check's npm packages (tests/deploy/: kubernetes-models' API schemas,
+# TypeScript for unknown fields, yaml), exactly as locked; the check itself runs offline.
+deploy-deps:
+	@command -v npm >/dev/null || { $(call install_missing,npm); }
+	@[ -d tests/deploy/node_modules/kubernetes-models ] && [ -d tests/deploy/node_modules/typescript ] && \
+	  [ -d tests/deploy/node_modules/yaml ] || (cd tests/deploy && npm ci --no-audit --no-fund)
 
 # Installs only the packages dpkg does not already report as installed.
 define install_missing

@@ -22,8 +22,8 @@ constexpr std::string_view usage_text =
     "usage: ternctl credential (--secret SECRET | --secrets-file FILE | --config FILE)\n"
     "                          --user NAME [--ttl SECONDS] [--now UNIX] [--uri URI]... [--json]\n"
     "                          [--force]\n"
-    "       ternctl status [--endpoint HOST:PORT]\n"
-    "       ternctl drain [--endpoint HOST:PORT]\n"
+    "       ternctl status [--endpoint HOST:PORT | --config FILE]\n"
+    "       ternctl drain [--endpoint HOST:PORT | --config FILE]\n"
     "       ternctl sessions [--user NAME] [--json] [--config FILE] [--endpoint HOST:PORT]\n"
     "       ternctl kill (ID | --user NAME) [--config FILE] [--endpoint HOST:PORT]\n"
     "       ternctl revoke NAME [--until UNIX | --for SECONDS] [--config FILE] [...]\n"
@@ -58,12 +58,17 @@ int usage(int rc) {
     return rc;
 }
 
-// --endpoint HOST:PORT, the only option of status and drain.
+// --endpoint HOST:PORT, or --config FILE for its metrics.listen: the options of status and
+// drain.
 std::optional<tern::ctl::Endpoint> endpoint_option(const std::vector<std::string>& args) {
     std::string text(default_endpoint);
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--endpoint" && i + 1 < args.size()) {
             text = args[++i];
+        } else if (args[i] == "--config" && i + 1 < args.size()) {
+            const auto address = tern::ctl::metrics_endpoint_of(args[++i], std::cerr);
+            if (!address) return std::nullopt;
+            text = *address;
         } else {
             std::cerr << "ternctl: unknown option " << args[i] << "\n";
             return std::nullopt;

@@ -65,22 +65,24 @@ std::span<const std::uint8_t> AllocationManager::allocate(const MessageView& req
         return r.family_unsupported();
     }
     // RFC 8656 §7.2 step 10: the quotas.
-    if (const auto refusal = admit_allocation(tuple, requester.username, ask, now, r)) {
+    const TransactionKey key{tuple, request.transaction_id().bytes};
+    if (const auto refusal = admit_allocation(key, requester.username, ask, now, r)) {
         return *refusal;
     }
     // RFC 8656 §7.2 steps 8 and 9: the relayed addresses. Refusals from here on give back the
     // quota admission took.
     OpenedRelays relays;
     if (!open_relays(*ip, tuple.server, ask, relays, now)) {
-        give_back_quota(requester.username);
+        give_back_quota(requester.username, key);
         return r.insufficient_capacity();
     }
     const Allocation* a = create_allocation(request, tuple, client, requester, relays, now);
     if (a == nullptr) {  // admission said yes a moment ago
         close_relays(relays);
-        give_back_quota(requester.username);
+        give_back_quota(requester.username, key);
         return r.insufficient_capacity();
     }
+    if (fleet_ != nullptr) fleet_->admitted(key, a->id);
     return allocated(*a, relays, now, r);
 }
 
@@ -118,13 +120,34 @@ AllocationManager::Refusal AllocationManager::read_allocate(const MessageView& r
 }
 
 // RFC 8656 §7.2 step 10: the table's and the shared quota's limits (486, or 508 when full).
-AllocationManager::Refusal AllocationManager::admit_allocation(const FiveTuple& tuple,
+AllocationManager::Refusal AllocationManager::admit_allocation(const TransactionKey& key,
                                                                std::string_view username,
                                                                const AllocateAsk& ask,
                                                                TimePoint now, Reply& r) {
-    CreateResult admitted = table_.admit(tuple, username, now);
+    CreateResult admitted = table_.admit(key.tuple, username, now);
     if (admitted == CreateResult::created && quota_ != nullptr) {
         admitted = quota_->acquire(username);
+    }
+    // The node's own quotas first: a full node answers without asking the fleet's store.
+    if (admitted == CreateResult::created && fleet_ != nullptr) {
+        const FleetVerdict verdict = fleet_->admit(key, username, now);
+        if (verdict == FleetVerdict::admit) return std::nullopt;
+        if (quota_ != nullptr) quota_->release(username);
+        give_back_reserved(ask);
+        switch (verdict) {
+            case FleetVerdict::wait:
+                // No answer and nothing cached: the shell hands the request in again.
+                deferred_ = true;
+                return std::span<const std::uint8_t>{};
+            case FleetVerdict::quota_full:
+                ++counters_.rejected_user_quota;
+                return r.error(486, "Allocation Quota Reached");
+            case FleetVerdict::admit:
+            case FleetVerdict::refuse:
+                break;
+        }
+        ++counters_.rejected_allocation_quota;
+        return r.insufficient_capacity();
     }
     if (admitted == CreateResult::created) return std::nullopt;
     give_back_reserved(ask);
@@ -232,8 +255,9 @@ void AllocationManager::give_back_reserved(const AllocateAsk& ask) {
     if (ask.reserved) ports_.release(ask.reserved->family, ask.reserved->port);
 }
 
-void AllocationManager::give_back_quota(std::string_view username) {
+void AllocationManager::give_back_quota(std::string_view username, const TransactionKey& key) {
     if (quota_ != nullptr) quota_->release(username);
+    if (fleet_ != nullptr) fleet_->withdrawn(key);
 }
 
 void AllocationManager::close_relays(const OpenedRelays& relays) {

@@ -117,8 +117,13 @@ std::span<const std::uint8_t> AllocationManager::handle_request(
     // RFC 8489 §6.3: unknown comprehension-required attributes are looked at once the request
     // has authenticated (the caller's job), and answered with a signed 420.
     std::span<const std::uint8_t> response;
+    std::optional<Alternate> alternate;
     if (request.unknown_comprehension_required({}) > 0) {
         response = r.unknown_attributes();
+    } else if (method == Method::allocate && fleet_ != nullptr &&
+               (alternate =
+                    fleet_->redirect(tuple.client.unmapped().family, tuple.transport, draining_))) {
+        response = r.try_alternate(*alternate);  // RFC 8489 §10, RFC 8656 §7.2
     } else if (method == Method::allocate && draining_) {
         response = r.insufficient_capacity();  // RFC 8656 §7.2: the client may try elsewhere
     } else if (method == Method::allocate) {
@@ -195,6 +200,7 @@ void AllocationManager::release(Allocation& allocation, EndReason reason) {
         ports_.release(allocation.relays[i].family, allocation.relays[i].port);
     }
     if (quota_ != nullptr) quota_->release(allocation.username);
+    if (fleet_ != nullptr) fleet_->ended(allocation.id);
     ++counters_.allocations_removed;
     ++kind_tally(counters_.removed_by_kind, allocation);
 }

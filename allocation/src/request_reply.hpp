@@ -69,6 +69,14 @@ struct AllocationManager::Reply {
         return finish(b);
     }
     std::span<const std::uint8_t> forbidden() const noexcept { return error(403, "Forbidden"); }
+    // RFC 8489 §10: a 300 only answers an authenticated request, and is signed like any other.
+    std::span<const std::uint8_t> try_alternate(const Alternate& to) const noexcept {
+        protocol::MessageBuilder b = error_builder();
+        b.add_error_code(300, "Try Alternate");
+        b.add_address(protocol::attr::alternate_server, to.address);
+        if (!to.domain.empty()) b.add_text(protocol::attr::alternate_domain, to.domain);
+        return finish(b);
+    }
     std::span<const std::uint8_t> mismatch() const noexcept {
         return error(437, "Allocation Mismatch");
     }

@@ -87,6 +87,16 @@ const char* to_string(ProxyHeader p) noexcept {
     return "unknown";
 }
 
+const char* to_string(StoreFailure f) noexcept {
+    switch (f) {
+        case StoreFailure::local:
+            return "local";
+        case StoreFailure::refuse:
+            return "refuse";
+    }
+    return "unknown";
+}
+
 std::string Listener::to_url() const {
     return std::string(to_string(transport)) + "://" + address.to_string();
 }

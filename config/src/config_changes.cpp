@@ -48,7 +48,8 @@ constexpr std::array<EdgeField, 4> edge_fields = {{
 }};
 
 std::string text_of(const std::string& s) {
-    return s;
+    // An empty value would leave "key  -> x", which reads like a typo.
+    return s.empty() ? std::string("\"\"") : s;
 }
 std::string text_of(std::uint32_t n) {
     return std::to_string(n);
@@ -66,12 +67,14 @@ requires std::is_enum_v<Enum> std::string text_of(Enum e) {
 
 class Changes {
 public:
-    // "key before -> after" when the two differ.
+    // "key before -> after" when the two differ, then `note`.
     template <typename T>
-    void value(std::string_view key, const T& before, const T& after) {
+    void value(std::string_view key, const T& before, const T& after, std::string_view note = {}) {
         if (before == after) return;
-        out_.push_back(std::string(key) + " " + text_of(before) + " -> " + text_of(after));
+        out_.push_back(std::string(key) + " " + text_of(before) + " -> " + text_of(after) +
+                       std::string(note));
     }
+    void text(std::string line) { out_.push_back(std::move(line)); }
     // "key" alone when the two differ.
     template <typename T>
     void key(std::string_view key, const T& before, const T& after) {
@@ -97,6 +100,44 @@ public:
 private:
     std::vector<std::string> out_;
 };
+
+// Copies of the two with what is written differently but means the same evened out: the URL
+// as written ("redis://h" and "redis://h:6379" are one endpoint).
+bool same_fleet(Fleet before, const Fleet& after) {
+    before.redis_url = after.redis_url;
+    return before == after;
+}
+
+// The Redis link and the node's identity in it are set up once, at start; the rest is read on
+// every Allocate and heartbeat.
+void describe_fleet(Changes& c, const Fleet& before, const Fleet& after) {
+    constexpr std::string_view at_restart = " (takes effect at restart)";
+    if (before.redis.has_value() != after.redis.has_value()) {
+        // Turning the fleet on or off: the other fleet keys only ever follow fleet.redis.
+        c.text("fleet.redis " + (before.redis ? before.redis_url : std::string("off")) + " -> " +
+               (after.redis ? after.redis_url : std::string("off")) + std::string(at_restart));
+        return;
+    }
+    const auto mark = c.mark();
+    if (before.redis != after.redis) {
+        // A changed password alone leaves the masked URLs equal: then the key alone.
+        c.text(before.redis_url != after.redis_url ? "fleet.redis " + before.redis_url + " -> " +
+                                                         after.redis_url + std::string(at_restart)
+                                                   : "fleet.redis" + std::string(at_restart));
+    }
+    c.value("fleet.node_id", before.node_id, after.node_id, at_restart);
+    c.value("fleet.key_prefix", before.key_prefix, after.key_prefix, at_restart);
+    c.key("fleet.advertise", before.advertise, after.advertise);
+    c.key("fleet.advertise_tls", before.advertise_tls, after.advertise_tls);
+    c.value("fleet.tls_domain", before.tls_domain, after.tls_domain);
+    c.value("fleet.allocate_wait_ms", before.allocate_wait_ms, after.allocate_wait_ms);
+    c.value("fleet.lease_seconds", before.lease_seconds, after.lease_seconds);
+    c.value("fleet.on_store_failure", before.on_store_failure, after.on_store_failure);
+    c.value("fleet.redirect_above", before.redirect_above, after.redirect_above);
+    c.value("fleet.usage_stream", before.usage_stream, after.usage_stream);
+    c.value("fleet.usage_stream_max", before.usage_stream_max, after.usage_stream_max);
+    if (c.mark() == mark && !same_fleet(before, after)) c.text("fleet");
+}
 
 }  // namespace
 
@@ -145,14 +186,19 @@ std::vector<std::string> describe_changes(const Config& before, const Config& af
     }
     c.section_fallback(mark, "limits", before.limits, after.limits);
 
+    describe_fleet(c, before.fleet, after.fleet);
+
     c.value("threads", static_cast<std::uint32_t>(before.threads),
             static_cast<std::uint32_t>(after.threads));
     c.value("log.level", before.log.level, after.log.level);
     c.value("log.format", before.log.format, after.log.format);
     c.value("metrics.listen", before.metrics.listen, after.metrics.listen);
     c.value("software", before.software, after.software);
-    // A section added to Config but not to this list is still not silent.
-    c.section_fallback(0, "other settings", before, after);
+    // A section added to Config but not to this list is still not silent. The Redis URL as
+    // written is evened out first: another spelling of one endpoint changes nothing.
+    Config before_evened = before;
+    before_evened.fleet.redis_url = after.fleet.redis_url;
+    c.section_fallback(0, "other settings", before_evened, after);
     return c.take();
 }
 

@@ -14,9 +14,9 @@ namespace {
 
 constexpr unsigned max_threads = 256;
 
-constexpr std::array<std::string_view, 14> top_level_keys = {
-    "realm",  "listen",  "tls", "edge",    "proxy_protocol", "auth",          "relay",
-    "limits", "threads", "log", "metrics", "admin",          "usage_records", "software"};
+constexpr std::array<std::string_view, 15> top_level_keys = {
+    "realm",   "listen", "tls",     "edge",  "proxy_protocol", "auth",  "relay",   "limits",
+    "threads", "log",    "metrics", "admin", "usage_records",  "fleet", "software"};
 constexpr std::array<std::string_view, 2> log_keys = {"level", "format"};
 constexpr std::array<std::string_view, 1> metrics_keys = {"listen"};
 
@@ -80,6 +80,8 @@ void Loader::load_root(const YAML::Node& root) {
                 load_admin(entry);
             } else if (entry.name == "usage_records") {
                 load_usage_records(entry);
+            } else if (entry.name == "fleet") {
+                load_fleet(entry);
             } else if (entry.name == "software") {
                 load_software(entry);
             }

@@ -1,7 +1,8 @@
 // The config file's schema: each key's meaning, type, range and default, checked in one walk
 // over the YAML. The Loader's sections live in config_schema.cpp (top level, listen, threads,
 // log, metrics), tls_schema.cpp, auth_schema.cpp, relay_schema.cpp, limits_schema.cpp and
-// edge_schema.cpp (edge, proxy_protocol).
+// edge_schema.cpp (edge, proxy_protocol), admin_schema.cpp (admin, usage_records) and
+// fleet_schema.cpp.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -84,6 +85,10 @@ private:
     void load_admin(const MapEntry& entry);
     void load_usage_records(const MapEntry& entry);
     void check_admin();  // against metrics.listen; part of check_across_keys
+    // fleet_schema.cpp: the fleet section; load_fleet_addresses reads fleet.advertise and
+    // fleet.advertise_tls.
+    void load_fleet(const MapEntry& entry);
+    void load_fleet_addresses(const MapEntry& entry, std::vector<TransportAddress>& out);
     void check_across_keys();
     void check_edge_and_proxy_protocol();  // against the listeners; part of check_across_keys
 

@@ -49,6 +49,17 @@ const SpecialRange* special_range_of(const TransportAddress& address) {
     return nullptr;
 }
 
+// Where a plain-text Redis link stays off the open internet: loopback, RFC 1918 and unique
+// local addresses (RFC 4193).
+bool is_loopback_or_private(const TransportAddress& address) {
+    const TransportAddress a = address.unmapped();
+    for (std::string_view range :
+         {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}) {
+        if (cidr(range).contains(a)) return true;
+    }
+    return false;
+}
+
 bool is_unspecified(const TransportAddress& a) {
     return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
 }
@@ -73,6 +84,7 @@ public:
         tls_without_listener();
         listener_in_relay_ports();
         external_addresses();
+        fleet();
         // File order; warnings about keys not in the file (line 0) last.
         const auto rank = [](const ConfigWarning& w) { return std::pair(w.line == 0, w.line); };
         std::stable_sort(out_.begin(), out_.end(),
@@ -188,6 +200,39 @@ private:
                               " relay sockets bind on " + first_of_family->ip_string() +
                               " (relay.addresses), so this mapping never applies");
             }
+        }
+    }
+
+    // The key if the file wrote it, else its section: a warning about a key left out still
+    // points at the line that turned the feature on.
+    std::string written_or(std::string key, std::string section) const {
+        return c_.key_lines.of(key) != 0 ? key : section;
+    }
+
+    void fleet() {
+        const Fleet& fleet = c_.fleet;
+        if (!fleet.redis) return;
+        // Only an address can be judged here; a name is resolved when ternd connects.
+        if (const auto address = protocol::TransportAddress::parse_ip(fleet.redis->host)) {
+            if (!is_loopback_or_private(*address)) {
+                warn("fleet.redis",
+                     address->ip_string() +
+                         " is neither loopback nor a private address: the Redis link is plain "
+                         "text; keep it on a private network or a TLS tunnel");
+            }
+        }
+        if (fleet.advertise.empty()) {
+            warn(written_or("fleet.advertise", "fleet"),
+                 std::string("fleet.advertise is empty: other nodes cannot redirect clients to "
+                             "this one") +
+                     (fleet.advertise_tls.empty() ? "" : " over UDP or TCP") +
+                     "; list the addresses clients reach this node on directly");
+        }
+        if (!c_.auth.nonce_secret) {
+            warn("fleet",
+                 "no auth.nonce_secret: nonces minted here are refused by the other nodes, so a "
+                 "client sent to another node must authenticate again; set the same "
+                 "auth.nonce_secret on every node");
         }
     }
 

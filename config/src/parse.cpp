@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "host_names.hpp"
 #include "tern/config/config.hpp"
 #include "tern/config/parse.hpp"
 
@@ -229,6 +230,207 @@ Parsed<PortRange> parse_relay_port_range(std::string_view text) {
                             std::to_string(min_relay_port_count) + " are needed");
     }
     return Result::ok(PortRange{*first.value, *last.value});
+}
+
+namespace {
+
+constexpr std::uint16_t default_redis_port = 6379;
+// RFC 1035 §2.3.4; a longer name can never resolve.
+constexpr std::size_t max_redis_host_bytes = 253;
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// %XX escapes decoded (RFC 3986 §2.1), so that a password may hold '@', '/' or ':'; nullopt
+// for a '%' without two hex digits after it, and for %00, which AUTH cannot carry.
+std::optional<std::string> percent_decoded(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '%') {
+            out += text[i];
+            continue;
+        }
+        if (i + 2 >= text.size()) return std::nullopt;
+        const int high = hex_digit(text[i + 1]);
+        const int low = hex_digit(text[i + 2]);
+        if (high < 0 || low < 0 || (high == 0 && low == 0)) return std::nullopt;
+        out += static_cast<char>(high * 16 + low);
+        i += 2;
+    }
+    return out;
+}
+
+// Why `name` (lowercased) cannot be a Redis host name; empty when it can. Looser than SNI
+// names: the resolver also finds names with '_' (container and /etc/hosts names often have
+// one), and one label ("redis") is a normal service name.
+std::string why_not_redis_host(std::string_view name) {
+    if (name.size() > max_redis_host_bytes) {
+        return "the host name is longer than " + std::to_string(max_redis_host_bytes) + " bytes";
+    }
+    bool digits_only = true;
+    std::size_t start = 0;
+    while (start <= name.size()) {
+        const auto end = std::min(name.find('.', start), name.size());
+        const std::string_view label = name.substr(start, end - start);
+        if (label.empty()) return quote_for_message(name) + " has an empty label";
+        for (char c : label) {
+            const bool digit = c >= '0' && c <= '9';
+            if (!digit && !(c >= 'a' && c <= 'z') && c != '-' && c != '_') {
+                return quote_for_message(name) + " holds " + quote_for_message(std::string(1, c)) +
+                       "; a host name has letters, digits, '-', '_' and dots";
+            }
+            digits_only = digits_only && digit;
+        }
+        start = end + 1;
+    }
+    if (digits_only) return quote_for_message(name) + " is not an IPv4 address";
+    return {};
+}
+
+}  // namespace
+
+std::string masked_redis_url(std::string_view text) {
+    const auto separator = text.find("://");
+    const std::size_t start = separator == std::string_view::npos ? 0 : separator + 3;
+    // The last '@': a password may hold '@' (and '/'), a host, port or db never does.
+    const auto at = text.rfind('@');
+    if (at == std::string_view::npos || at < start) return std::string(text);
+    const auto colon = text.find(':', start);
+    const std::size_t secret = colon < at ? colon + 1 : start;
+    std::string out(text.substr(0, secret));
+    out += "***";
+    out += text.substr(at);
+    return out;
+}
+
+Parsed<RedisEndpoint> parse_redis_url(std::string_view text) {
+    using Result = Parsed<RedisEndpoint>;
+    const std::string shown = quote_for_message(masked_redis_url(text));
+    const auto separator = text.find("://");
+    if (separator == std::string_view::npos) {
+        return Result::fail(
+            "expected redis://host[:port][/db] such as redis://10.0.0.5:6379, got " + shown);
+    }
+    const std::string scheme = lowercase(text.substr(0, separator));
+    if (scheme == "rediss") {
+        return Result::fail(
+            "rediss:// (Redis over TLS) is not supported: hiredis 0.14 has no TLS; point "
+            "redis:// at a local TLS tunnel (stunnel, spiped) instead, see docs/deployment.md");
+    }
+    if (scheme != "redis") {
+        return Result::fail("unknown scheme " + quote_for_message(scheme) +
+                            " (expected redis://), in " + shown);
+    }
+    RedisEndpoint endpoint;
+    std::string_view rest = text.substr(separator + 3);
+    if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+        const std::string_view user_info = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        const auto colon = user_info.find(':');
+        if (colon == std::string_view::npos) {
+            // Might be a password written without its ':', so it is not shown.
+            return Result::fail(
+                "the part before '@' has no ':'; write redis://:password@host for a password "
+                "alone, or redis://user:password@host");
+        }
+        auto username = percent_decoded(user_info.substr(0, colon));
+        if (!username) {
+            return Result::fail(
+                "the user name has a bad %-escape (expected %XX, two hex digits, "
+                "not %00), in " +
+                shown);
+        }
+        auto password = percent_decoded(user_info.substr(colon + 1));
+        if (!password) {
+            return Result::fail(
+                "the password has a bad %-escape (expected %XX, two hex digits, "
+                "not %00), in " +
+                shown);
+        }
+        if (password->empty()) {
+            return Result::fail(
+                "the password after ':' is empty; leave out the part up to '@' "
+                "for a Redis without AUTH, in " +
+                shown);
+        }
+        endpoint.username = std::move(*username);
+        endpoint.password = std::move(*password);
+    }
+    if (rest.find_first_of("?#") != std::string_view::npos) {
+        return Result::fail("URL parameters ('?', '#') are not supported, in " + shown);
+    }
+    const auto slash = rest.find('/');
+    const std::string_view host_port = rest.substr(0, slash);
+    if (slash != std::string_view::npos) {
+        // "redis://host/" is db 0, as in redis-cli.
+        const std::string_view db = rest.substr(slash + 1);
+        if (!db.empty()) {
+            // Redis has 16 databases unless its `databases` says otherwise, so any u32 goes.
+            constexpr std::uint32_t max_db = 0xFFFFFFFEu;  // decimal_value's limit + 1 must fit
+            const std::uint32_t number = is_decimal(db) ? decimal_value(db, max_db) : max_db + 1;
+            if (number > max_db) {
+                return Result::fail("database " + quote_for_message(db) +
+                                    " is not a number such as /0, in " + shown);
+            }
+            endpoint.db = number;
+        }
+    }
+    if (host_port.empty()) return Result::fail("missing host in " + shown);
+    std::string_view port_text;
+    bool port_given = false;
+    if (host_port.front() == '[') {
+        const auto close = host_port.find(']');
+        if (close == std::string_view::npos) {
+            return Result::fail("missing ']' after the IPv6 address in " + shown);
+        }
+        const auto address = TransportAddress::parse_ip(host_port.substr(1, close - 1));
+        if (!address || address->family != protocol::AddressFamily::ipv6) {
+            return Result::fail(quote_for_message(host_port.substr(0, close + 1)) +
+                                " is not a bracketed IPv6 address");
+        }
+        endpoint.host = address->ip_string();
+        const std::string_view after = host_port.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                return Result::fail("unexpected " + quote_for_message(after) + " after " +
+                                    quote_for_message(host_port.substr(0, close + 1)));
+            }
+            port_text = after.substr(1);
+            port_given = true;
+        }
+    } else {
+        const auto colon = host_port.find(':');
+        if (colon != std::string_view::npos &&
+            host_port.find(':', colon + 1) != std::string_view::npos) {
+            return Result::fail(
+                "IPv6 addresses need brackets, e.g. redis://[2001:db8::5]:6379; got " + shown);
+        }
+        const std::string_view host = host_port.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            port_text = host_port.substr(colon + 1);
+            port_given = true;
+        }
+        if (host.empty()) return Result::fail("missing host in " + shown);
+        if (const auto address = TransportAddress::parse_ip(host)) {
+            endpoint.host = address->ip_string();
+        } else {
+            std::string name = lowercase(host);
+            if (auto why = why_not_redis_host(name); !why.empty()) return Result::fail(why);
+            endpoint.host = std::move(name);
+        }
+    }
+    endpoint.port = default_redis_port;
+    if (port_given) {
+        const auto port = parse_port(port_text, 1);
+        if (!port.value) return Result::fail(port.error + " in " + shown);
+        endpoint.port = *port.value;
+    }
+    return Result::ok(std::move(endpoint));
 }
 
 }  // namespace tern::config

@@ -82,6 +82,23 @@ struct Target {
     std::string token;
 };
 
+// metrics.listen as this host reaches it: a wildcard listener on loopback. Empty when unset.
+std::string reachable_metrics_address(const config::Config& c) {
+    if (!c.metrics.listen) return {};
+    auto address = *c.metrics.listen;
+    bool unspecified = true;
+    for (std::size_t i = 0; i < address.address_size(); ++i) {
+        unspecified = unspecified && address.bytes[i] == 0;
+    }
+    if (unspecified) {
+        address = address.family == protocol::AddressFamily::ipv4
+                      ? protocol::TransportAddress::v4({127, 0, 0, 1}, address.port)
+                      : *protocol::TransportAddress::parse_ip("::1");
+        address.port = c.metrics.listen->port;
+    }
+    return address.to_string();
+}
+
 // metrics.listen and the admin token from ternd's config, by the config library's rules.
 std::optional<Target> target_of(const Options& o, std::ostream& err) {
     const auto loaded = config::load_config_file(o.config_path);
@@ -96,24 +113,7 @@ std::optional<Target> target_of(const Options& o, std::ostream& err) {
             << " sets no admin.token_file, so ternd's admin API is off\n";
         return std::nullopt;
     }
-    std::string text;
-    if (o.endpoint) {
-        text = *o.endpoint;
-    } else if (c.metrics.listen) {
-        auto address = *c.metrics.listen;
-        // A wildcard listener is reached on loopback from the same host.
-        bool unspecified = true;
-        for (std::size_t i = 0; i < address.address_size(); ++i) {
-            unspecified = unspecified && address.bytes[i] == 0;
-        }
-        if (unspecified) {
-            address = address.family == protocol::AddressFamily::ipv4
-                          ? protocol::TransportAddress::v4({127, 0, 0, 1}, address.port)
-                          : *protocol::TransportAddress::parse_ip("::1");
-            address.port = c.metrics.listen->port;
-        }
-        text = address.to_string();
-    }
+    const std::string text = o.endpoint ? *o.endpoint : reachable_metrics_address(c);
     const auto endpoint = parse_endpoint(text);
     if (!endpoint) {
         err << "ternctl: no usable endpoint (" << (text.empty() ? "metrics.listen unset" : text)
@@ -281,6 +281,21 @@ int unrevoke_command(const std::vector<std::string>& args, std::ostream& out, st
         return 2;
     }
     return call(o, "DELETE", "/v1/users/" + escaped(o.positional[0]) + "/revoke", {}, out, err);
+}
+
+std::optional<std::string> metrics_endpoint_of(const std::string& config_path, std::ostream& err) {
+    const auto loaded = config::load_config_file(config_path);
+    if (!loaded.config) {
+        err << "ternctl: cannot use " << config_path << ":\n";
+        for (const auto& e : loaded.errors) err << "  " << e.to_string() << "\n";
+        return std::nullopt;
+    }
+    std::string text = reachable_metrics_address(*loaded.config);
+    if (text.empty()) {
+        err << "ternctl: " << config_path << " sets no metrics.listen\n";
+        return std::nullopt;
+    }
+    return text;
 }
 
 }  // namespace tern::ctl

@@ -2,7 +2,8 @@
 // driven over its built-in WebDriver BiDi by puppeteer-core (Debian ships no geckodriver, and
 // nothing is downloaded). Two RTCPeerConnections relayed through ternd (iceTransportPolicy
 // 'relay') over turn: UDP, turn: TCP and turns: (TLS, by host name), on IPv4 and IPv6, with a data
-// channel and synthetic audio/video; plus the operator's form and refused credentials. Firefox's ICE/TURN stack (nICEr)
+// channel and synthetic audio/video; plus the operator's form, refused credentials and a fleet's
+// 300 Try Alternate from a drained node (redirectCase in harness.mjs). Firefox's ICE/TURN stack (nICEr)
 // shares no code with Chromium's, so this is a second, independent client.
 // Run by run-e2e.sh --browser firefox inside a fresh network namespace whose /etc/hosts maps the
 // TLS host names below to loopback. Exit 0 = every case passed.
@@ -17,8 +18,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   answered, check, checkOperatorRows, checkRelayCall, delta, flowSummary, freePort, here, init, log, logPageErrors,
-  makeCertificates, operatorFields, operatorPageDone, relayCall, restCredential, resultRows, run, scrape, secret,
-  servePage, startTernd, terndYaml, unusualAnswers, wanted, workPath,
+  makeCertificates, operatorFields, operatorPageDone, redirectCase, relayCall, restCredential, resultRows, run, scrape,
+  secret, servePage, startTernd, terndYaml, unusualAnswers, wanted, workPath,
 } from './harness.mjs';
 
 const args = init({
@@ -198,6 +199,9 @@ async function main() {
       await refusedCase(ctx, 'expired-username', `turn:127.0.0.1:${port}?transport=udp`,
         restCredential('alice', -60), 'credential_expired');
     }
+
+    // A drained fleet node's 300 Try Alternate (harness.mjs): nICEr has no loopback rule.
+    if (want('redirect')) await redirectCase(page, { followsLoopback: true, prflxRemote: true });
   } finally {
     await browser.close();
     http.close();

@@ -3,7 +3,8 @@
 // IPv6, with a data channel and synthetic audio/video; plus the refusals, a STUN-only check, the
 // operator's page filled in both ways (its form, and pasted iceServers JSON from ternctl), and
 // the shared port (edge.fallback): the page itself loaded from nginx through ternd's TLS port,
-// and relayed through that same port.
+// and relayed through that same port; and a fleet's 300 Try Alternate from a drained node
+// (redirectCase in harness.mjs, with a Redis and two ternd of its own).
 // Run by run-e2e.sh inside a fresh network namespace (loopback only). Exit 0 = every case passed.
 // What is not Chromium's own is in harness.mjs, shared with e2e-firefox.mjs.
 //
@@ -17,8 +18,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   check, checkOperatorRows, checkRelayCall, delta, flowSummary, freePort, here, init, log, logPageErrors,
-  makeCertificates, operatorFields, operatorPageDone, relayCall, restCredential, resultRows, run, scrape, secret,
-  servePage, startNginx, startTernd, terndYaml, wanted, workPath,
+  makeCertificates, operatorFields, operatorPageDone, redirectCase, relayCall, restCredential, resultRows, run, scrape,
+  secret, servePage, startNginx, startTernd, terndYaml, wanted, workPath,
 } from './harness.mjs';
 
 const args = init({
@@ -301,6 +302,8 @@ async function main() {
     }
 
     if (want('shared-port')) await sharedPortCase(browser, pki);
+    // Chromium refuses a loopback ALTERNATE-SERVER; see redirectCase in harness.mjs.
+    if (want('redirect')) await redirectCase(page, { followsLoopback: false });
   } finally {
     await browser.close();
     http.close();

@@ -95,7 +95,49 @@ export function startTernd(name, yaml) {
     child.stderr.on('data', onData);
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${name}: ternd exited ${code}:\n${output}`)); });
   });
-  return { child, ready, output: () => output };
+  return { child, ready, config, output: () => output };
+}
+
+// A Redis of the run's own, for a fleet of ternd: Debian's redis-server in the foreground on
+// 127.0.0.1:`port`, with a password and no persistence (nothing written to disk), its files in
+// the work directory. It is a child like ternd: stopped by its PID at the end of the run.
+// cli(...args) runs redis-cli against it (the password through REDISCLI_AUTH, not argv) and
+// returns its output, trimmed.
+export function startRedis(name, { port, password }) {
+  const dir = workPath(name);
+  mkdirSync(dir, { recursive: true });
+  const server = existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : 'redis-server';
+  const child = spawn(server, ['--bind', '127.0.0.1', '--port', String(port), '--requirepass', password,
+    '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--logfile', ''],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}: redis-server did not start:\n${output}`)), 10000);
+    const onData = () => {
+      if (output.includes('Ready to accept connections')) { clearTimeout(timer); resolve(); }
+    };
+    child.stdout.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${name}: redis-server exited ${code}:\n${output}`)); });
+    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`${name}: redis-server could not be started (${e.message}; Debian package redis-server)`)); });
+  });
+  const cli = (...a) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...a],
+    { env: { ...process.env, REDISCLI_AUTH: password }, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+  return { child, ready, cli, url: `redis://:${password}@127.0.0.1:${port}/0`, output: () => output };
+}
+
+// Polls `probe` (sync or async) every `stepMs` until it returns something truthy, which it
+// returns; null after `timeoutMs`.
+export async function until(probe, timeoutMs, stepMs = 100) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() >= end) return null;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
 }
 
 function killChildren() {
@@ -138,6 +180,40 @@ export function terndYaml({
     'log: { level: info }',
     '',
   ].filter((line) => line !== null).join('\n');
+}
+
+// One node of a fleet (docs/configuration.md, `fleet`): UDP on each of `listen` (ip:port), REST
+// credentials with the test's secret, the nonce secret every node of a fleet shares, relay ports
+// `relayPorts` ("first-last"; disjoint per node, so a relayed port names its node), the metrics
+// endpoint (/metrics, POST /drain) on 127.0.0.1:`metricsPort`, a drain grace of `grace` seconds
+// (a drained node with live allocations stays up that long) and the fleet: `redisUrl`, `nodeId`,
+// `advertise` (where the other nodes send clients with a 300 Try Alternate).
+export function fleetNodeYaml({ nodeId, listen, advertise, relayPorts, metricsPort, redisUrl, allowPeers, grace = 120 }) {
+  return [
+    `realm: ${realm}`,
+    'threads: 2',
+    `listen: [ ${listen.map((a) => `"udp://${a}"`).join(', ')} ]`,
+    'auth:',
+    `  secrets: [ "${secret}" ]`,
+    '  nonce_secret: "e2e-fleet-nonce-secret-shared-by-every-node"',
+    'relay:',
+    `  ports: ${relayPorts}`,
+    allowPeers ? `  allow_peers: [ ${allowPeers.join(', ')} ]` : null,
+    `metrics: { listen: "127.0.0.1:${metricsPort}" }`,
+    `limits: { shutdown_grace: ${grace} }`,
+    'fleet:',
+    `  redis: "${redisUrl}"`,
+    `  node_id: ${nodeId}`,
+    `  advertise: [ ${advertise.map((a) => `"${a}"`).join(', ')} ]`,
+    'log: { level: info }',
+    '',
+  ].filter((line) => line !== null).join('\n');
+}
+
+// POST /drain on a ternd's metrics endpoint (what `ternctl drain` sends): its status and body.
+export async function drain(metricsPort) {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/drain`, { method: 'POST', signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: (await res.text()).trim() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,6 +413,167 @@ export function operatorPageDone(rows) {
 // Runs in the page, over `#results tr`: the result rows' cells as text, without the header.
 export function resultRows(trs) {
   return trs.slice(1).map((tr) => [...tr.cells].map((c) => c.textContent));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fleet's redirection seen from a browser (docs/deployment.md#redirection-300-try-alternate):
+// two ternd (nodes a and b) sharing a Redis of the run's own, node a drained while it holds
+// allocations (so it stays up, answering every new Allocate with 300 Try Alternate naming b), and
+// the browser given node a alone (turn:127.0.0.1:A?transport=udp). Relay ports are disjoint per
+// node, so a relay candidate's port names the node that allocated it. Two rounds:
+//
+// redirect-loopback: b listens and is advertised on 127.0.0.1. Whether the browser follows is the
+//   browser's choice, given by `followsLoopback`:
+//   - Chromium does not. libwebrtc's TurnPort::SetAlternateServer refuses an ALTERNATE-SERVER that
+//     is a loopback address (crbug.com/649118); Chromium 156's log, with --enable-logging=stderr
+//     --vmodule=*turn_port*=1, shows one line per TURN port:
+//       WARNING:third_party/webrtc/p2p/base/turn_port.cc:860] Port[...]: Blocking attempted
+//       redirect to loopback address.
+//     and the page gets icecandidateerror 300 "Failed to set alternate server." per port (6 for two
+//     peer connections on three IPv4 networks). So with followsLoopback false the round expects
+//     exactly that: a's 300s counted, no connection, only 300 errors, no allocation on b.
+//   - Firefox's nICEr (nr_turn_stun_ctx_handle_redirect) has no such rule.
+// redirect: b restarted listening and advertised on the namespace's veth address 10.77.0.1 (run-
+//   e2e.sh), not loopback (fleet.advertise is read at start, so a restart, not a SIGHUP). The
+//   browser must follow: relay candidates from b's address and port range, allocations on b only,
+//   a relayed call through b (data channel both ways, audio, video), a's tern_fleet_redirects_total
+//   counting the 300s.
+// `prflxRemote` is checkRelayCall's (Firefox).
+const FLEET_A_PORTS = [50000, 50499];
+const FLEET_B_PORTS = [51000, 51499];
+const VETH_ADDRESS = '10.77.0.1';
+
+function relayCandidates(candidates) {
+  return candidates.filter((c) => c.includes(' typ relay '))
+    .map((c) => { const f = c.split(' '); return { address: f[4], port: Number(f[5]) }; });
+}
+
+const inRange = (port, [lo, hi]) => port >= lo && port <= hi;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The Chromium/Firefox verdict on one round: what a and b counted and what the page saw.
+async function redirectRound(page, { name, urlA, alternate, metricsA, metricsB, follows, prflxRemote }) {
+  const a0 = await scrape(metricsA);
+  const b0 = await scrape(metricsB);
+  const r = await relayCall(page, urlA, restCredential('alice', 600),
+    follows ? { timeoutMs: 20000, messages: 300, media: true } : { timeoutMs: 8000, messages: 0, media: false });
+  const a1 = await scrape(metricsA);
+  const b1 = await scrape(metricsB);
+  const udp4 = 'tern_allocations_created_total{transport="udp",family="ipv4"}';
+  const redirects = delta(a0, a1, 'tern_fleet_redirects_total');
+  const sent300 = delta(a0, a1, 'tern_requests_total{method="allocate",code="300"}');
+  const onA = delta(a0, a1, udp4);
+  const onB = delta(b0, b1, udp4);
+  const relays = relayCandidates(r.candidates);
+  const errors = [...new Set(r.errors.map((e) => `${e.code} "${e.text}"`))].join(', ') || 'none';
+  const ok = [
+    check(name, sent300 >= 1 && redirects >= 1 && a1.get('tern_fleet_redirects_total') >= 1,
+      `node a answered ${sent300} Allocates with 300 (tern_fleet_redirects_total +${redirects})`),
+    check(name, onA === 0, `node a created ${onA} allocations while draining`),
+  ];
+  if (follows) {
+    ok.push(...checkRelayCall(name, r, 'udp', false, { prflxRemote }));
+    ok.push(check(name, relays.length > 0 && relays.every((c) => c.address === alternate.split(':')[0] && inRange(c.port, FLEET_B_PORTS)),
+      `relay candidates not all node b's (${alternate.split(':')[0]}, ports ${FLEET_B_PORTS.join('-')}): ` +
+      `${JSON.stringify(relays)}; icecandidateerror ${errors}`));
+    ok.push(check(name, onB >= 2, `node b created ${onB} allocations`));
+    ok.push(check(name, delta(b0, b1, 'tern_relayed_packets_total{direction="to_peer"}') > 0 &&
+      delta(b0, b1, 'tern_relayed_packets_total{direction="to_client"}') > 0, 'node b relayed nothing'));
+    if (ok.every(Boolean)) {
+      log(`ok   ${name}: node a answered ${sent300} Allocates with 300 Try Alternate ${alternate}; the browser followed: ` +
+        `${onB} allocations on b, relay candidates ${relays.map((c) => `${c.address}:${c.port}`).join(' ')}, ` +
+        `${flowSummary(r)}; a's tern_fleet_redirects_total ${a1.get('tern_fleet_redirects_total')}` +
+        `${r.errors.length ? `; icecandidateerror ${errors}` : ''}`);
+    }
+  } else {
+    ok.push(check(name, !r.connected && relays.length === 0,
+      `connected or relayed although the browser is expected not to follow a loopback redirect ` +
+      `(states ${r.states}, relay candidates ${JSON.stringify(relays)})`));
+    ok.push(check(name, r.errors.length > 0 && r.errors.every((e) => e.code === 300),
+      `expected only icecandidateerror 300, got ${JSON.stringify(r.errors)}`));
+    ok.push(check(name, onB === 0, `node b created ${onB} allocations`));
+    if (ok.every(Boolean)) {
+      log(`ok   ${name}: node a answered ${sent300} Allocates with 300 Try Alternate ${alternate}; the browser did not ` +
+        `follow (loopback alternate refused): icecandidateerror ${errors} x${r.errors.length}, no allocation on b`);
+    }
+  }
+}
+
+export async function redirectCase(page, { followsLoopback, prflxRemote = false }) {
+  const name = 'redirect';
+  const redisPort = await freePort();
+  const portA = await freePort();
+  const portB = await freePort();
+  const metricsA = await freePort();
+  const metricsB = await freePort();
+  const redis = startRedis('redis', { port: redisPort, password: 'e2e-redis-password' });
+  await redis.ready;
+  const node = (nodeId, address, ports, metricsPort) => fleetNodeYaml({
+    nodeId, listen: [address], advertise: [address], relayPorts: ports.join('-'), metricsPort,
+    redisUrl: redis.url, allowPeers: ['127.0.0.0/8', '10.77.0.0/24'], grace: 120,
+  });
+  const addrA = `127.0.0.1:${portA}`;
+  const loopB = `127.0.0.1:${portB}`;
+  const vethB = `${VETH_ADDRESS}:${portB}`;
+  const a = startTernd('fleet-a', node('a', addrA, FLEET_A_PORTS, metricsA));
+  const b = startTernd('fleet-b', node('b', loopB, FLEET_B_PORTS, metricsB));
+  await Promise.all([a.ready, b.ready]);
+  const hget = (id, field) => redis.cli('HGET', `tern:node:${id}`, field);
+  const registered = await until(() => hget('a', 'advertise') === addrA && hget('b', 'advertise') === loopB, 5000);
+  if (!check(`${name}-setup`, registered,
+    `registry: a ${redis.cli('HGETALL', 'tern:node:a')}, b ${redis.cli('HGETALL', 'tern:node:b')}`)) return;
+
+  // The allocations that keep the drained node a up: a peer connection of its own on the page,
+  // gathering relay candidates through a, open until the end of the case.
+  const urlA = `turn:${addrA}?transport=udp`;
+  const held = await page.evaluate(async (cfg) => {
+    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers, iceTransportPolicy: 'relay' });
+    window.fleetHolder = pc;
+    const relays = [];
+    pc.onicecandidate = (e) => { if (e.candidate && e.candidate.candidate.includes(' typ relay ')) relays.push(e.candidate.candidate); };
+    pc.createDataChannel('hold');
+    await pc.setLocalDescription(await pc.createOffer());
+    const end = performance.now() + 10000;
+    while (relays.length === 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 100));
+    // The other interfaces' allocations, if any, a moment longer.
+    await new Promise((r) => setTimeout(r, 500));
+    return relays;
+  }, { iceServers: [{ urls: urlA, ...restCredential('holder', 600) }] });
+  try {
+    const heldRelays = relayCandidates(held);
+    if (!check(`${name}-setup`, heldRelays.length > 0 && heldRelays.every((c) => inRange(c.port, FLEET_A_PORTS)),
+      `no allocation held on node a: ${JSON.stringify(held)}\na: ${a.output()}`)) return;
+
+    // POST /drain as `ternctl drain` sends it; a then stays up for its allocations (grace 120 s).
+    const drained = await drain(metricsA);
+    const isDraining = await until(() => hget('a', 'draining') === '1', 5000);
+    if (!check(`${name}-setup`, drained.status >= 200 && drained.status < 300 && isDraining && a.child.exitCode === null,
+      `POST /drain: ${drained.status} ${drained.body}; registry draining=${hget('a', 'draining')}; a: ${a.output()}`)) return;
+    // Node a reads the registry once a second: let it see itself draining and b there.
+    await sleep(1500);
+    log(`note ${name}: node a drained (POST /drain: ${drained.status} ${drained.body}) holding ` +
+      `${heldRelays.length} relay candidate(s); b registered at ${hget('b', 'advertise')}`);
+
+    await redirectRound(page, {
+      name: `${name}-loopback`, urlA, alternate: loopB, metricsA, metricsB, follows: followsLoopback, prflxRemote,
+    });
+
+    // Node b again, on the veth address: stopped by its PID with SIGINT (at once, without a
+    // drain: a browser that followed the first redirect may not have released its allocations
+    // on b yet) and started with the new listen and advertise.
+    const exited = new Promise((r) => { if (b.child.exitCode !== null) r(); else b.child.once('exit', r); });
+    process.kill(b.child.pid, 'SIGINT');
+    if (!check(`${name}-setup`, await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]),
+      `node b did not stop within 5 s of SIGINT:\n${b.output()}`)) return;
+    const b2 = startTernd('fleet-b2', node('b', vethB, FLEET_B_PORTS, metricsB));
+    await b2.ready;
+    const moved = await until(() => hget('b', 'advertise') === vethB, 5000);
+    if (!check(`${name}-setup`, moved, `b's advertise after the restart: ${hget('b', 'advertise')}\nb: ${b2.output()}`)) return;
+    await sleep(1500);
+    await redirectRound(page, { name, urlA, alternate: vethB, metricsA, metricsB, follows: true, prflxRemote });
+  } finally {
+    await page.evaluate(() => { if (window.fleetHolder) window.fleetHolder.close(); window.fleetHolder = null; });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ namespace {
 // Lifetimes are whole seconds (RFC 8656), so a one-second sweep is exact enough and costs one
 // timer per worker instead of one per allocation, permission and channel.
 constexpr auto tick_interval = std::chrono::seconds(1);
+// Room for any answer the dispatcher writes (a STUN response is far below this).
+constexpr std::size_t max_answer_size = 2048;
 
 StreamLimits stream_limits(const config::Config& c) {
     StreamLimits limits;
@@ -64,6 +66,21 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config,
     manager_.set_usage_sink(shared.usage);
     // The admin API's session ids carry the worker, so a kill goes straight to its owner.
     manager_.set_id_base(allocation::first_allocation_id(index));
+    if (shared.fleet != nullptr) {
+        rerun_buffer_.resize(max_answer_size);
+        fleet_gate_ = std::make_unique<FleetGate>(
+            io_, [this] { readiness_.wake(); }, *shared.fleet, dispatcher_.config(),
+            [this](std::span<const std::uint8_t> packet, PacketContext context) {
+                const auto reply = dispatcher_.handle(packet, context, rerun_buffer_);
+                if (reply.empty()) return;
+                peer_to_client_.deliver({context.source, context.local, context.transport},
+                                        context.client, reply);
+                // A TCP/TLS reply is an Asio write, which the next pass runs.
+                readiness_.wake();
+            });
+        manager_.set_fleet(fleet_gate_.get());
+        dispatcher_.set_deferrals(fleet_gate_.get());
+    }
 }
 
 Worker::~Worker() {
@@ -210,6 +227,7 @@ void Worker::apply(std::shared_ptr<const config::Config> config,
             l->set_limits(stream_limits(*config));
             l->set_sorting(sorting, &fallback_quota_);
         }
+        if (fleet_gate_) fleet_gate_->configure(*config);
         dispatcher_.set_config(std::move(config));
         if (tls) {
             for (auto& l : streams_) l->set_tls_context(tls);

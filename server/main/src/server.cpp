@@ -89,6 +89,12 @@ Server::Server(config::Config config, std::string config_path)
 Server::~Server() {
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
+    if (fleet_) {
+        // The workers give their leases back as they close; the store sends that and leaves
+        // the registry before anything its threads call into (admin_, the atomics) is gone.
+        workers_.clear();
+        fleet_->stop();
+    }
 }
 
 config::Config Server::with_runtime_secret(config::Config c) {
@@ -150,11 +156,15 @@ bool Server::open() {
     unauthenticated_ = std::make_unique<SourceRateLimiter>(
         config_->limits.unauthenticated_rate, config_->limits.unauthenticated_burst,
         std::size_t{8192} * n, seed ^ 0x243F6A8885A308D3ull, config_->limits.ipv6_source_prefix);
+    if (config_->fleet.redis) {
+        fleet_ = std::make_unique<FleetStore>(config_->fleet);
+        usage_->set_fleet(fleet_.get());
+    }
     for (unsigned i = 0; i < n; ++i) {
         workers_.push_back(std::make_unique<Worker>(
             i, config_, peers,
             SharedRelayState{*ports_, *quota_, *user_bandwidth_, *unauthenticated_, *connections_,
-                             *fallback_connections_, seed, usage_.get()}));
+                             *fallback_connections_, seed, usage_.get(), fleet_.get()}));
         if (revocations_->current()->size() > 0) {
             workers_.back()->set_revocations(revocations_->current());
         }
@@ -178,15 +188,19 @@ bool Server::open() {
     peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->set_peer_policy(peers);
     log_relay_addresses();
+    // A fleet node applies the other nodes' kills and revocations even with no API of its own.
+    if (config_->admin.token_file || fleet_) {
+        std::vector<Worker*> workers;
+        for (auto& w : workers_) workers.push_back(w.get());
+        admin_ =
+            std::make_unique<AdminService>(control_, std::move(workers), *revocations_, *config_);
+    }
+    if (fleet_) open_fleet();
     if (config_->metrics.listen) {
         EndpointHandlers handlers{[this] { return snapshot().to_prometheus(); },
                                   [this] { return drain_.active(); },
                                   [this] { begin_drain("POST /drain"); }, nullptr};
         if (config_->admin.token_file) {
-            std::vector<Worker*> workers;
-            for (auto& w : workers_) workers.push_back(w.get());
-            admin_ = std::make_unique<AdminService>(control_, std::move(workers), *revocations_,
-                                                    *config_);
             handlers.admin = [this](AdminRequest request, std::function<void(HttpAnswer)> reply) {
                 admin_->handle(std::move(request), std::move(reply));
             };
@@ -198,7 +212,7 @@ bool Server::open() {
             return false;
         }
         spdlog::info("metrics on http://{}/metrics", metrics_->local_address().to_string());
-        if (admin_) {
+        if (config_->admin.token_file) {
             spdlog::info("admin API on http://{}/v1/ (token from {})",
                          metrics_->local_address().to_string(), *config_->admin.token_file);
         }
@@ -228,6 +242,10 @@ int Server::run() {
     on.draining = [this] { return drain_.active(); };
     const ProcessSignals signals(control_, std::move(on));
     for (auto& w : workers_) w->start();
+    if (fleet_) {
+        fleet_->start();
+        publish_sessions_every_second();
+    }
     if (metrics_) metrics_->start();
     started_ = std::chrono::steady_clock::now();
     if (const auto timeout = notifier_.watchdog_timeout()) keep_watchdog_fed(*timeout);
@@ -242,7 +260,39 @@ int Server::run() {
 }
 
 void Server::begin_drain(std::string_view cause) {
+    draining_ = true;  // the fleet's registry says so at the next heartbeat: no 300 points here
     drain_.begin(cause, std::chrono::seconds(config_->limits.shutdown_grace));
+}
+
+void Server::open_fleet() {
+    admin_->set_fleet(fleet_.get());
+    redirect_above_ = config_->fleet.redirect_above;
+    // The registry entry, on the store's thread: only atomics and the start-time settings.
+    fleet_->on_heartbeat([this] {
+        FleetNode self;
+        self.draining = draining_.load();
+        self.allocations = quota_->total();
+        self.redirect_above = redirect_above_.load();
+        self.advertise = fleet_->settings().advertise;
+        self.advertise_tls = fleet_->settings().advertise_tls;
+        self.tls_domain = fleet_->settings().tls_domain;
+        return self;
+    });
+    fleet_->on_control(
+        [this](std::string message) { admin_->apply_published(std::move(message)); });
+    fleet_->on_revocations(
+        [this](FleetStore::Revocations list) { admin_->merge_revocations(std::move(list)); });
+    spdlog::info("fleet: node {} with Redis at {} (on_store_failure: {}, leases {} s)",
+                 config_->fleet.node_id, config_->fleet.redis_url,
+                 config::to_string(config_->fleet.on_store_failure), config_->fleet.lease_seconds);
+}
+
+void Server::publish_sessions_every_second() {
+    admin_->publish_sessions();
+    fleet_timer_.expires_after(std::chrono::seconds(1));
+    fleet_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) publish_sessions_every_second();
+    });
 }
 
 // WATCHDOG=1 only while every worker's loop turns: a stuck worker gets ternd restarted
@@ -294,6 +344,16 @@ MetricsSnapshot Server::snapshot() const {
                           ports_->available(protocol::AddressFamily::ipv6)};
     if (revocations_) s.revoked_users = revocations_->current()->size();
     if (admin_) s.admin_requests = admin_->requests();
+    if (fleet_) {
+        auto& f = fleet_->counters();
+        s.fleet = true;
+        s.fleet_store_up = fleet_->up();
+        s.fleet_store_failures = f.store_failures.load();
+        s.fleet_leases = {f.granted.load(), f.quota_full.load(), f.timeout.load(),
+                          f.store_down.load()};
+        s.fleet_redirects = f.redirects.load();
+        if (const auto d = fleet_->directory()) s.fleet_nodes = d->accepting();
+    }
     s.usage_records_written = usage_->written();
     s.usage_records_failed = usage_->failed();
     return s;
@@ -336,6 +396,20 @@ void Server::reload() {
         spdlog::warn("SIGHUP: admin.token_file added or removed; restart ternd to apply it");
         next.admin = config_->admin;
     }
+    {
+        // The store's connection, identity, registry entry and lease lifetime are fixed at
+        // start; the wait, the failure policy and the redirect threshold reload.
+        config::Fleet kept = config_->fleet;
+        kept.allocate_wait_ms = next.fleet.allocate_wait_ms;
+        kept.on_store_failure = next.fleet.on_store_failure;
+        kept.redirect_above = next.fleet.redirect_above;
+        if (next.fleet != kept) {
+            spdlog::warn(
+                "SIGHUP: fleet changed beyond allocate_wait_ms, on_store_failure and "
+                "redirect_above; restart ternd to apply the rest");
+            next.fleet = kept;
+        }
+    }
     if (next.relay.ports != config_->relay.ports) {
         spdlog::warn("SIGHUP: relay.ports changed; restart ternd to apply it");
         next.relay.ports = config_->relay.ports;
@@ -360,6 +434,7 @@ void Server::reload() {
     config_ = std::make_shared<const config::Config>(std::move(next));
     if (tls) tls_ = tls;
     quota_->set_limits(config_->limits.max_allocations, config_->limits.max_allocations_per_user);
+    redirect_above_ = config_->fleet.redirect_above;
     connections_->set_limits(config_->limits.max_connections,
                              config_->limits.max_connections_per_ip,
                              config_->limits.ipv6_source_prefix);

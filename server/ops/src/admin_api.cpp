@@ -148,10 +148,19 @@ std::variant<AdminCommand, HttpAnswer> parse_admin_request(std::string_view meth
     }
     if (parts[2] == "sessions" && parts.size() == 4) {
         if (method != "DELETE") return method_not_allowed("DELETE");
-        const auto id = parse_session_id(parts[3]);
+        // "0-17", or "0-17@turn-b" in a fleet.
+        const auto decoded = percent_decoded(parts[3], false);
+        if (!decoded) return json_error(404, "no such session: ids look like 0-17");
+        const std::string_view text = *decoded;
+        const auto at = text.find('@');
+        const auto id = parse_session_id(text.substr(0, at));
         if (!id) return json_error(404, "no such session: ids look like 0-17");
         command.kind = Kind::kill_session;
         command.session = *id;
+        if (at != std::string_view::npos) {
+            command.node = std::string(text.substr(at + 1));
+            if (command.node.empty()) return json_error(404, "no such session: no node after @");
+        }
         return command;
     }
     if (parts[2] == "revocations" && parts.size() == 3) {
@@ -275,7 +284,8 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 }
 
 std::string allocation_json(const allocation::AllocationRecord& r, std::string_view realm,
-                            const WallClock& clock, std::optional<allocation::EndReason> ended) {
+                            const WallClock& clock, std::optional<allocation::EndReason> ended,
+                            std::string_view node) {
     std::string relayed = "[";
     for (std::size_t i = 0; i < r.relays.size(); ++i) {
         if (i != 0) relayed += ", ";
@@ -283,10 +293,18 @@ std::string allocation_json(const allocation::AllocationRecord& r, std::string_v
     }
     relayed += "]";
     const auto started = clock.wall(r.started);
-    std::string out = fmt::format(
-        R"({{"id": {}, "user": {}, "realm": {}, "client": {}, "transport": {}, "relayed": {}, )"
+    // In a fleet an id names its node too, so any node can end it.
+    std::string id = session_id_text(r.id);
+    std::string out = "{";
+    if (!node.empty()) {
+        id += '@';
+        id += node;
+        out += "\"node\": " + json_quoted(node) + ", ";
+    }
+    out += fmt::format(
+        R"("id": {}, "user": {}, "realm": {}, "client": {}, "transport": {}, "relayed": {}, )"
         R"("started": {}, )",
-        json_quoted(session_id_text(r.id)), json_quoted(r.username), json_quoted(realm),
+        json_quoted(id), json_quoted(r.username), json_quoted(realm),
         json_quoted(r.tuple.client.unmapped().to_string()),
         json_quoted(protocol::to_string(r.tuple.transport)), relayed,
         json_quoted(rfc3339(started)));

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "tern/auth/revocation_list.hpp"
+#include "tern/server/request/fleet_messages.hpp"
 
 namespace tern::server {
 
@@ -101,27 +102,14 @@ void AdminService::run(const AdminCommand& command, std::function<void(HttpAnswe
         case Kind::list_revocations:
             reply(revocations_json());
             return;
-        case Kind::kill_session: {
-            const unsigned worker = allocation::worker_of_allocation(command.session);
-            const std::string id = session_id_text(command.session);
-            if (worker >= workers_.size()) {
-                reply(json_error(404, "no such session: " + id));
-                return;
-            }
-            workers_[worker]->end_session(
-                command.session, [this, id, reply = std::move(reply)](bool ended) mutable {
-                    asio::post(control_, [id, ended, reply = std::move(reply)] {
-                        if (!ended) {
-                            reply(json_error(404, "no such session: " + id));
-                            return;
-                        }
-                        spdlog::info("admin API: session {} killed", id);
-                        reply(json_answer(200, "{\"killed\": " + json_quoted(id) + "}"));
-                    });
-                });
+        case Kind::kill_session:
+            kill_session(command, std::move(reply));
             return;
-        }
         case Kind::kill_user:
+            if (fleet_ != nullptr) {
+                fleet_->publish(encode_control(
+                    {ControlCommand::Op::kill_user, node_id(), command.user, 0, {}, {}}));
+            }
             end_user(command.user, allocation::EndReason::killed,
                      [user = command.user, reply = std::move(reply)](std::size_t ended) {
                          spdlog::info("admin API: {} session(s) of {} killed", ended, user);
@@ -148,26 +136,210 @@ void AdminService::list_sessions(const AdminCommand& command,
                 done(Answer{std::move(records), now});
             });
         },
-        [this, command, reply = std::move(reply)](const std::vector<Answer>& answers) {
+        [this, command, reply = std::move(reply)](const std::vector<Answer>& answers) mutable {
             const WallClock clock{std::chrono::steady_clock::now(),
                                   std::chrono::system_clock::now()};
-            std::string body = "{\"sessions\": [";
-            std::size_t count = 0;
+            const std::string node = node_id();
+            auto body = std::make_shared<std::string>("{\"sessions\": [");
+            auto count = std::make_shared<std::size_t>(0);
+            auto wanted = [command](std::string_view user, std::string_view client_text,
+                                    std::string_view client_ip) {
+                if (!command.user.empty() && !belongs_to(user, command.user)) return false;
+                return command.client.empty() || command.client == client_ip ||
+                       command.client == client_text;
+            };
             for (const auto& [records, now] : answers) {
                 for (const auto& r : records) {
-                    if (!command.user.empty() && !belongs_to(r.username, command.user)) continue;
                     const auto client = r.tuple.client.unmapped();
-                    if (!command.client.empty() && command.client != client.ip_string() &&
-                        command.client != client.to_string()) {
-                        continue;
-                    }
-                    body += count++ == 0 ? "\n  " : ",\n  ";
-                    body += allocation_json(r, realm_, clock);
+                    if (!wanted(r.username, client.to_string(), client.ip_string())) continue;
+                    *body += (*count)++ == 0 ? "\n  " : ",\n  ";
+                    *body += allocation_json(r, realm_, clock, std::nullopt, node);
                 }
             }
-            body += fmt::format("\n], \"count\": {}}}", count);
-            reply(json_answer(200, std::move(body)));
+            auto finish = [body, count](std::function<void(HttpAnswer)>& done,
+                                        std::string_view error) {
+                *body += fmt::format("\n], \"count\": {}", *count);
+                if (!error.empty()) *body += ", \"error\": " + json_quoted(error);
+                done(json_answer(200, std::move(*body) + "}"));
+            };
+            if (fleet_ == nullptr) {
+                finish(reply, {});
+                return;
+            }
+            // The other nodes' sessions, from their last snapshots (at most a second old).
+            fleet_->read_sessions([this, node, body, count, wanted, finish,
+                                   reply = std::move(reply)](
+                                      std::optional<FleetStore::Snapshots> snapshots) mutable {
+                asio::post(control_, [node, body, count, wanted, finish, reply = std::move(reply),
+                                      snapshots = std::move(snapshots)]() mutable {
+                    if (!snapshots) {
+                        finish(reply, "the fleet store did not answer: this node's sessions only");
+                        return;
+                    }
+                    for (const auto& [other, snapshot] : *snapshots) {
+                        if (other == node) continue;
+                        std::string_view rest = snapshot;
+                        while (!rest.empty()) {
+                            const auto newline = rest.find('\n');
+                            const auto line = parse_session_line(rest.substr(0, newline));
+                            rest = newline == std::string_view::npos ? std::string_view()
+                                                                     : rest.substr(newline + 1);
+                            if (!line) continue;
+                            const auto colon = line->client.rfind(':');
+                            std::string_view ip = line->client.substr(0, colon);
+                            if (ip.size() >= 2 && ip.front() == '[')
+                                ip = ip.substr(1, ip.size() - 2);
+                            if (!wanted(line->user, line->client, ip)) continue;
+                            *body += (*count)++ == 0 ? "\n  " : ",\n  ";
+                            *body += line->json;
+                        }
+                    }
+                    finish(reply, {});
+                });
+            });
         });
+}
+
+void AdminService::kill_session(const AdminCommand& command,
+                                std::function<void(HttpAnswer)> reply) {
+    const unsigned worker = allocation::worker_of_allocation(command.session);
+    std::string id = session_id_text(command.session);
+    const std::string self = node_id();
+    if (!command.node.empty() && command.node != self) {
+        // Another node's session: its node ends it when the message arrives.
+        if (fleet_ == nullptr) {
+            reply(json_error(404, "no such session: " + id + "@" + command.node +
+                                      " (this node is in no fleet)"));
+            return;
+        }
+        fleet_->publish(encode_control({ControlCommand::Op::kill, self, {}, 0, command.node, id}));
+        spdlog::info("admin API: kill of session {}@{} sent to the fleet", id, command.node);
+        reply(json_answer(202, "{\"killing\": " + json_quoted(id + "@" + command.node) + "}"));
+        return;
+    }
+    if (!self.empty()) id += "@" + self;
+    if (worker >= workers_.size()) {
+        reply(json_error(404, "no such session: " + id));
+        return;
+    }
+    workers_[worker]->end_session(
+        command.session, [this, id, reply = std::move(reply)](bool ended) mutable {
+            asio::post(control_, [id, ended, reply = std::move(reply)] {
+                if (!ended) {
+                    reply(json_error(404, "no such session: " + id));
+                    return;
+                }
+                spdlog::info("admin API: session {} killed", id);
+                reply(json_answer(200, "{\"killed\": " + json_quoted(id) + "}"));
+            });
+        });
+}
+
+void AdminService::publish_sessions() {
+    if (fleet_ == nullptr) return;
+    using Answer = std::vector<allocation::AllocationRecord>;
+    gather<Answer>(
+        control_, workers_,
+        [](Worker& w, std::function<void(Answer)> done) {
+            w.list_sessions(
+                [done = std::move(done)](auto records, TimePoint) { done(std::move(records)); });
+        },
+        [this](const std::vector<Answer>& answers) {
+            const WallClock clock{std::chrono::steady_clock::now(),
+                                  std::chrono::system_clock::now()};
+            const std::string node = node_id();
+            std::string snapshot;
+            for (const auto& records : answers) {
+                for (const auto& r : records) {
+                    if (!snapshot.empty()) snapshot += '\n';
+                    snapshot +=
+                        encode_session_line(r.username, r.tuple.client.unmapped().to_string(),
+                                            allocation_json(r, realm_, clock, std::nullopt, node));
+                }
+            }
+            fleet_->put_sessions(std::move(snapshot));
+        });
+}
+
+void AdminService::apply_revocation(const std::string& user, std::int64_t until) {
+    const auto list = revocations_.revoke(user, until, unix_now());
+    if (const std::string saved = revocations_.save(); !saved.empty()) {
+        spdlog::error("fleet: revocation of {} applies until restart: {}", user, saved);
+    }
+    for (auto* w : workers_) w->set_revocations(list);
+    end_user(user, allocation::EndReason::revoked, [user](std::size_t ended) {
+        spdlog::info("fleet: {} revoked by another node; {} session(s) ended here", user, ended);
+    });
+}
+
+void AdminService::apply_lift(const std::string& user) {
+    bool was_revoked = false;
+    const auto list = revocations_.lift(user, was_revoked);
+    if (!was_revoked) return;
+    if (const std::string saved = revocations_.save(); !saved.empty()) {
+        spdlog::error("fleet: lifting the revocation of {} applies until restart: {}", user, saved);
+    }
+    for (auto* w : workers_) w->set_revocations(list);
+    spdlog::info("fleet: revocation of {} lifted by another node", user);
+}
+
+void AdminService::apply_published(std::string message) {
+    asio::post(control_, [this, message = std::move(message)] {
+        const auto command = parse_control(message);
+        if (!command) {
+            spdlog::warn("fleet: an unreadable control message was ignored ({} bytes)",
+                         message.size());
+            return;
+        }
+        if (command->from == node_id()) return;  // applied here before it was published
+        switch (command->op) {
+            case ControlCommand::Op::revoke:
+                apply_revocation(command->user, command->until);
+                return;
+            case ControlCommand::Op::unrevoke:
+                apply_lift(command->user);
+                return;
+            case ControlCommand::Op::kill_user:
+                end_user(command->user, allocation::EndReason::killed,
+                         [user = command->user](std::size_t ended) {
+                             spdlog::info("fleet: {} session(s) of {} killed by another node",
+                                          ended, user);
+                         });
+                return;
+            case ControlCommand::Op::kill: {
+                if (command->node != node_id()) return;
+                const auto id = parse_session_id(command->session);
+                if (!id) return;
+                const unsigned worker = allocation::worker_of_allocation(*id);
+                if (worker >= workers_.size()) return;
+                workers_[worker]->end_session(*id, [session = command->session](bool ended) {
+                    if (ended) spdlog::info("fleet: session {} killed by another node", session);
+                });
+                return;
+            }
+        }
+    });
+}
+
+void AdminService::merge_revocations(FleetStore::Revocations revocations) {
+    asio::post(control_, [this, revocations = std::move(revocations)] {
+        const auto now = unix_now();
+        const auto current = revocations_.current();
+        std::size_t added = 0;
+        for (const auto& [user, until] : revocations) {
+            if (until <= now || current->until(user).value_or(0) >= until) continue;
+            apply_revocation(user, until);
+            ++added;
+        }
+        // Ours the store lacks (made while it was away) go to the other nodes too.
+        for (const auto& [user, until] : current->entries()) {
+            if (until <= now) continue;
+            bool known = false;
+            for (const auto& [theirs, _] : revocations) known = known || theirs == user;
+            if (!known && fleet_ != nullptr) fleet_->put_revocation(user, until);
+        }
+        if (added > 0) spdlog::info("fleet: {} revocation(s) taken from the store", added);
+    });
 }
 
 void AdminService::end_user(const std::string& user, allocation::EndReason reason,
@@ -193,6 +365,11 @@ void AdminService::revoke(const AdminCommand& command, std::function<void(HttpAn
     }
     const auto list = revocations_.revoke(command.user, until, now);
     const std::string saved = revocations_.save();
+    if (fleet_ != nullptr) {
+        fleet_->put_revocation(command.user, until);
+        fleet_->publish(
+            encode_control({ControlCommand::Op::revoke, node_id(), command.user, until, {}, {}}));
+    }
     // Each worker applies the list before it ends the user's allocations (its queue is FIFO),
     // so no Allocate of the user slips in between.
     for (auto* w : workers_) w->set_revocations(list);
@@ -227,6 +404,11 @@ void AdminService::unrevoke(const AdminCommand& command,
     }
     const std::string saved = revocations_.save();
     for (auto* w : workers_) w->set_revocations(list);
+    if (fleet_ != nullptr) {
+        fleet_->remove_revocation(command.user);
+        fleet_->publish(
+            encode_control({ControlCommand::Op::unrevoke, node_id(), command.user, 0, {}, {}}));
+    }
     spdlog::info("admin API: revocation of {} lifted", command.user);
     std::string body = "{\"user\": " + json_quoted(command.user) + ", \"lifted\": true";
     if (!saved.empty()) {

@@ -167,6 +167,17 @@ std::string MetricsSnapshot::to_prometheus() const {
     }
     set(Metric::usage_records, label("outcome", "written"), usage_records_written);
     set(Metric::usage_records, label("outcome", "failed"), usage_records_failed);
+    if (fleet) {
+        set(Metric::fleet_store_up, "", fleet_store_up ? 1 : 0);
+        set(Metric::fleet_store_failures, "", fleet_store_failures);
+        static constexpr std::array<std::string_view, 4> lease_outcomes = {"granted", "quota_full",
+                                                                           "timeout", "store_down"};
+        for (std::size_t i = 0; i < lease_outcomes.size(); ++i) {
+            set(Metric::fleet_lease_requests, label("outcome", lease_outcomes[i]), fleet_leases[i]);
+        }
+        set(Metric::fleet_redirects, "", fleet_redirects);
+        set(Metric::fleet_nodes, "", fleet_nodes);
+    }
 
     std::string out;
     out.reserve(16384);

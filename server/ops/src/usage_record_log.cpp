@@ -53,6 +53,13 @@ void UsageRecordLog::allocation_ended(const allocation::AllocationRecord& record
     try {
         const WallClock clock{std::chrono::steady_clock::now(), std::chrono::system_clock::now()};
         const std::lock_guard lock(mutex_);
+        if (fleet_ != nullptr && !fleet_->settings().usage_stream.empty()) {
+            const std::string node = fleet_->node_id();
+            fleet_->append_usage(
+                {{"node", node},
+                 {"reason", std::string(name_of(reason))},
+                 {"record", allocation_json(record, realm_, clock, reason, node)}});
+        }
         if (fd_ < 0 && !journal_) {
             if (!path_.empty()) ++failed_;  // configured, but the file could not be opened
             return;

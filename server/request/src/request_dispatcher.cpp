@@ -178,6 +178,10 @@ std::span<const std::uint8_t> RequestDispatcher::turn_request(const MessageView&
     const allocation::FiveTuple tuple{context.source, context.local, context.transport};
     const auto reply =
         relay_->handle_request(msg, tuple, context.client, requester, context.now, out);
+    if (reply.empty() && relay_->take_deferred()) {
+        if (deferrals_ != nullptr) deferrals_->hold(msg.bytes(), context);
+        return reply;
+    }
     const auto parsed_class = reply.size() >= 2 && (reply[1] & 0x10) != 0
                                   ? MessageClass::error_response
                                   : MessageClass::success_response;

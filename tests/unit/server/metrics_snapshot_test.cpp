@@ -123,6 +123,7 @@ TEST(MetricsSnapshot, RendersEveryFamilyOfTheListInOrder) {
     s.worker_lag_seconds = {0};
     s.open_fds = 12;  // left out when /proc or the limit cannot be read
     s.max_fds = 1024;
+    s.fleet = true;  // the tern_fleet_* samples come with fleet.redis only
     DispatchCounters d;
     d.responses[0][0] += 1;  // `requests` lists only codes seen
     s.add(d);
@@ -142,6 +143,17 @@ TEST(MetricsSnapshot, RendersEveryFamilyOfTheListInOrder) {
         EXPECT_EQ(typed[i], std::string(f.name) + " " + std::string(metrics::to_string(f.type)));
         EXPECT_EQ(sampled.count(std::string(f.name)), 1u) << f.name << " has no sample";
     }
+}
+
+TEST(MetricsSnapshot, FleetSamplesOnlyWithAFleet) {
+    MetricsSnapshot s;
+    EXPECT_EQ(s.to_prometheus().find("\ntern_fleet_store_up "), std::string::npos);
+    s.fleet = true;
+    s.fleet_leases = {3, 1, 0, 2};
+    const std::string page = s.to_prometheus();
+    EXPECT_NE(page.find("\ntern_fleet_store_up 0\n"), std::string::npos);
+    EXPECT_NE(page.find("\ntern_fleet_lease_requests_total{outcome=\"store_down\"} 2\n"),
+              std::string::npos);
 }
 
 struct Calls {

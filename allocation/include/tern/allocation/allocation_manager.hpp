@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tern/allocation/allocation_quota.hpp"
@@ -18,6 +19,7 @@
 #include "tern/allocation/allocation_table.hpp"
 #include "tern/allocation/client_route.hpp"
 #include "tern/allocation/five_tuple.hpp"
+#include "tern/allocation/fleet_admission.hpp"
 #include "tern/allocation/peer_policy.hpp"
 #include "tern/allocation/relay_egress.hpp"
 #include "tern/allocation/relay_ports.hpp"
@@ -204,8 +206,15 @@ public:
     void set_id_base(std::uint64_t base) noexcept { next_id_ = base; }
 
     // Shutting down gracefully: live allocations keep working, new Allocates get 508 so
-    // clients try another server.
+    // clients try another server (or a 300 to one, with a fleet).
     void set_draining(bool draining) noexcept { draining_ = draining; }
+    bool draining() const noexcept { return draining_; }
+
+    // The fleet's quota and redirection (may be null: none); it must outlive the manager.
+    void set_fleet(FleetAdmission* fleet) noexcept { fleet_ = fleet; }
+    // True once after handle_request returned nothing because the fleet was asked (`wait`):
+    // the caller keeps the request and hands it in again when the fleet has answered.
+    bool take_deferred() noexcept { return std::exchange(deferred_, false); }
 
     std::size_t allocation_count() const noexcept { return table_.size(); }
     const Allocation* find(const FiveTuple& tuple, TimePoint now) const noexcept {
@@ -228,7 +237,7 @@ private:
     struct OpenedRelays;
     Refusal read_allocate(const protocol::MessageView& request, const FiveTuple& tuple,
                           AllocateAsk& ask, Reply& r) const noexcept;
-    Refusal admit_allocation(const FiveTuple& tuple, std::string_view username,
+    Refusal admit_allocation(const TransactionKey& key, std::string_view username,
                              const AllocateAsk& ask, TimePoint now, Reply& r);
     bool open_relays(const protocol::TransportAddress& ip, const protocol::TransportAddress& server,
                      const AllocateAsk& ask, OpenedRelays& out, TimePoint now);
@@ -239,7 +248,7 @@ private:
     std::span<const std::uint8_t> allocated(const Allocation& a, const OpenedRelays& relays,
                                             TimePoint now, Reply& r) const;
     void give_back_reserved(const AllocateAsk& ask);
-    void give_back_quota(std::string_view username);
+    void give_back_quota(std::string_view username, const TransactionKey& key);
     void close_relays(const OpenedRelays& relays);
 
     // Refresh (refresh.cpp), CreatePermission (create_permission.cpp) and ChannelBind
@@ -306,6 +315,8 @@ private:
     RelayCounters counters_;
     std::uint64_t data_indications_ = 0;  // transaction IDs of Data indications
     bool draining_ = false;
+    FleetAdmission* fleet_ = nullptr;
+    bool deferred_ = false;
     UsageSink* usage_ = nullptr;
     std::uint64_t next_id_ = 1;
 };

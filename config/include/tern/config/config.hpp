@@ -238,6 +238,45 @@ struct UsageRecords {
     friend bool operator==(const UsageRecords&, const UsageRecords&) = default;
 };
 
+// Where the fleet's shared store is: fleet.redis, "redis://[[user]:password@]host[:port][/db]".
+struct RedisEndpoint {
+    std::string host;
+    std::uint16_t port = 6379;
+    std::string username;  // empty: AUTH with the password alone
+    std::string password;  // empty: no AUTH
+    std::uint32_t db = 0;
+    friend bool operator==(const RedisEndpoint&, const RedisEndpoint&) = default;
+};
+
+enum class StoreFailure : std::uint8_t {
+    local,   // Allocates are admitted on this node's own quotas alone
+    refuse,  // Allocates get 508 until the store answers again
+};
+const char* to_string(StoreFailure f) noexcept;  // "local", "refuse"
+
+// The optional fleet section: several ternd sharing quotas, revocations, kills, the session
+// list and a registry through one Redis. Absent (redis unset) = a node on its own.
+struct Fleet {
+    std::optional<RedisEndpoint> redis;  // fleet.redis; absent = no fleet
+    std::string redis_url;               // as written, password masked, for logs
+    std::string node_id;                 // fleet.node_id; default: the host name
+    // Where clients reach this node directly (not through a load balancer), for other nodes'
+    // 300 redirects: over UDP and TCP, and over TLS with the name its certificate carries.
+    std::vector<TransportAddress> advertise;      // fleet.advertise
+    std::vector<TransportAddress> advertise_tls;  // fleet.advertise_tls
+    std::string tls_domain;                       // fleet.tls_domain (ALTERNATE-DOMAIN)
+    std::uint32_t allocate_wait_ms = 50;          // longest an Allocate waits for Redis, 1-1000
+    std::uint32_t lease_seconds = 15;  // a dead node's quota leases lapse after this, 3-3600
+    StoreFailure on_store_failure = StoreFailure::local;
+    // Allocations on this node past which new Allocates are redirected (300); 0 = only while
+    // draining.
+    std::uint32_t redirect_above = 0;
+    std::string usage_stream;                 // Redis stream key for usage records; empty = none
+    std::uint32_t usage_stream_max = 100000;  // its approximate MAXLEN, at least 1
+    std::string key_prefix = "tern:";         // every key and channel the fleet uses
+    friend bool operator==(const Fleet&, const Fleet&) = default;
+};
+
 struct Config {
     std::string realm = "tern";
     std::vector<Listener> listen;  // a file without `listen` gets the embedded default's
@@ -252,6 +291,7 @@ struct Config {
     Metrics metrics;
     Admin admin;
     UsageRecords usage_records;
+    Fleet fleet;
     std::string software = "tern";  // SOFTWARE attribute value; empty = omit
     KeyLines key_lines;             // empty for a Config not loaded from text
 

@@ -61,4 +61,14 @@ Parsed<Cidr> parse_cidr(std::string_view text);
 // "49152-65535": both ends inclusive, first >= min_relay_port, at least min_relay_port_count.
 Parsed<PortRange> parse_relay_port_range(std::string_view text);
 
+// "redis://[[user]:password@]host[:port][/db]" (fleet.redis): host is an IPv4 address, a
+// bracketed IPv6 address or a name; the port defaults to 6379 and the db to 0; user and
+// password may carry %XX escapes. rediss:// is refused (hiredis 0.14 has no TLS). Messages
+// never show the password.
+Parsed<RedisEndpoint> parse_redis_url(std::string_view text);
+
+// `text` with the password (everything between the user's ':' and the '@', or the whole part
+// before '@' when it has no ':') replaced by "***": fit for logs and error messages.
+std::string masked_redis_url(std::string_view text);
+
 }  // namespace tern::config

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,10 @@ int sessions_command(const std::vector<std::string>& args, std::ostream& out, st
 int kill_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int revoke_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int unrevoke_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// metrics.listen of ternd's config at `config_path` as "host:port" reachable from this host (a
+// wildcard listener on loopback); nullopt, with the reason on `err`, when it cannot be read.
+std::optional<std::string> metrics_endpoint_of(const std::string& config_path, std::ostream& err);
 
 // GET /v1/sessions's JSON as a table, one session a line (the server writes one object a line).
 std::string format_sessions(std::string_view json);

@@ -74,7 +74,17 @@ enum class Samples { all, seen };
     F(admin_requests, counter, all, "tern_admin_requests_total",                                 \
       "Admin API requests (/v1/), by outcome.")                                                  \
     F(usage_records, counter, all, "tern_usage_records_total",                                   \
-      "Usage records of ended allocations, by outcome (failed: the file could not be written).")
+      "Usage records of ended allocations, by outcome (failed: the file could not be written).") \
+    F(fleet_store_up, gauge, all, "tern_fleet_store_up",                                         \
+      "1 while the fleet's Redis (fleet.redis) answers, else 0.")                                \
+    F(fleet_store_failures, counter, all, "tern_fleet_store_failures_total",                     \
+      "Episodes of the fleet's Redis not answering (each logged once).")                         \
+    F(fleet_lease_requests, counter, all, "tern_fleet_lease_requests_total",                     \
+      "Allocates' fleet quota leases, by outcome (timeout: fleet.allocate_wait_ms passed).")     \
+    F(fleet_redirects, counter, all, "tern_fleet_redirects_total",                               \
+      "Allocates answered 300 Try Alternate with another node of the fleet.")                    \
+    F(fleet_nodes, gauge, all, "tern_fleet_nodes",                                               \
+      "Nodes of the fleet taking new allocations, as this node last read the registry.")
 
 enum class Metric : std::size_t {
 #define TERN_METRIC_ID(id, type, samples, name, help) id,

@@ -22,6 +22,8 @@
 #include "tern/allocation/relay_ports.hpp"
 #include "tern/config/config.hpp"
 #include "tern/server/io/client_to_peer.hpp"
+#include "tern/server/io/fleet_gate.hpp"
+#include "tern/server/io/fleet_store.hpp"
 #include "tern/server/io/peer_to_client.hpp"
 #include "tern/server/io/relay_sockets.hpp"
 #include "tern/server/io/stream_clients.hpp"
@@ -44,6 +46,7 @@ struct SharedRelayState {
     ConnectionQuota& fallback_connections;  // edge.fallback_max_connections(_per_ip)
     std::uint64_t hash_seed;
     allocation::UsageSink* usage = nullptr;  // ended allocations (usage_records); may be null
+    FleetStore* fleet = nullptr;             // the fleet's store (fleet.redis); may be null
 };
 
 class Worker final : private UdpReadinessHandler {
@@ -125,6 +128,9 @@ private:
     std::vector<std::unique_ptr<StreamListener>> streams_;
     ConnectionQuota& connections_quota_;
     ConnectionQuota& fallback_quota_;
+    // With a fleet: its quota leases and redirects, and where held Allocates are answered.
+    std::unique_ptr<FleetGate> fleet_gate_;
+    std::vector<std::uint8_t> rerun_buffer_;
     std::thread thread_;
 };
 

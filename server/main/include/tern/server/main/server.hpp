@@ -2,6 +2,8 @@
 // reload), the metrics endpoint and systemd notifications. main() only parses arguments.
 #pragma once
 
+#include <atomic>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +66,9 @@ private:
     // SIGTERM or POST /drain, with limits.shutdown_grace.
     void begin_drain(std::string_view cause);
     void keep_watchdog_fed(std::chrono::microseconds timeout);
+    // fleet.redis: the store, its heartbeat and the operator commands other nodes publish.
+    void open_fleet();
+    void publish_sessions_every_second();
 
     std::shared_ptr<const config::Config> config_;
     std::unique_ptr<allocation::RandomSource> random_;
@@ -80,6 +85,11 @@ private:
     std::string generated_secret_;
     std::string generated_nonce_secret_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
+    // fleet.redis: the shared store; outlives the workers, whose leases it gives back as they
+    // close.
+    std::unique_ptr<FleetStore> fleet_;
+    std::atomic<bool> draining_{false};             // read by the fleet's heartbeat thread
+    std::atomic<std::uint32_t> redirect_above_{0};  // fleet.redirect_above, as last loaded
     // Both outlive the workers, which write records until they stop.
     std::unique_ptr<UsageRecordLog> usage_ = std::make_unique<UsageRecordLog>();
     std::unique_ptr<RevocationStore> revocations_;
@@ -89,7 +99,8 @@ private:
     // The main thread's loop: signals, drain, watchdog and the metrics endpoint.
     boost::asio::io_context control_{1};
     boost::asio::steady_timer watchdog_timer_{control_};
-    std::unique_ptr<AdminService> admin_;  // admin.token_file set
+    boost::asio::steady_timer fleet_timer_{control_};  // this node's session snapshot
+    std::unique_ptr<AdminService> admin_;              // admin.token_file set
     std::unique_ptr<MetricsEndpoint> metrics_;
     ServiceNotifier notifier_;
     Drain drain_{control_, notifier_,

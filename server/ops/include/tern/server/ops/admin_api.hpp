@@ -49,6 +49,7 @@ struct AdminCommand {
     std::string user;    // list filter, or the subject of kill_user/revoke/unrevoke
     std::string client;  // list filter: an IP, or IP:PORT as the list prints it
     std::uint64_t session = 0;
+    std::string node;                   // kill_session in a fleet: the node after '@'
     std::optional<std::int64_t> until;  // revoke: unix seconds
 };
 
@@ -102,8 +103,10 @@ struct WallClock {
                std::chrono::duration_cast<std::chrono::system_clock::duration>(t - steady_now);
     }
 };
+// `node` set (a fleet): the object names it, and the id carries it ("0-5@turn-a").
 std::string allocation_json(const allocation::AllocationRecord& r, std::string_view realm,
                             const WallClock& clock,
-                            std::optional<allocation::EndReason> ended = std::nullopt);
+                            std::optional<allocation::EndReason> ended = std::nullopt,
+                            std::string_view node = {});
 
 }  // namespace tern::server

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tern/config/config.hpp"
+#include "tern/server/io/fleet_store.hpp"
 #include "tern/server/io/worker.hpp"
 #include "tern/server/ops/admin_api.hpp"
 #include "tern/server/ops/metrics_endpoint.hpp"
@@ -30,6 +31,16 @@ public:
     AdminService(boost::asio::io_context& control, std::vector<Worker*> workers,
                  RevocationStore& revocations, const config::Config& config);
 
+    // With a fleet (may be null): the session list covers every node, and kills and
+    // revocations are published to every node. `fleet` must outlive the service.
+    void set_fleet(FleetStore* fleet) noexcept { fleet_ = fleet; }
+    // A command another node published (on any thread): applied here, not published again.
+    void apply_published(std::string message);
+    // The fleet's revocations as the store holds them (on any thread): merged into ours.
+    void merge_revocations(FleetStore::Revocations revocations);
+    // This node's sessions to the store, for the other nodes' lists (once a second).
+    void publish_sessions();
+
     void handle(AdminRequest request, std::function<void(HttpAnswer)> reply);
     // A reload: the token and realm may change.
     void configure(const config::Config& config);
@@ -41,6 +52,10 @@ public:
 private:
     void run(const AdminCommand& command, std::function<void(HttpAnswer)> reply);
     void list_sessions(const AdminCommand& command, std::function<void(HttpAnswer)> reply);
+    void kill_session(const AdminCommand& command, std::function<void(HttpAnswer)> reply);
+    void apply_revocation(const std::string& user, std::int64_t until);
+    void apply_lift(const std::string& user);
+    std::string node_id() const { return fleet_ != nullptr ? fleet_->node_id() : std::string(); }
     void end_user(const std::string& user, allocation::EndReason reason,
                   std::function<void(std::size_t)> done);
     void revoke(const AdminCommand& command, std::function<void(HttpAnswer)> reply);
@@ -55,6 +70,7 @@ private:
     std::string token_;
     std::string realm_;
     AdminFailureLimiter limiter_;
+    FleetStore* fleet_ = nullptr;
     std::array<std::uint64_t, admin_outcome_names.size()> requests_{};
 };
 

@@ -37,6 +37,13 @@ public:
     std::array<std::uint64_t, 6> admin_requests{};
     std::uint64_t usage_records_written = 0;
     std::uint64_t usage_records_failed = 0;
+    // fleet.redis set: the store's state and the leases asked of it.
+    bool fleet = false;
+    bool fleet_store_up = false;
+    std::uint64_t fleet_store_failures = 0;
+    std::array<std::uint64_t, 4> fleet_leases{};  // granted, quota_full, timeout, store_down
+    std::uint64_t fleet_redirects = 0;
+    std::uint64_t fleet_nodes = 0;
 
     // One worker's tallies, added to those of the workers before it.
     void add(const allocation::RelayCounters& c);

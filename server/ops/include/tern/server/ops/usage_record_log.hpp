@@ -11,6 +11,7 @@
 #include "tern/allocation/allocation_record.hpp"
 #include "tern/allocation/tally.hpp"
 #include "tern/config/config.hpp"
+#include "tern/server/io/fleet_store.hpp"
 
 namespace tern::server {
 
@@ -26,6 +27,10 @@ public:
     // records go to the journal only (when on) until the next successful open.
     std::string configure(const config::UsageRecords& records, const std::string& realm);
 
+    // fleet.usage_stream: records also go to the fleet's Redis stream (a queued job, never a
+    // wait); `fleet` must outlive the log.
+    void set_fleet(FleetStore* fleet) noexcept { fleet_ = fleet; }
+
     void allocation_ended(const allocation::AllocationRecord& record,
                           allocation::EndReason reason) noexcept override;
 
@@ -34,6 +39,7 @@ public:
 
 private:
     std::mutex mutex_;
+    FleetStore* fleet_ = nullptr;
     int fd_ = -1;
     std::string path_;
     bool journal_ = false;

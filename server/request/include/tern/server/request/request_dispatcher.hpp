@@ -13,6 +13,7 @@
 #include "tern/auth/revocation_list.hpp"
 #include "tern/config/config.hpp"
 #include "tern/protocol/message_type.hpp"
+#include "tern/server/request/deferred_requests.hpp"
 #include "tern/server/request/packet_context.hpp"
 #include "tern/server/request/source_rate_limiter.hpp"
 
@@ -68,6 +69,10 @@ public:
         revocations_ = std::move(revocations);
     }
 
+    // Allocates the fleet makes wait go to `deferrals` (null: dropped, the client retransmits);
+    // it must outlive the dispatcher.
+    void set_deferrals(DeferredRequests* deferrals) noexcept { deferrals_ = deferrals; }
+
     // Returns the reply written into `out`, or an empty span when nothing is to be sent
     // (malformed input, indications, responses, ChannelData, unknown junk).
     std::span<const std::uint8_t> handle(std::span<const std::uint8_t> packet,
@@ -99,6 +104,7 @@ private:
     SourceRateLimiter* unauthenticated_;
     DispatchCounters counters_;
     std::shared_ptr<const auth::RevocationList> revocations_;
+    DeferredRequests* deferrals_ = nullptr;
 };
 
 }  // namespace tern::server

@@ -1,0 +1,565 @@
+#include "tern/server/io/fleet_store.hpp"
+
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <string_view>
+
+namespace tern::server {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto connect_timeout = 500ms;
+// A command that takes longer marks the store down (a paused Redis); Allocates never wait this
+// long: they wait fleet.allocate_wait_ms in the worker.
+constexpr auto command_timeout = 1000ms;
+constexpr auto heartbeat_every = 1s;
+constexpr auto registry_lifetime = 5s;  // a node's hash and snapshot outlive 4 missed beats
+constexpr auto backoff_first = 100ms;
+constexpr auto backoff_last = 5000ms;
+constexpr std::size_t renew_batch = 256;
+constexpr std::size_t max_queued = 65536;  // jobs waiting for the store
+
+// Redis's own clock, so nodes with skewed clocks agree on when a lease lapses.
+constexpr std::string_view now_ms_lua =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) ";
+
+// KEYS[1] lease set; ARGV limit, member, lease ms. 1 = granted, 0 = the user's quota is full.
+const std::string acquire_lua = std::string(now_ms_lua) +
+                                "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "
+                                "local ms = tonumber(ARGV[3]) "
+                                "if not redis.call('ZSCORE', KEYS[1], ARGV[2]) and "
+                                "   redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then "
+                                "  return 0 end "
+                                "redis.call('ZADD', KEYS[1], now + ms, ARGV[2]) "
+                                "redis.call('PEXPIRE', KEYS[1], ms) "
+                                "return 1";
+
+// KEYS lease sets; ARGV[1] lease ms, ARGV[i + 1] the member held in KEYS[i].
+const std::string renew_lua = std::string(now_ms_lua) +
+                              "local ms = tonumber(ARGV[1]) "
+                              "for i, key in ipairs(KEYS) do "
+                              "  redis.call('ZADD', key, now + ms, ARGV[i + 1]) "
+                              "  redis.call('PEXPIRE', key, ms) "
+                              "end "
+                              "return #KEYS";
+
+// KEYS[1] the node's hash, KEYS[2] the node set; ARGV id, lifetime ms, then field/value pairs.
+const std::string heartbeat_lua = std::string(now_ms_lua) +
+                                  "local ms = tonumber(ARGV[2]) "
+                                  "redis.call('DEL', KEYS[1]) "
+                                  "redis.call('HSET', KEYS[1], 'updated_ms', now, "
+                                  "           unpack(ARGV, 3)) "
+                                  "redis.call('PEXPIRE', KEYS[1], ms) "
+                                  "redis.call('ZADD', KEYS[2], now, ARGV[1]) "
+                                  "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ms) "
+                                  "return now";
+
+struct ReplyDeleter {
+    void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    return timeval{static_cast<time_t>(ms.count() / 1000),
+                   static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+// One command; null when the connection failed (the context is then unusable).
+Reply command(redisContext* c, const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    argv.reserve(args.size());
+    lengths.reserve(args.size());
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    return Reply(static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+}
+
+bool is_error(const Reply& r) {
+    return r && r->type == REDIS_REPLY_ERROR;
+}
+
+std::string text_of(const redisReply* r) {
+    if (r == nullptr || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS &&
+                         r->type != REDIS_REPLY_ERROR)) {
+        return {};
+    }
+    return std::string(r->str, r->len);
+}
+
+}  // namespace
+
+FleetStore::FleetStore(const config::Fleet& fleet) : fleet_(fleet) {}
+
+FleetStore::~FleetStore() {
+    stop();
+}
+
+void FleetStore::start() {
+    commands_ = std::thread([this] { command_loop(); });
+    subscriber_ = std::thread([this] { subscriber_loop(); });
+}
+
+void FleetStore::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+        // The subscriber blocks in a read with no timeout: shutting its socket down ends it.
+        if (subscriber_fd_ >= 0) ::shutdown(subscriber_fd_, SHUT_RDWR);
+    }
+    wake_.notify_all();
+    if (commands_.joinable()) commands_.join();
+    if (subscriber_.joinable()) subscriber_.join();
+    std::lock_guard lock(mutex_);
+    finished_ = true;
+    queue_.clear();
+}
+
+std::shared_ptr<const FleetDirectory> FleetStore::directory() const {
+    std::lock_guard lock(mutex_);
+    return directory_;
+}
+
+void FleetStore::enqueue(Job job) {
+    {
+        std::unique_lock lock(mutex_);
+        if (finished_) return;
+        // A Redis that answers, but too slowly for the work coming in, costs bounded memory.
+        if (queue_.size() >= max_queued) {
+            lock.unlock();
+            job.fail();
+            return;
+        }
+        queue_.push_back(std::move(job));
+    }
+    wake_.notify_all();  // the subscriber waits on the same condition
+}
+
+void FleetStore::request_lease(std::string username, std::string member, std::uint32_t limit,
+                               std::function<void(LeaseAnswer)> done) {
+    auto shared_done = std::make_shared<std::function<void(LeaseAnswer)>>(std::move(done));
+    enqueue(Job{[this, username = std::move(username), member = std::move(member), limit,
+                 shared_done](redisContext* c) {
+                    const Reply r = command(c, {"EVAL", acquire_lua, "1", key("lease:" + username),
+                                                std::to_string(limit), member,
+                                                std::to_string(fleet_.lease_seconds * 1000)});
+                    if (!r) return false;
+                    if (r->type != REDIS_REPLY_INTEGER) {
+                        spdlog::warn("fleet: a lease request failed: {}", text_of(r.get()));
+                        (*shared_done)(LeaseAnswer::failed);
+                        return true;
+                    }
+                    (*shared_done)(r->integer == 1 ? LeaseAnswer::granted
+                                                   : LeaseAnswer::quota_full);
+                    return true;
+                },
+                [shared_done] { (*shared_done)(LeaseAnswer::failed); }});
+}
+
+void FleetStore::keep_lease(std::string username, std::string member) {
+    {
+        std::lock_guard lock(mutex_);
+        leases_[member] = username;
+    }
+    // A lease admitted without the store (fleet.on_store_failure: local) is registered here;
+    // one the store granted is merely renewed.
+    std::map<std::string, std::string> one{{std::move(member), std::move(username)}};
+    enqueue(
+        Job{[this, one = std::move(one)](redisContext* c) { return renew_leases(c, one); }, [] {}});
+}
+
+void FleetStore::drop_lease(std::string username, std::string member) {
+    {
+        std::lock_guard lock(mutex_);
+        leases_.erase(member);
+    }
+    enqueue(
+        Job{[this, username = std::move(username), member = std::move(member)](redisContext* c) {
+                return static_cast<bool>(command(c, {"ZREM", key("lease:" + username), member}));
+            },
+            [] {}});
+}
+
+void FleetStore::publish(std::string message) {
+    enqueue(Job{[this, message = std::move(message)](redisContext* c) {
+                    return static_cast<bool>(command(c, {"PUBLISH", key("control"), message}));
+                },
+                [] {}});
+}
+
+void FleetStore::put_revocation(std::string user, std::int64_t until) {
+    enqueue(Job{[this, user = std::move(user), until](redisContext* c) {
+                    return static_cast<bool>(
+                        command(c, {"HSET", key("revocations"), user, std::to_string(until)}));
+                },
+                [] {}});
+}
+
+void FleetStore::remove_revocation(std::string user) {
+    enqueue(Job{[this, user = std::move(user)](redisContext* c) {
+                    return static_cast<bool>(command(c, {"HDEL", key("revocations"), user}));
+                },
+                [] {}});
+}
+
+void FleetStore::put_sessions(std::string snapshot) {
+    enqueue(Job{[this, snapshot = std::move(snapshot)](redisContext* c) {
+                    return static_cast<bool>(command(
+                        c, {"SET", key("sessions:" + fleet_.node_id), snapshot, "PX",
+                            std::to_string(std::chrono::milliseconds(registry_lifetime).count())}));
+                },
+                [] {}});
+}
+
+void FleetStore::read_sessions(std::function<void(std::optional<Snapshots>)> done) {
+    auto shared_done =
+        std::make_shared<std::function<void(std::optional<Snapshots>)>>(std::move(done));
+    enqueue(Job{[this, shared_done](redisContext* c) {
+                    const Reply ids = command(c, {"ZRANGE", key("nodes"), "0", "-1"});
+                    if (!ids) return false;
+                    Snapshots out;
+                    if (ids->type == REDIS_REPLY_ARRAY && ids->elements > 0) {
+                        std::vector<std::string> args{"MGET"};
+                        for (std::size_t i = 0; i < ids->elements; ++i) {
+                            args.push_back(key("sessions:" + text_of(ids->element[i])));
+                        }
+                        const Reply values = command(c, args);
+                        if (!values) return false;
+                        for (std::size_t i = 0; values->type == REDIS_REPLY_ARRAY &&
+                                                i < values->elements && i < ids->elements;
+                             ++i) {
+                            if (values->element[i]->type != REDIS_REPLY_STRING) continue;
+                            out.emplace_back(text_of(ids->element[i]), text_of(values->element[i]));
+                        }
+                    }
+                    (*shared_done)(std::move(out));
+                    return true;
+                },
+                [shared_done] { (*shared_done)(std::nullopt); }});
+}
+
+void FleetStore::append_usage(FieldList fields) {
+    if (fleet_.usage_stream.empty()) return;
+    enqueue(Job{
+        [this, fields = std::move(fields)](redisContext* c) {
+            std::vector<std::string> args{
+                "XADD", fleet_.usage_stream, "MAXLEN", "~", std::to_string(fleet_.usage_stream_max),
+                "*"};
+            for (const auto& [name, value] : fields) {
+                args.push_back(name);
+                args.push_back(value);
+            }
+            return static_cast<bool>(command(c, args));
+        },
+        [] {}});
+}
+
+redisContext* FleetStore::connect(bool subscriber, std::string& error) const {
+    const auto& r = *fleet_.redis;
+    redisContext* c = redisConnectWithTimeout(r.host.c_str(), r.port, to_timeval(connect_timeout));
+    if (c == nullptr || c->err != 0) {
+        error = c == nullptr ? "out of memory" : c->errstr;
+        if (c != nullptr) redisFree(c);
+        return nullptr;
+    }
+    redisEnableKeepAlive(c);
+    redisSetTimeout(c, to_timeval(command_timeout));
+    auto fail = [&](std::string why) -> redisContext* {
+        error = std::move(why);
+        redisFree(c);
+        return nullptr;
+    };
+    if (!r.password.empty()) {
+        std::vector<std::string> args{"AUTH"};
+        if (!r.username.empty()) args.push_back(r.username);
+        args.push_back(r.password);
+        const Reply reply = command(c, args);
+        if (!reply) return fail(c->errstr);
+        if (is_error(reply)) return fail("AUTH refused: " + text_of(reply.get()));
+    }
+    if (r.db != 0 && !subscriber) {
+        const Reply reply = command(c, {"SELECT", std::to_string(r.db)});
+        if (!reply) return fail(c->errstr);
+        if (is_error(reply)) return fail("SELECT refused: " + text_of(reply.get()));
+    }
+    return c;
+}
+
+void FleetStore::went_down(const std::string& why) {
+    const bool was_up = up_.exchange(false);
+    std::lock_guard lock(mutex_);
+    if (episode_logged_) return;
+    episode_logged_ = true;
+    down_since_ = std::chrono::steady_clock::now();
+    ++counters_.store_failures;
+    spdlog::warn(
+        "fleet: Redis at {} {}: {}; relaying goes on, Allocates {} until it answers (retrying "
+        "with backoff)",
+        fleet_.redis_url, was_up ? "stopped answering" : "is unreachable", why,
+        fleet_.on_store_failure == config::StoreFailure::local ? "use this node's quotas alone"
+                                                               : "get 508");
+}
+
+void FleetStore::came_up(std::size_t leases) {
+    up_.store(true);
+    std::lock_guard lock(mutex_);
+    if (!episode_logged_) {
+        spdlog::info("fleet: node {} joined through Redis at {}", fleet_.node_id, fleet_.redis_url);
+        return;
+    }
+    episode_logged_ = false;
+    const auto down = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - down_since_);
+    spdlog::info("fleet: Redis at {} answers again after {} ms; {} lease(s) registered again",
+                 fleet_.redis_url, down.count(), leases);
+}
+
+bool FleetStore::wait_backoff(std::chrono::milliseconds& backoff) {
+    std::unique_lock lock(mutex_);
+    // Jobs that need the store fail now rather than wait for it.
+    while (!queue_.empty()) {
+        Job job = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();
+        job.fail();
+        lock.lock();
+    }
+    wake_.wait_for(lock, backoff, [this] { return stopping_ || !queue_.empty(); });
+    backoff =
+        std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(backoff_last));
+    return !stopping_;
+}
+
+bool FleetStore::renew_leases(redisContext* c, const std::map<std::string, std::string>& leases) {
+    std::vector<std::string> keys;
+    std::vector<std::string> members;
+    auto flush = [&]() -> bool {
+        if (keys.empty()) return true;
+        std::vector<std::string> args{"EVAL", renew_lua, std::to_string(keys.size())};
+        args.insert(args.end(), keys.begin(), keys.end());
+        args.push_back(std::to_string(fleet_.lease_seconds * 1000));
+        args.insert(args.end(), members.begin(), members.end());
+        keys.clear();
+        members.clear();
+        return static_cast<bool>(command(c, args));
+    };
+    for (const auto& [member, username] : leases) {
+        keys.push_back(key("lease:" + username));
+        members.push_back(member);
+        if (keys.size() == renew_batch && !flush()) return false;
+    }
+    return flush();
+}
+
+bool FleetStore::load_revocations(redisContext* c) {
+    const Reply r = command(c, {"HGETALL", key("revocations")});
+    if (!r) return false;
+    if (!revocations_ || r->type != REDIS_REPLY_ARRAY) return true;
+    Revocations list;
+    for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+        const std::string until = text_of(r->element[i + 1]);
+        std::int64_t value = 0;
+        try {
+            value = std::stoll(until);
+        } catch (const std::exception&) {
+            continue;  // another writer's garbage: skipped, not trusted
+        }
+        list.emplace_back(text_of(r->element[i]), value);
+    }
+    revocations_(std::move(list));
+    return true;
+}
+
+bool FleetStore::heartbeat(redisContext* c) {
+    FleetNode self = self_ ? self_() : FleetNode{};
+    self.id = fleet_.node_id;
+    own_allocations_.store(self.allocations, std::memory_order_relaxed);
+    std::vector<std::string> args{
+        "EVAL",
+        heartbeat_lua,
+        "2",
+        key("node:" + fleet_.node_id),
+        key("nodes"),
+        fleet_.node_id,
+        std::to_string(std::chrono::milliseconds(registry_lifetime).count())};
+    for (auto& [name, value] : node_fields(self)) {
+        args.push_back(name);
+        args.push_back(value);
+    }
+    const Reply beat = command(c, args);
+    if (!beat) return false;
+    if (is_error(beat)) spdlog::warn("fleet: heartbeat refused: {}", text_of(beat.get()));
+
+    // The registry: every live node's hash, in one round trip after the id list.
+    const Reply ids = command(c, {"ZRANGE", key("nodes"), "0", "-1"});
+    if (!ids) return false;
+    std::vector<FleetNode> nodes;
+    if (ids->type == REDIS_REPLY_ARRAY) {
+        for (std::size_t i = 0; i < ids->elements; ++i) {
+            const std::string node_key = key("node:" + text_of(ids->element[i]));
+            redisAppendCommand(c, "HGETALL %b", node_key.data(), node_key.size());
+        }
+        for (std::size_t i = 0; i < ids->elements; ++i) {
+            void* raw = nullptr;
+            if (redisGetReply(c, &raw) != REDIS_OK) return false;
+            const Reply hash(static_cast<redisReply*>(raw));
+            if (hash->type != REDIS_REPLY_ARRAY || hash->elements == 0) continue;
+            FieldList fields;
+            for (std::size_t f = 0; f + 1 < hash->elements; f += 2) {
+                fields.emplace_back(text_of(hash->element[f]), text_of(hash->element[f + 1]));
+            }
+            if (auto node = node_from_fields(fields)) nodes.push_back(std::move(*node));
+        }
+    }
+    auto directory = std::make_shared<const FleetDirectory>(std::move(nodes), fleet_.node_id);
+    std::lock_guard lock(mutex_);
+    directory_ = std::move(directory);
+    return true;
+}
+
+void FleetStore::command_loop() {
+    redisContext* c = nullptr;
+    auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_first);
+    auto next_beat = std::chrono::steady_clock::now();
+    auto next_renewal = next_beat;
+    const auto renew_every =
+        std::chrono::seconds(std::max<std::uint32_t>(1, fleet_.lease_seconds / 3));
+    for (;;) {
+        if (c == nullptr) {
+            std::string error;
+            c = connect(false, error);
+            if (c == nullptr) {
+                went_down(error);
+                if (!wait_backoff(backoff)) break;
+                continue;
+            }
+            // Back: every lease this node holds is registered again (also those admitted
+            // while the store was away), then the revocations issued meanwhile are applied.
+            std::map<std::string, std::string> held;
+            {
+                std::lock_guard lock(mutex_);
+                held = leases_;
+            }
+            if (!renew_leases(c, held) || !load_revocations(c) || !heartbeat(c)) {
+                redisFree(c);
+                c = nullptr;
+                went_down("the first commands after connecting failed");
+                if (!wait_backoff(backoff)) break;
+                continue;
+            }
+            came_up(held.size());
+            backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_first);
+            next_beat = std::chrono::steady_clock::now() + heartbeat_every;
+            next_renewal = std::chrono::steady_clock::now() + renew_every;
+        }
+        std::deque<Job> jobs;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait_until(lock, next_beat, [this] { return stopping_ || !queue_.empty(); });
+            if (stopping_) break;
+            jobs.swap(queue_);
+        }
+        bool ok = true;
+        for (auto& job : jobs) {
+            if (ok) {
+                ok = job.run(c);
+            } else {
+                job.fail();
+            }
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (ok && now >= next_beat) {
+            ok = heartbeat(c);
+            next_beat = now + heartbeat_every;
+        }
+        if (ok && now >= next_renewal) {
+            std::map<std::string, std::string> held;
+            {
+                std::lock_guard lock(mutex_);
+                held = leases_;
+            }
+            ok = renew_leases(c, held);
+            next_renewal = now + renew_every;
+        }
+        if (ok) {
+            up_.store(true, std::memory_order_relaxed);  // also after a slow answer
+        } else {
+            went_down(c->errstr[0] != '\0' ? c->errstr : "no answer");
+            redisFree(c);
+            c = nullptr;
+        }
+    }
+    if (c != nullptr) {
+        // A clean stop: the leases the workers gave back as they closed, and this node out of
+        // the registry, so no 300 points at it (a killed node lapses in its lifetimes instead).
+        std::deque<Job> left;
+        {
+            std::lock_guard lock(mutex_);
+            left.swap(queue_);
+        }
+        bool ok = true;
+        for (auto& job : left) ok = ok && job.run(c);
+        if (ok) {
+            command(c, {"DEL", key("node:" + fleet_.node_id), key("sessions:" + fleet_.node_id)});
+            command(c, {"ZREM", key("nodes"), fleet_.node_id});
+        }
+        redisFree(c);
+    }
+    up_.store(false);
+}
+
+void FleetStore::subscriber_loop() {
+    auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_first);
+    for (;;) {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) return;
+        }
+        std::string error;
+        redisContext* c = connect(true, error);
+        if (c != nullptr) {
+            const Reply subscribed = command(c, {"SUBSCRIBE", key("control")});
+            if (subscribed && !is_error(subscribed)) {
+                // From here a read waits as long as the channel is quiet.
+                redisSetTimeout(c, timeval{0, 0});
+                {
+                    std::lock_guard lock(mutex_);
+                    if (stopping_) {
+                        redisFree(c);
+                        return;
+                    }
+                    subscriber_fd_ = c->fd;
+                }
+                backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_first);
+                for (;;) {
+                    void* raw = nullptr;
+                    if (redisGetReply(c, &raw) != REDIS_OK) break;
+                    const Reply message(static_cast<redisReply*>(raw));
+                    if (message->type == REDIS_REPLY_ARRAY && message->elements == 3 &&
+                        text_of(message->element[0]) == "message" && control_) {
+                        control_(text_of(message->element[2]));
+                    }
+                }
+                std::lock_guard lock(mutex_);
+                subscriber_fd_ = -1;
+            }
+            redisFree(c);
+        }
+        std::unique_lock lock(mutex_);
+        wake_.wait_for(lock, backoff, [this] { return stopping_; });
+        if (stopping_) return;
+        backoff = std::min(backoff * 2,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(backoff_last));
+    }
+}
+
+}  // namespace tern::server
