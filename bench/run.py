@@ -20,10 +20,23 @@ HTTPS from nginx with curl, directly, through HAProxy splicing TCP (the referenc
 ternd's shared port (which passes it to nginx undecrypted); `tls-shared` runs tls-cd-100's
 TURN-over-TLS load against ternd with and without `edge`. They need nginx, haproxy and curl.
 
+The fleet (issue 19) has four cases of its own, in the full run (not --quick unless --only names
+them): the same ternd without a `fleet` section and with one pointing at a redis-server this
+script starts on loopback (Debian's /usr/bin/redis-server, a password, no persistence, pinned to
+ternbench's CPU unless --redis-cpu says otherwise, emptied before each fleet measurement and
+stopped at the end). `fleet-setup` and `fleet-setup-8` are the set-up load with 64 and 8
+clients (Allocate set-ups/s, the authenticated Allocate's latency p50/p99 and the whole
+set-up's, server and Redis CPU per set-up, the share of Allocates Redis leased, from the node's
+/metrics);
+`fleet-rate-80k` and `fleet-peers-100` are udp-rate-80k's and peers-100's relay loads (CPU per
+relayed packet). `--only fleet` runs them alone; --smoke adds a short fleet check when
+redis-server is installed.
+
     python3 bench/run.py --build build            # full run (3 rounds, <= 15 min)
     python3 bench/run.py --build build --quick    # 1 short round (<= 3 min)
     python3 bench/run.py --build build --only peers-100 --rounds 1
     python3 bench/run.py --build build --loops    # forwarder loop candidates only
+    python3 bench/run.py --build build --only fleet   # fleet store on against off (~2 min)
     python3 bench/run.py --build build --smoke    # `make test`: ternd only, a few seconds
 
 coturn 4.17 comes from bench/build-coturn.sh (BUILD/coturn-4.17/bin/turnserver, or --coturn417);
@@ -42,6 +55,7 @@ import os
 import pathlib
 import platform
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -50,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SECRET = "tern-bench-secret-7f3a9c2e51d04b86"
@@ -69,6 +84,10 @@ WEB_NAME = "www.bench.tern"
 WEB_FILE_BYTES = 100_000_000
 WEB_DOWNLOADS = 3
 WEB_DOWNLOAD_TIMEOUT = 60.0
+# The fleet cases' Redis: Debian's redis-server (the path when it is not on PATH), and the
+# node_id of the measured ternd.
+REDIS_SERVER = "/usr/bin/redis-server"
+FLEET_NODE = "bench"
 
 SERVER_LABEL = {
     "forwarder": "forwarder",
@@ -85,6 +104,7 @@ SERVER_LABEL = {
     "ternd-t2": "ternd threads: 2",
     "ternd-nogso": "ternd, UDP GSO off",
     "ternd-edge": "ternd, shared port",
+    "ternd-fleet": "ternd, fleet on",
     "nginx": "nginx",
     "haproxy": "HAProxy",
 }
@@ -122,6 +142,9 @@ class Case:
     topology: str = "peers"  # ternbench --topology: peers | pairs | single
     full_only: bool = False  # left out of --quick
     sni: str | None = None  # ternbench --sni: the server name in each TLS ClientHello
+
+
+FLEET = ["ternd", "ternd-fleet"]
 
 
 # The main table's server columns, in order.
@@ -162,6 +185,13 @@ def all_cases() -> list[Case]:
              window=None, full_only=True),
         Case("tls-shared", "throughput", ["ternd", "ternd-edge"], transport="tls",
              sni=TURN_NAME, full_only=True),
+        # The fleet store (issue 19), off and on: set-up through Redis, and the relay path,
+        # which must not notice it (udp-rate-80k's and peers-100's loads).
+        Case("fleet-setup", "setup", FLEET, clients=64, window=None, full_only=True),
+        # 8 clients: a set-up rate the store keeps up with, so every Allocate holds a lease.
+        Case("fleet-setup-8", "setup", FLEET, clients=8, window=None, full_only=True),
+        Case("fleet-rate-80k", "rate", FLEET, rate=40000, window=None, full_only=True),
+        Case("fleet-peers-100", "throughput", FLEET, size=100, full_only=True),
     ]
 
 
@@ -198,11 +228,31 @@ class Env:
             self.server_cpu = self.client_cpu = None
         self.warmup = args.warmup
         self.duration = args.duration
+        self.redis: Redis | None = None  # started by the first fleet measurement
+        self.redis_where = args.redis_cpu
         self.idle_allocations = args.idle_allocations
         self.wait_idle = args.wait_idle
 
     def can_pin(self) -> bool:
         return self.server_cpu is not None
+
+    def redis_cpu(self) -> int | None:
+        """--redis-cpu: where the fleet's Redis runs (None: not pinned)."""
+        if not self.can_pin() or self.redis_where == "none":
+            return None
+        return self.client_cpu if self.redis_where == "client" else self.server_cpu
+
+    def fleet_redis(self) -> "Redis":
+        """The run's Redis, started on first use, emptied: each fleet measurement starts from
+        the same empty store."""
+        if self.redis is not None and self.redis.proc.poll() is not None:
+            raise BenchError(f"redis-server exited with code {self.redis.proc.returncode}:\n"
+                             f"{tail(self.redis.output())}")
+        if self.redis is None:
+            self.redis = Redis(self)
+            self.redis.wait_ready()
+        self.redis.call("FLUSHALL")
+        return self.redis
 
     def fresh_port(self) -> int:
         """A port free on 127.0.0.1 for both UDP and TCP, not handed out recently."""
@@ -255,12 +305,21 @@ def port_free(port: int) -> bool:
 
 
 def ternd_config(env: Env, port: int, tls_port: int, threads: int,
-                 fallback: str | None = None) -> str:
-    """With `fallback` (ip:port), the tls:// listener is a shared port (edge)."""
+                 fallback: str | None = None, redis: "Redis | None" = None,
+                 metrics_port: int | None = None) -> str:
+    """With `fallback` (ip:port), the tls:// listener is a shared port (edge); with `redis`,
+    a fleet node (everything else as without: max_allocations_per_user stays far above what
+    the loads hold, so the fleet-wide count never refuses); with `metrics_port`, /metrics there
+    (a fleet node's lease outcomes)."""
     edge = ""
     if fallback is not None:
         edge = (f'edge: {{ fallback: "{fallback}", turn_names: [ {TURN_NAME} ], '
                 "fallback_proxy_protocol: off }\n")
+    if redis is not None:
+        edge += (f'fleet: {{ redis: "redis://:{redis.password}@127.0.0.1:{redis.port}/0", '
+                 f"node_id: {FLEET_NODE} }}\n")
+    if metrics_port is not None:
+        edge += f'metrics: {{ listen: "127.0.0.1:{metrics_port}" }}\n'
     return edge + (
         f"realm: {REALM}\n"
         f'listen: [ "udp://127.0.0.1:{port}", "tcp://127.0.0.1:{port}", '
@@ -343,6 +402,8 @@ class Server:
         self.port = env.fresh_port()
         self.tls_port = env.fresh_port() if not kind.startswith("forwarder") else None
         self.log_path = env.tmp / (self.tag + ".log")
+        self.redis: Redis | None = None  # ternd-fleet's store ...
+        self.metrics_port: int | None = None  # ... and its /metrics
         if kind.startswith("forwarder"):
             cmd = [str(env.ternbench), "forward", "--listen", f"127.0.0.1:{self.port}"]
             if "uring" in kind:
@@ -357,8 +418,12 @@ class Server:
             if kind == "ternd-edge" and fallback is None:
                 fallback = f"127.0.0.1:{env.fresh_port()}"
             conf = env.tmp / (self.tag + ".yaml")
+            if kind == "ternd-fleet":
+                self.redis = env.fleet_redis()
+                self.metrics_port = env.fresh_port()
             conf.write_text(ternd_config(env, self.port, self.tls_port, threads,
-                                         fallback if kind == "ternd-edge" else None))
+                                         fallback if kind == "ternd-edge" else None, self.redis,
+                                         self.metrics_port))
             cmd = [str(env.ternd), "--config", str(conf)]
             self.binary = env.ternd
         elif kind == "coturn":
@@ -415,6 +480,9 @@ class Server:
         if self.kind.startswith("forwarder"):
             return "forwarder listening on" in self.output()
         if self.kind.startswith("ternd") and "is listening on" not in self.output():
+            return False
+        # A fleet node measures only once it has registered in Redis (its store is up).
+        if self.kind == "ternd-fleet" and not self.redis.call("EXISTS", f"tern:node:{FLEET_NODE}"):
             return False
         if not stun_binding_probe(self.port):
             return False
@@ -634,6 +702,123 @@ class HAProxy:
             self.log_file.close()
 
 
+class Redis:
+    """The fleet cases' store: Debian's redis-server in the foreground on a free loopback port,
+    with a password of this run, no persistence (`--save ''`, `--appendonly no`) and its working
+    directory in the run's temp dir. Pinned by --redis-cpu: by default to the generator's CPU, so
+    the server's core carries ternd alone, as on a node whose Redis runs on another host (the
+    generator pays for Redis instead); its CPU is reported on its own. Stopped by its PID."""
+
+    def __init__(self, env: Env):
+        binary = shutil.which("redis-server") or REDIS_SERVER
+        if not os.access(binary, os.X_OK):
+            raise BenchError("redis-server is not installed: apt install redis-server")
+        env.counter += 1
+        self.dir = env.tmp / f"redis-{env.counter}"
+        self.dir.mkdir()
+        self.port = env.fresh_port()
+        self.password = secrets.token_hex(16)
+        self.binary = binary
+        cmd = [binary, "--bind", "127.0.0.1", "--port", str(self.port),
+               "--requirepass", self.password, "--save", "", "--appendonly", "no",
+               "--dir", str(self.dir), "--daemonize", "no", "--logfile", "",
+               "--databases", "1"]
+        cpu = env.redis_cpu()
+        if cpu is not None:
+            cmd = ["taskset", "-c", str(cpu)] + cmd
+        self.log_path = self.dir / "redis.log"
+        self.log_file = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as e:
+            self.log_file.close()
+            raise BenchError(f"cannot start redis-server ({e})") from e
+        self.pid = self.proc.pid
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def call(self, *args: str, timeout: float = 2.0):
+        """One command (after AUTH) on a connection of its own; its reply (str, int, bytes,
+        list or None). A Redis error reply raises BenchError."""
+        payload = b""
+        for command in (("AUTH", self.password), args):
+            payload += f"*{len(command)}\r\n".encode()
+            for a in command:
+                b = a.encode()
+                payload += f"${len(b)}\r\n".encode() + b + b"\r\n"
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+                s.sendall(payload)
+                f = s.makefile("rb")
+                resp_read(f)  # AUTH's +OK
+                return resp_read(f)
+        except OSError as e:
+            raise BenchError(f"redis-server on port {self.port}: {e}") from e
+
+    def version(self) -> str:
+        text = command_output([self.binary, "--version"])
+        word = [w for w in text.split() if w.startswith("v=")]
+        return word[0][2:] if word else "unknown version"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(f"redis-server exited with code {self.proc.returncode} while "
+                                 f"starting:\n{tail(self.output())}")
+            try:
+                if self.call("PING", timeout=0.2) == "PONG":
+                    return
+            except BenchError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(f"redis-server not ready after {READY_TIMEOUT:.0f} s:\n"
+                                 f"{tail(self.output())}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                os.kill(self.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    log(f"  redis-server (pid {self.pid}) ignored SIGTERM for "
+                        f"{STOP_TIMEOUT:.0f} s; SIGKILL")
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.proc.wait()
+        except ProcessLookupError:
+            pass
+        finally:
+            self.log_file.close()
+
+
+def resp_read(f):
+    """One RESP2 reply from the file object `f`."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise BenchError(f"redis-server: truncated reply {line!r}")
+    kind, body = line[:1], line[1:-2]
+    if kind == b"+":
+        return body.decode()
+    if kind == b"-":
+        raise BenchError(f"redis-server: {body.decode(errors='replace')}")
+    if kind == b":":
+        return int(body)
+    if kind == b"$":
+        n = int(body)
+        return None if n < 0 else f.read(n + 2)[:-2]
+    if kind == b"*":
+        n = int(body)
+        return None if n < 0 else [resp_read(f) for _ in range(n)]
+    raise BenchError(f"redis-server: unexpected reply {line!r}")
+
+
 def web_root(env: Env) -> pathlib.Path:
     """The site web-100m downloads from: one file of WEB_FILE_BYTES random bytes (made once)."""
     root = env.tmp / "www"
@@ -743,6 +928,8 @@ def ternbench_command(env: Env, case: Case, server: Server, peer_port: int, pinn
     elif case.kind == "setup":
         cmd += ["--peer", f"127.0.0.1:{peer_port}", "--clients", str(case.clients), "--warmup", f"{warmup:g}",
                 "--duration", f"{duration:g}"]
+        if server.redis is not None:
+            cmd += ["--store-pid", str(server.redis.pid)]
     elif case.kind == "idle":
         cmd += ["--peer", f"127.0.0.1:{peer_port}", "--allocations", str(env.idle_allocations)]
     if pinned and env.can_pin():
@@ -813,6 +1000,42 @@ def wait_idle(env: Env) -> None:
         log(f"  (waited for an idle machine; now {busy:.0%} busy)")
 
 
+LEASE_OUTCOMES = ("granted", "quota_full", "timeout", "store_down")
+
+
+def fleet_counters(server: Server) -> dict[str, float]:
+    """A fleet node's tern_fleet_* samples from its /metrics (name{labels} -> value)."""
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode(errors="replace")
+    except OSError as e:
+        raise BenchError(f"{url}: {e}") from e
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("tern_fleet_"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def lease_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What became of the Allocates' lease requests over a measurement (warm-up included):
+    counts per outcome, the share Redis granted, and whether the store was up at the end."""
+    out = {}
+    for o in LEASE_OUTCOMES:
+        key = f'tern_fleet_lease_requests_total{{outcome="{o}"}}'
+        out[f"leases_{o}"] = after.get(key, 0.0) - before.get(key, 0.0)
+    total = sum(out.values())
+    if total > 0:
+        out["leased_share"] = out["leases_granted"] / total
+    out["store_up_after"] = after.get("tern_fleet_store_up", 0.0)
+    return out
+
+
 def measure(env: Env, case: Case, server_kind: str) -> dict:
     wait_idle(env)
     if case.kind == "web":
@@ -823,7 +1046,11 @@ def measure(env: Env, case: Case, server_kind: str) -> dict:
     try:
         server.wait_ready(case.transport)
         cmd = ternbench_command(env, case, server, peer_port, pinned, env.warmup, env.duration)
-        return run_ternbench(cmd, ternbench_timeout(env, case, env.warmup, env.duration), server)
+        before = fleet_counters(server) if server.metrics_port else None
+        result = run_ternbench(cmd, ternbench_timeout(env, case, env.warmup, env.duration), server)
+        if before is not None:
+            result.update(lease_figures(before, fleet_counters(server)))
+        return result
     finally:
         server.stop()
 
@@ -907,6 +1134,20 @@ METRICS = {
 
 
 METRICS["loop-rate-80k"] = METRICS["udp-rate-80k"]
+METRICS["fleet-setup"] = [
+    Metric("setups_per_s", "allocation setups/s", f_int, headline=True),
+    Metric("allocate_p50_us", "Allocate latency p50", f_us, headline=True),
+    Metric("allocate_p99_us", "Allocate latency p99", f_us, headline=True),
+    Metric("setup_p50_us", "set-up latency p50", f_us),
+    Metric("setup_p99_us", "set-up latency p99", f_us),
+    Metric("cpu_us_per_setup", "server CPU per setup", f_us, headline=True),
+    Metric("store_cpu_us_per_setup", "Redis CPU per setup", f_us, ratios=False),
+    Metric("leased_share", "Allocates leased in Redis (not timeout/store down)",
+           lambda v: f"{v * 100:.1f} %", headline=True, ratios=False),
+    CPU_UTIL, ERRORS]
+METRICS["fleet-setup-8"] = METRICS["fleet-setup"]
+METRICS["fleet-rate-80k"] = [PPS, CPU_PKT, CPU_UTIL, LOSS, DROPS]
+METRICS["fleet-peers-100"] = [PPS, CPU_PKT, CPU_UTIL, P50, LOSS, DROPS]
 METRICS["web"] = [
     Metric("mb_per_s", "download rate", lambda v: f"{v:.0f} MB/s", headline=True),
     Metric("proxy_cpu_ms_per_mb", "proxy CPU per MB", lambda v: f"{v:.3f} ms", headline=True),
@@ -1147,10 +1388,55 @@ def side_table(res: Results, c: Case) -> list[str]:
     return out
 
 
+def fleet_table(res: Results, cases: list[Case]) -> list[str]:
+    """The fleet cases in one table: the same ternd with the fleet store off and on."""
+    out = ["",
+           "Fleet store (issue 19): the same ternd without a `fleet` section and with one "
+           f"(`fleet.redis` = a local redis-server, `node_id: {FLEET_NODE}`, defaults otherwise), "
+           "in the same run. Redis runs where the header says (--redis-cpu); its CPU is not in "
+           "the server CPU rows. fleet-setup: 64 clients cycling Allocate (401), Allocate, "
+           "CreatePermission, ChannelBind, Refresh 0, one user each (fleet-setup-8: 8 clients); "
+           "Allocate latency = the "
+           "authenticated Allocate sent to its success response; set-up latency = the first "
+           "Allocate sent to the ChannelBind's success. fleet-rate-80k and fleet-peers-100: "
+           "udp-rate-80k's and peers-100's relay loads:",
+           "",
+           "| case | metric | fleet off | fleet on | on÷off |",
+           "| --- | --- | ---: | ---: | ---: |"]
+    marked = False
+    for c in cases:
+        for m in metrics_for(c):
+            if m.only_nonzero and not any(
+                    v != 0 for s in c.servers for v in res.values(c.name, s, m.key)):
+                continue
+            cells = ["" if x == "n/a" else x
+                     for x in (res.cell(c.name, "ternd", m), res.cell(c.name, "ternd-fleet", m))]
+            if m.key == "relayed_pps" and c.kind == "throughput":
+                for i, srv in enumerate(FLEET):
+                    if generator_bound(res, c.name, srv):
+                        cells[i] += " †"
+                        marked = True
+            r = ratio(res.median(c.name, "ternd-fleet", m.key), res.median(c.name, "ternd", m.key))
+            out.append(f"| {c.name} | {m.label} | {cells[0]} | {cells[1]} | "
+                       f"{f_ratio(r) if m.ratios else ''} |")
+    if marked:
+        out += ["", f"† the server used less than {GENERATOR_BOUND:.0%} of its core: the generator "
+                "(or a busy machine), not the server, limited this run."]
+    for c in cases:
+        share = res.median(c.name, "ternd-fleet", "leased_share")
+        if c.kind == "setup" and share is not None and share < 0.99:
+            out += ["", f"Note: in {c.name}, Redis leased only {share:.1%} (median) of the fleet "
+                    "node's Allocates; the others were admitted on local quotas after "
+                    "fleet.allocate_wait_ms or while the store was marked down "
+                    "(tern_fleet_lease_requests_total), so its fleet-on column is not "
+                    "Redis-backed admission."]
+    return out
+
+
 def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
     out = list(header)
     main = [c for c in cases if c.name not in ("scale", "gso") and c.name not in SIDE_TABLES
-            and not c.name.startswith("loop-")]
+            and not c.name.startswith("loop-") and not c.name.startswith("fleet-")]
     loops = [c for c in cases if c.name.startswith("loop-")]
     marked = False
     if main:
@@ -1197,6 +1483,9 @@ def render_table(res: Results, cases: list[Case], header: list[str]) -> str:
     for c in cases:
         if c.name in SIDE_TABLES:
             out += side_table(res, c)
+    fleet = [c for c in cases if c.name.startswith("fleet-")]
+    if fleet:
+        out += fleet_table(res, fleet)
     return "\n".join(out) + "\n"
 
 
@@ -1286,27 +1575,58 @@ def check_binaries(env: Env, need_coturn: bool) -> None:
             "--coturn417 PATH")
 
 
+def redis_commands(redis: "Redis") -> int:
+    """Commands Redis has processed since it started (INFO stats)."""
+    info = redis.call("INFO", "stats")
+    for line in (info or b"").decode(errors="replace").splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":", 1)[1])
+    raise BenchError("redis-server: INFO stats has no total_commands_processed")
+
+
 def smoke(env: Env) -> int:
     """`make test`: ternbench against one ternd: UDP throughput with 8 peers 2 s, in pairs 1 s,
-    and setup 1 s."""
+    and setup 1 s; then, when redis-server is installed, against a fleet node: setup 1 s (every
+    set-up through Redis) and UDP throughput 1 s."""
+    plans = [("ternd", [(Case("smoke-udp", "throughput", ["ternd"], clients=8),
+                         "relayed_pps", 2.0),
+                        (Case("smoke-pairs", "throughput", ["ternd"], clients=8,
+                              topology="pairs"), "relayed_pps", 1.0),
+                        (Case("smoke-setup", "setup", ["ternd"], clients=8,
+                              window=None), "setups_per_s", 1.0)])]
+    if shutil.which("redis-server") or os.access(REDIS_SERVER, os.X_OK):
+        plans.append(("ternd-fleet", [(Case("smoke-fleet-setup", "setup", ["ternd-fleet"],
+                                            clients=8, window=None), "setups_per_s", 1.0),
+                                      (Case("smoke-fleet-udp", "throughput", ["ternd-fleet"],
+                                            clients=8), "relayed_pps", 1.0)]))
+    else:
+        log("smoke: fleet part left out: redis-server is not installed (apt install redis-server)")
     failures = 0
-    peer_port = env.fresh_port()
-    server = Server(env, "ternd", False, peer_port)
+    for kind, cases in plans:
+        failures += smoke_server(env, kind, cases)
+    log("smoke: " + ("OK" if failures == 0 else f"{failures} failure(s)"))
+    return 0 if failures == 0 else 1
+
+
+def smoke_server(env: Env, kind: str, cases: list) -> int:
+    failures = 0
+    server = None
     try:
+        peer_port = env.fresh_port()
+        server = Server(env, kind, False, peer_port)
         server.wait_ready("udp")
-        for case, key, duration in ((Case("smoke-udp", "throughput", ["ternd"], clients=8),
-                                     "relayed_pps", 2.0),
-                                    (Case("smoke-pairs", "throughput", ["ternd"], clients=8,
-                                          topology="pairs"), "relayed_pps", 1.0),
-                                    (Case("smoke-setup", "setup", ["ternd"], clients=8,
-                                          window=None), "setups_per_s", 1.0)):
+        for case, key, duration in cases:
             cmd = ternbench_command(env, case, server, peer_port, False, 0.5, duration)
+            commands = redis_commands(server.redis) if server.redis else 0
+            counters = fleet_counters(server) if server.metrics_port else None
             try:
                 result = run_ternbench(cmd, duration + 8.0, server)
             except BenchError as e:
                 log(f"{case.name}: FAIL: {e}")
                 failures += 1
                 continue
+            if counters is not None:
+                result.update(lease_figures(counters, fleet_counters(server)))
             print(json.dumps(result), flush=True)
             if not result.get(key):
                 log(f"{case.name}: FAIL: {key} is {result.get(key)!r}")
@@ -1314,20 +1634,32 @@ def smoke(env: Env) -> int:
             if result.get("errors"):
                 log(f"{case.name}: FAIL: {result['errors']} error response(s)")
                 failures += 1
+            if case.kind == "setup" and server.redis is not None:
+                # Every Allocate asked Redis (a lease): at least a command per set-up measured.
+                setups = result.get("setups_per_s", 0) * duration
+                sent = redis_commands(server.redis) - commands
+                if sent < setups:
+                    log(f"{case.name}: FAIL: {sent} Redis commands for {setups:.0f} set-ups")
+                    failures += 1
+                if not result.get("leases_granted"):
+                    log(f"{case.name}: FAIL: Redis granted no lease")
+                    failures += 1
     except BenchError as e:
-        log(f"smoke: FAIL: {e}")
+        log(f"smoke ({SERVER_LABEL[kind]}): FAIL: {e}")
         failures += 1
     finally:
-        server.stop()
-    log("smoke: " + ("OK" if failures == 0 else f"{failures} failure(s)"))
-    return 0 if failures == 0 else 1
+        if server is not None:
+            server.stop()
+    return failures
 
 
 def bench(env: Env, args: argparse.Namespace) -> int:
     started_wall = datetime.datetime.now().astimezone()
     t0 = time.monotonic()
+    # --quick leaves out the full-only cases, unless --only names them.
     cases = [c for c in (loop_cases() if args.loops else all_cases())
-             if (args.only is None or args.only in c.name) and not (args.quick and c.full_only)]
+             if (args.only is None or args.only in c.name)
+             and not (args.quick and c.full_only and args.only is None)]
     if not cases:
         sys.exit(f"bench/run.py: no case name contains {args.only!r}")
     # coturn 4.17 is optional (built from source by bench/build-coturn.sh); without it its
@@ -1371,6 +1703,14 @@ def bench(env: Env, args: argparse.Namespace) -> int:
                             "result": result})
                 log(f"{where}: {summary(case, result)} ({time.monotonic() - t:.1f} s)")
     elapsed = time.monotonic() - t0
+    if env.redis is not None:
+        cpu = env.redis_cpu()
+        where = ("not pinned" if cpu is None else
+                 f"pinned to CPU {cpu} with " + ("the server" if cpu == env.server_cpu
+                                                 else "ternbench"))
+        header.append(f"- fleet: Debian's redis-server {env.redis.version()} on 127.0.0.1 "
+                      f"(password, no persistence), {where}, emptied before each fleet-on "
+                      "measurement")
     header.append(f"- total elapsed {elapsed:.0f} s (budget {args.budget:.0f} s)"
                   + (f"; {skipped} measurement(s) SKIPPED for time" if skipped else ""))
     if args.out:
@@ -1406,6 +1746,11 @@ def summary(case: Case, r: dict) -> str:
                      ("rtt_p99_us", lambda v: "p99 " + f_rtt(v)),
                      ("loss", lambda v: "loss " + f_loss(v)),
                      ("setups_per_s", lambda v: f_int(v) + " setups/s"),
+                     ("allocate_p50_us", lambda v: "Allocate p50 " + f_us(v)),
+                     ("allocate_p99_us", lambda v: "p99 " + f_us(v)),
+                     ("cpu_us_per_setup", lambda v: f_us(v) + "/setup"),
+                     ("store_cpu_us_per_setup", lambda v: "Redis " + f_us(v) + "/setup"),
+                     ("leased_share", lambda v: f_pct(v) + " leased"),
                      ("bytes_per_allocation", lambda v: f_bytes(v) + "/alloc"),
                      ("fds_per_allocation", lambda v: f_fds(v) + " fd/alloc"),
                      ("mb_per_s", lambda v: f"{v:.0f} MB/s"),
@@ -1436,12 +1781,18 @@ def main() -> int:
     p.add_argument("--budget", type=float,
                    help="seconds; measurements that would end later are skipped "
                         "(default 900, quick 175)")
-    p.add_argument("--only", metavar="SUBSTRING", help="run only cases whose name contains this")
+    p.add_argument("--only", metavar="SUBSTRING",
+                   help="run only cases whose name contains this (with --quick, full-run-only "
+                        "cases too; e.g. --only fleet)")
     p.add_argument("--loops", action="store_true",
                    help="only the forwarder's loop candidates (epoll, io_uring, busy-poll)")
     p.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                    help="before each measurement, wait up to this long for the machine to be "
                         "idle (a shared machine; default 0: do not wait)")
+    p.add_argument("--redis-cpu", choices=("client", "server", "none"), default="client",
+                   help="fleet cases: pin Redis to ternbench's CPU (default: the server's core "
+                        "carries ternd alone, as with a Redis on another host), the server's, "
+                        "or not at all")
     p.add_argument("--ternd", help="the ternd binary to measure (default BUILD/server/ternd)")
     p.add_argument("--coturn417", metavar="PATH",
                    help="coturn 4.17's turnserver (default: BUILD/coturn-4.17/bin/turnserver or "
@@ -1463,6 +1814,7 @@ def main() -> int:
     # SIGTERM (e.g. from make or a CI timeout) unwinds like Ctrl-C, so servers are stopped.
     signal.signal(signal.SIGTERM, _interrupt)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="tern-bench-"))
+    env = None
     try:
         env = Env(args, tmp)
         check_binaries(env, need_coturn=not args.smoke)
@@ -1477,6 +1829,8 @@ def main() -> int:
         log("bench/run.py: interrupted")
         return 130
     finally:
+        if env is not None and env.redis is not None:
+            env.redis.stop()
         if args.keep_tmp:
             log(f"temp dir kept: {tmp}")
         else:

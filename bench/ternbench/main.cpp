@@ -36,11 +36,14 @@ constexpr const char* usage = R"(usage:
                        [--forwarder] [--sni NAME]
   ternbench rate       (as throughput) --rate OWN_PACKETS_PER_SECOND
   ternbench setup      --server IP:PORT [--transport udp] --secret S [--clients 64]
-                       [--warmup 1] [--duration 5] [--pid SERVER_PID]
+                       [--warmup 1] [--duration 5] [--pid SERVER_PID] [--store-pid PID]
   ternbench idle       --server IP:PORT [--transport udp] --secret S [--allocations 10000]
                        [--pid SERVER_PID]
 One JSON object goes to stdout; diagnostics to stderr. --sni NAME (TLS): the server name every
-client's ClientHello carries (default: none).
+client's ClientHello carries (default: none). setup --store-pid PID: also the CPU time of that
+process (the fleet's Redis) over the measured window, per set-up. setup reports the latency of
+the authenticated Allocate (allocate_p50_us, allocate_p99_us) and of the whole set-up, first
+Allocate to ChannelBind success (setup_p50_us, setup_p99_us), over the measured window.
 Topologies: single = every client's peer is one echo socket (--peer; default 32 clients);
 peers = client i's peer is an echo socket of its own at 127.20.x.y:PORT of --peer (default 50
 clients); pairs = clients 2k and 2k+1 relay to each other through their two allocations (default
@@ -337,25 +340,40 @@ int setup(const Options& o) {
             }
         }
     };
+    const ServerProbe store(static_cast<pid_t>(o.number("store-pid", 0)));
     SetupEngine engine(c.links, plan);
     const double duration = o.number("duration", 5);
     engine.run(after(o.number("warmup", 1)));
+    engine.start_recording();
     const ServerSample before = probe.sample();
+    const ServerSample store_before = store.sample();
     const std::uint64_t start = engine.cycles_completed();
     engine.run(after(duration));
     const ServerSample end = probe.sample();
+    const ServerSample store_end = store.sample();
     const double cycles = static_cast<double>(engine.cycles_completed() - start);
     Json j;
     j.add("test", "setup")
         .add("transport", to_string(t))
         .add("clients", static_cast<double>(c.links.size()))
         .add("setups_per_s", cycles / duration)
+        .add("allocate_p50_us", engine.allocate_latency_us(0.50))
+        .add("allocate_p99_us", engine.allocate_latency_us(0.99))
+        .add("setup_p50_us", engine.setup_latency_us(0.50))
+        .add("setup_p99_us", engine.setup_latency_us(0.99))
+        .add("latency_samples", static_cast<double>(engine.latency_samples()))
         .add("errors", static_cast<double>(engine.errors()));
     if (probe.enabled()) {
         const double cpu = end.cpu_seconds - before.cpu_seconds;
         j.add("server_cpu_s", cpu)
             .add("server_cpu_util", cpu / duration)
             .add("cpu_us_per_setup", cycles > 0 ? cpu / cycles * 1e6 : 0);
+    }
+    if (store.enabled()) {
+        const double cpu = store_end.cpu_seconds - store_before.cpu_seconds;
+        j.add("store_cpu_s", cpu)
+            .add("store_cpu_util", cpu / duration)
+            .add("store_cpu_us_per_setup", cycles > 0 ? cpu / cycles * 1e6 : 0);
     }
     j.print();
     return cycles > 0 ? 0 : 3;

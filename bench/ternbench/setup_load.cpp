@@ -3,8 +3,10 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <iostream>
+#include <limits>
 #include <stdexcept>
 
 #include "tern/auth/credential_store.hpp"
@@ -20,6 +22,22 @@ enum class Step : std::uint8_t { idle, challenge, allocate, wait, permit, bind, 
 constexpr auto retransmit_after = std::chrono::milliseconds(500);
 constexpr int max_retransmits = 7;
 constexpr std::uint64_t max_errors = 1000;
+// Latency samples kept per kind: 4 M (16 MiB) is minutes of set-ups at this machine's rate.
+constexpr std::size_t max_latency_samples = std::size_t{1} << 22;
+
+void keep(std::vector<std::uint32_t>& samples, Clock::time_point from, Clock::time_point to) {
+    if (samples.size() >= max_latency_samples) return;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
+    samples.push_back(static_cast<std::uint32_t>(
+        std::clamp<std::int64_t>(ns, 0, std::numeric_limits<std::uint32_t>::max())));
+}
+
+double quantile_us(std::vector<std::uint32_t>& v, double q) {
+    if (v.empty()) return 0;
+    const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return static_cast<double>(v[k]) / 1e3;
+}
 }  // namespace
 
 struct SetupEngine::State {
@@ -35,6 +53,8 @@ struct SetupEngine::State {
     std::size_t request_size = 0;
     TransportAddress peer{};
     bool reopen = false;
+    Clock::time_point setup_started{};     // the first Allocate of this set-up went out
+    Clock::time_point allocate_started{};  // the authenticated Allocate went out
 };
 
 SetupEngine::SetupEngine(std::vector<std::unique_ptr<Link>>& links, SetupPlan plan)
@@ -56,6 +76,20 @@ SetupEngine::~SetupEngine() {
 
 TransportAddress SetupEngine::relayed(std::size_t link) const {
     return states_.at(link).relayed;
+}
+
+void SetupEngine::start_recording() {
+    recording_ = true;
+    allocate_ns_.clear();
+    setup_ns_.clear();
+}
+
+double SetupEngine::allocate_latency_us(double q) {
+    return quantile_us(allocate_ns_, q);
+}
+
+double SetupEngine::setup_latency_us(double q) {
+    return quantile_us(setup_ns_, q);
 }
 
 void SetupEngine::start(std::size_t i, Clock::time_point now) {
@@ -90,6 +124,9 @@ void SetupEngine::send_step(std::size_t i, Clock::time_point now, bool fresh) {
                 return;
         }
         s.request_size = built.size();
+        // Read the clock here, not `now` (when the loop woke up), for the latencies.
+        if (s.step == Step::challenge) s.setup_started = Clock::now();
+        if (s.step == Step::allocate) s.allocate_started = Clock::now();
     }
     s.sent_at = now;
     if (!links_[i]->send({s.request.data(), s.request_size})) {
@@ -131,6 +168,9 @@ void SetupEngine::on_message(std::size_t i, std::span<const std::uint8_t> bytes,
     switch (s.step) {
         case Step::challenge:  // a server without authentication: carry on
         case Step::allocate:
+            if (recording_ && s.step == Step::allocate) {
+                keep(allocate_ns_, s.allocate_started, Clock::now());
+            }
             if (const auto r = view.xor_relayed_address()) s.relayed = *r;
             s.peer = plan_.peer;
             if (plan_.peer_of) {
@@ -148,6 +188,7 @@ void SetupEngine::on_message(std::size_t i, std::span<const std::uint8_t> bytes,
             s.step = Step::bind;
             break;
         case Step::bind:
+            if (recording_) keep(setup_ns_, s.setup_started, Clock::now());
             if (!plan_.cycle) {
                 s.step = Step::done;
                 ++done_;

@@ -1,5 +1,8 @@
 // Drives many benchmark clients through TURN allocation set-up at once: Allocate (401), Allocate,
-// CreatePermission, ChannelBind, and in cycle mode Refresh 0 and round again.
+// CreatePermission, ChannelBind, and in cycle mode Refresh 0 and round again. While recording it
+// keeps two latencies per set-up: the authenticated Allocate (request first sent to its success
+// response, retransmissions included) and the whole set-up (the first, unauthenticated Allocate
+// sent to the ChannelBind's success response).
 #pragma once
 
 #include <chrono>
@@ -43,6 +46,13 @@ public:
     // Cycle mode: runs until `deadline`.
     void run(Clock::time_point deadline);
 
+    // Latencies from now on only (the measured window): forgets what was kept before.
+    void start_recording();
+    // The q-quantile (0..1) in microseconds of what was kept since start_recording; 0 if none.
+    double allocate_latency_us(double q);
+    double setup_latency_us(double q);
+    std::size_t latency_samples() const noexcept { return setup_ns_.size(); }
+
     std::uint64_t cycles_completed() const noexcept { return completed_; }
     std::uint64_t errors() const noexcept { return errors_; }
     TransportAddress relayed(std::size_t link) const;
@@ -65,6 +75,9 @@ private:
     std::size_t waiting_ = 0;  // links allocated and waiting for peer_of
     std::uint64_t completed_ = 0;
     std::uint64_t errors_ = 0;
+    bool recording_ = false;
+    std::vector<std::uint32_t> allocate_ns_;  // bounded: see max_latency_samples
+    std::vector<std::uint32_t> setup_ns_;
 };
 
 }  // namespace ternbench

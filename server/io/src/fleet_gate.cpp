@@ -125,6 +125,7 @@ void FleetGate::answered(const std::string& key, const Lease& lease, FleetStore:
     } else if (answer == FleetStore::LeaseAnswer::granted) {
         ++store_.counters().granted;
         p.verdict = FleetVerdict::admit;
+        p.lease.registered = true;
     } else if (answer == FleetStore::LeaseAnswer::quota_full) {
         ++store_.counters().quota_full;
         p.verdict = FleetVerdict::quota_full;
@@ -155,7 +156,7 @@ void FleetGate::answered(const std::string& key, const Lease& lease, FleetStore:
 void FleetGate::admitted(const allocation::TransactionKey& key, std::uint64_t id) {
     const auto it = admitting_.find(key_text(key));
     if (it == admitting_.end()) return;
-    store_.keep_lease(it->second.username, it->second.member);
+    store_.keep_lease(it->second.username, it->second.member, it->second.registered);
     leases_[id] = std::move(it->second);
     admitting_.erase(it);
 }

@@ -1,10 +1,12 @@
 #include "tern/server/io/fleet_store.hpp"
 
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <string_view>
 
 namespace tern::server {
@@ -22,7 +24,8 @@ constexpr auto registry_lifetime = 5s;  // a node's hash and snapshot outlive 4 
 constexpr auto backoff_first = 100ms;
 constexpr auto backoff_last = 5000ms;
 constexpr std::size_t renew_batch = 256;
-constexpr std::size_t max_queued = 65536;  // jobs waiting for the store
+constexpr std::size_t max_queued = 65536;    // jobs waiting for the store
+constexpr std::size_t max_pipelined = 1024;  // commands in one round trip
 
 // Redis's own clock, so nodes with skewed clocks agree on when a lease lapses.
 constexpr std::string_view now_ms_lua =
@@ -59,6 +62,29 @@ const std::string heartbeat_lua = std::string(now_ms_lua) +
                                   "redis.call('ZADD', KEYS[2], now, ARGV[1]) "
                                   "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ms) "
                                   "return now";
+
+// KEYS[1] the node set; ARGV[1] the snapshot keys' prefix. Each node id, then its snapshot.
+const std::string sessions_lua =
+    "local out = {} "
+    "for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do "
+    "  out[#out + 1] = id "
+    "  out[#out + 1] = redis.call('GET', ARGV[1] .. id) "
+    "end "
+    "return out";
+
+// Lowercase hex SHA-1, as EVALSHA names a script.
+std::string sha1_hex(const std::string& text) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int n = 0;
+    EVP_Digest(text.data(), text.size(), md.data(), &n, EVP_sha1(), nullptr);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < n; ++i) {
+        out += digits[md[i] >> 4];
+        out += digits[md[i] & 0x0f];
+    }
+    return out;
+}
 
 struct ReplyDeleter {
     void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
@@ -98,7 +124,14 @@ std::string text_of(const redisReply* r) {
 
 }  // namespace
 
-FleetStore::FleetStore(const config::Fleet& fleet) : fleet_(fleet) {}
+FleetStore::Script::Script(std::string source) : text(std::move(source)), sha(sha1_hex(text)) {}
+
+FleetStore::FleetStore(const config::Fleet& fleet)
+    : fleet_(fleet),
+      acquire_(acquire_lua),
+      renew_(renew_lua),
+      heartbeat_(heartbeat_lua),
+      sessions_(sessions_lua) {}
 
 FleetStore::~FleetStore() {
     stop();
@@ -136,7 +169,7 @@ void FleetStore::enqueue(Job job) {
         // A Redis that answers, but too slowly for the work coming in, costs bounded memory.
         if (queue_.size() >= max_queued) {
             lock.unlock();
-            job.fail();
+            if (job.done) job.done(nullptr);
             return;
         }
         queue_.push_back(std::move(job));
@@ -146,35 +179,30 @@ void FleetStore::enqueue(Job job) {
 
 void FleetStore::request_lease(std::string username, std::string member, std::uint32_t limit,
                                std::function<void(LeaseAnswer)> done) {
-    auto shared_done = std::make_shared<std::function<void(LeaseAnswer)>>(std::move(done));
-    enqueue(Job{[this, username = std::move(username), member = std::move(member), limit,
-                 shared_done](redisContext* c) {
-                    const Reply r = command(c, {"EVAL", acquire_lua, "1", key("lease:" + username),
-                                                std::to_string(limit), member,
-                                                std::to_string(fleet_.lease_seconds * 1000)});
-                    if (!r) return false;
-                    if (r->type != REDIS_REPLY_INTEGER) {
-                        spdlog::warn("fleet: a lease request failed: {}", text_of(r.get()));
-                        (*shared_done)(LeaseAnswer::failed);
-                        return true;
+    enqueue(Job{{"EVALSHA", acquire_.sha, "1", key("lease:" + username), std::to_string(limit),
+                 std::move(member), std::to_string(fleet_.lease_seconds * 1000)},
+                [done = std::move(done)](const redisReply* r) {
+                    if (r == nullptr || r->type != REDIS_REPLY_INTEGER) {
+                        if (r != nullptr)
+                            spdlog::warn("fleet: a lease request failed: {}", text_of(r));
+                        done(LeaseAnswer::failed);
+                        return;
                     }
-                    (*shared_done)(r->integer == 1 ? LeaseAnswer::granted
-                                                   : LeaseAnswer::quota_full);
-                    return true;
-                },
-                [shared_done] { (*shared_done)(LeaseAnswer::failed); }});
+                    done(r->integer == 1 ? LeaseAnswer::granted : LeaseAnswer::quota_full);
+                }});
 }
 
-void FleetStore::keep_lease(std::string username, std::string member) {
+void FleetStore::keep_lease(std::string username, std::string member, bool registered) {
     {
         std::lock_guard lock(mutex_);
         leases_[member] = username;
     }
-    // A lease admitted without the store (fleet.on_store_failure: local) is registered here;
-    // one the store granted is merely renewed.
-    std::map<std::string, std::string> one{{std::move(member), std::move(username)}};
-    enqueue(
-        Job{[this, one = std::move(one)](redisContext* c) { return renew_leases(c, one); }, [] {}});
+    // A lease admitted without the store (fleet.on_store_failure: local, or a late answer) is
+    // registered now; one the store granted is only renewed from here on.
+    if (registered) return;
+    enqueue(Job{{"EVALSHA", renew_.sha, "1", key("lease:" + username),
+                 std::to_string(fleet_.lease_seconds * 1000), std::move(member)},
+                {}});
 }
 
 void FleetStore::drop_lease(std::string username, std::string member) {
@@ -182,85 +210,86 @@ void FleetStore::drop_lease(std::string username, std::string member) {
         std::lock_guard lock(mutex_);
         leases_.erase(member);
     }
-    enqueue(
-        Job{[this, username = std::move(username), member = std::move(member)](redisContext* c) {
-                return static_cast<bool>(command(c, {"ZREM", key("lease:" + username), member}));
-            },
-            [] {}});
+    enqueue(Job{{"ZREM", key("lease:" + username), std::move(member)}, {}});
 }
 
 void FleetStore::publish(std::string message) {
-    enqueue(Job{[this, message = std::move(message)](redisContext* c) {
-                    return static_cast<bool>(command(c, {"PUBLISH", key("control"), message}));
-                },
-                [] {}});
+    enqueue(Job{{"PUBLISH", key("control"), std::move(message)}, {}});
 }
 
 void FleetStore::put_revocation(std::string user, std::int64_t until) {
-    enqueue(Job{[this, user = std::move(user), until](redisContext* c) {
-                    return static_cast<bool>(
-                        command(c, {"HSET", key("revocations"), user, std::to_string(until)}));
-                },
-                [] {}});
+    enqueue(Job{{"HSET", key("revocations"), std::move(user), std::to_string(until)}, {}});
 }
 
 void FleetStore::remove_revocation(std::string user) {
-    enqueue(Job{[this, user = std::move(user)](redisContext* c) {
-                    return static_cast<bool>(command(c, {"HDEL", key("revocations"), user}));
-                },
-                [] {}});
+    enqueue(Job{{"HDEL", key("revocations"), std::move(user)}, {}});
 }
 
 void FleetStore::put_sessions(std::string snapshot) {
-    enqueue(Job{[this, snapshot = std::move(snapshot)](redisContext* c) {
-                    return static_cast<bool>(command(
-                        c, {"SET", key("sessions:" + fleet_.node_id), snapshot, "PX",
-                            std::to_string(std::chrono::milliseconds(registry_lifetime).count())}));
-                },
-                [] {}});
+    enqueue(Job{{"SET", key("sessions:" + fleet_.node_id), std::move(snapshot), "PX",
+                 std::to_string(std::chrono::milliseconds(registry_lifetime).count())},
+                {}});
 }
 
 void FleetStore::read_sessions(std::function<void(std::optional<Snapshots>)> done) {
-    auto shared_done =
-        std::make_shared<std::function<void(std::optional<Snapshots>)>>(std::move(done));
-    enqueue(Job{[this, shared_done](redisContext* c) {
-                    const Reply ids = command(c, {"ZRANGE", key("nodes"), "0", "-1"});
-                    if (!ids) return false;
-                    Snapshots out;
-                    if (ids->type == REDIS_REPLY_ARRAY && ids->elements > 0) {
-                        std::vector<std::string> args{"MGET"};
-                        for (std::size_t i = 0; i < ids->elements; ++i) {
-                            args.push_back(key("sessions:" + text_of(ids->element[i])));
-                        }
-                        const Reply values = command(c, args);
-                        if (!values) return false;
-                        for (std::size_t i = 0; values->type == REDIS_REPLY_ARRAY &&
-                                                i < values->elements && i < ids->elements;
-                             ++i) {
-                            if (values->element[i]->type != REDIS_REPLY_STRING) continue;
-                            out.emplace_back(text_of(ids->element[i]), text_of(values->element[i]));
-                        }
+    enqueue(Job{{"EVALSHA", sessions_.sha, "1", key("nodes"), key("sessions:")},
+                [done = std::move(done)](const redisReply* r) {
+                    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+                        done(std::nullopt);
+                        return;
                     }
-                    (*shared_done)(std::move(out));
-                    return true;
-                },
-                [shared_done] { (*shared_done)(std::nullopt); }});
+                    Snapshots out;
+                    for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+                        if (r->element[i + 1]->type != REDIS_REPLY_STRING) continue;
+                        out.emplace_back(text_of(r->element[i]), text_of(r->element[i + 1]));
+                    }
+                    done(std::move(out));
+                }});
 }
 
 void FleetStore::append_usage(FieldList fields) {
     if (fleet_.usage_stream.empty()) return;
-    enqueue(Job{
-        [this, fields = std::move(fields)](redisContext* c) {
-            std::vector<std::string> args{
-                "XADD", fleet_.usage_stream, "MAXLEN", "~", std::to_string(fleet_.usage_stream_max),
-                "*"};
-            for (const auto& [name, value] : fields) {
-                args.push_back(name);
-                args.push_back(value);
+    std::vector<std::string> args{
+        "XADD", fleet_.usage_stream, "MAXLEN", "~", std::to_string(fleet_.usage_stream_max), "*"};
+    for (auto& [name, value] : fields) {
+        args.push_back(std::move(name));
+        args.push_back(std::move(value));
+    }
+    enqueue(Job{std::move(args), {}});
+}
+
+bool FleetStore::run_pipelined(redisContext* c, std::deque<Job>& jobs) {
+    // One round trip for the whole batch: every command is written, then every reply read.
+    while (!jobs.empty()) {
+        const std::size_t n = std::min(jobs.size(), max_pipelined);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& args = jobs[i].command;
+            std::vector<const char*> argv;
+            std::vector<std::size_t> lengths;
+            for (const auto& a : args) {
+                argv.push_back(a.data());
+                lengths.push_back(a.size());
             }
-            return static_cast<bool>(command(c, args));
-        },
-        [] {}});
+            redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data());
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            void* raw = nullptr;
+            if (redisGetReply(c, &raw) != REDIS_OK) {
+                for (auto& job : jobs) {
+                    if (job.done) job.done(nullptr);
+                }
+                jobs.clear();
+                return false;
+            }
+            const Reply reply(static_cast<redisReply*>(raw));
+            if (is_error(reply) && text_of(reply.get()).rfind("NOSCRIPT", 0) == 0) {
+                scripts_lost_ = true;  // SCRIPT FLUSH or a new Redis: loaded again at once
+            }
+            if (jobs.front().done) jobs.front().done(reply.get());
+            jobs.pop_front();
+        }
+    }
+    return true;
 }
 
 redisContext* FleetStore::connect(bool subscriber, std::string& error) const {
@@ -330,7 +359,7 @@ bool FleetStore::wait_backoff(std::chrono::milliseconds& backoff) {
         Job job = std::move(queue_.front());
         queue_.pop_front();
         lock.unlock();
-        job.fail();
+        if (job.done) job.done(nullptr);
         lock.lock();
     }
     wake_.wait_for(lock, backoff, [this] { return stopping_ || !queue_.empty(); });
@@ -340,24 +369,38 @@ bool FleetStore::wait_backoff(std::chrono::milliseconds& backoff) {
 }
 
 bool FleetStore::renew_leases(redisContext* c, const std::map<std::string, std::string>& leases) {
+    std::deque<Job> batch;
     std::vector<std::string> keys;
     std::vector<std::string> members;
-    auto flush = [&]() -> bool {
-        if (keys.empty()) return true;
-        std::vector<std::string> args{"EVAL", renew_lua, std::to_string(keys.size())};
+    auto add = [&] {
+        std::vector<std::string> args{"EVALSHA", renew_.sha, std::to_string(keys.size())};
         args.insert(args.end(), keys.begin(), keys.end());
         args.push_back(std::to_string(fleet_.lease_seconds * 1000));
         args.insert(args.end(), members.begin(), members.end());
+        batch.push_back(Job{std::move(args), {}});
         keys.clear();
         members.clear();
-        return static_cast<bool>(command(c, args));
     };
     for (const auto& [member, username] : leases) {
         keys.push_back(key("lease:" + username));
         members.push_back(member);
-        if (keys.size() == renew_batch && !flush()) return false;
+        if (keys.size() == renew_batch) add();
     }
-    return flush();
+    if (!keys.empty()) add();
+    return run_pipelined(c, batch);
+}
+
+bool FleetStore::load_scripts(redisContext* c) {
+    for (const Script* script : {&acquire_, &renew_, &heartbeat_, &sessions_}) {
+        const Reply r = command(c, {"SCRIPT", "LOAD", script->text});
+        if (!r) return false;
+        if (text_of(r.get()) != script->sha) {
+            spdlog::warn("fleet: Redis refused a script: {}", text_of(r.get()));
+            return false;
+        }
+    }
+    scripts_lost_ = false;
+    return true;
 }
 
 bool FleetStore::load_revocations(redisContext* c) {
@@ -384,8 +427,8 @@ bool FleetStore::heartbeat(redisContext* c) {
     self.id = fleet_.node_id;
     own_allocations_.store(self.allocations, std::memory_order_relaxed);
     std::vector<std::string> args{
-        "EVAL",
-        heartbeat_lua,
+        "EVALSHA",
+        heartbeat_.sha,
         "2",
         key("node:" + fleet_.node_id),
         key("nodes"),
@@ -449,7 +492,8 @@ void FleetStore::command_loop() {
                 std::lock_guard lock(mutex_);
                 held = leases_;
             }
-            if (!renew_leases(c, held) || !load_revocations(c) || !heartbeat(c)) {
+            if (!load_scripts(c) || !renew_leases(c, held) || !load_revocations(c) ||
+                !heartbeat(c)) {
                 redisFree(c);
                 c = nullptr;
                 went_down("the first commands after connecting failed");
@@ -468,14 +512,7 @@ void FleetStore::command_loop() {
             if (stopping_) break;
             jobs.swap(queue_);
         }
-        bool ok = true;
-        for (auto& job : jobs) {
-            if (ok) {
-                ok = job.run(c);
-            } else {
-                job.fail();
-            }
-        }
+        bool ok = (!scripts_lost_ || load_scripts(c)) && run_pipelined(c, jobs);
         const auto now = std::chrono::steady_clock::now();
         if (ok && now >= next_beat) {
             ok = heartbeat(c);
@@ -506,9 +543,7 @@ void FleetStore::command_loop() {
             std::lock_guard lock(mutex_);
             left.swap(queue_);
         }
-        bool ok = true;
-        for (auto& job : left) ok = ok && job.run(c);
-        if (ok) {
+        if (run_pipelined(c, left)) {
             command(c, {"DEL", key("node:" + fleet_.node_id), key("sessions:" + fleet_.node_id)});
             command(c, {"ZREM", key("nodes"), fleet_.node_id});
         }

@@ -52,6 +52,7 @@ private:
     struct Lease {
         std::string username;
         std::string member;
+        bool registered = false;  // the store granted it (else it is written when kept)
     };
     struct Pending {
         Lease lease;

@@ -25,6 +25,7 @@
 #include "tern/server/request/fleet_directory.hpp"
 
 struct redisContext;
+struct redisReply;
 
 namespace tern::server {
 
@@ -78,8 +79,9 @@ public:
     // store's thread.
     void request_lease(std::string username, std::string member, std::uint32_t limit,
                        std::function<void(LeaseAnswer)> done);
-    // A held lease: renewed until dropped, registered again whenever the store comes back.
-    void keep_lease(std::string username, std::string member);
+    // A held lease: renewed until dropped, registered again whenever the store comes back;
+    // `registered` when request_lease granted it (else it is written now).
+    void keep_lease(std::string username, std::string member, bool registered);
     void drop_lease(std::string username, std::string member);
 
     void publish(std::string message);
@@ -91,11 +93,22 @@ public:
     void append_usage(FieldList fields);
 
 private:
+    // One command; `done` (may be empty) gets its reply, or null when the store failed.
     struct Job {
-        std::function<bool(redisContext*)> run;  // false: the connection failed
-        std::function<void()> fail;              // the store is unreachable
+        std::vector<std::string> command;
+        std::function<void(const redisReply*)> done;
+    };
+    // A Lua script, run by its SHA-1 (EVALSHA) and loaded at every connect.
+    struct Script {
+        explicit Script(std::string source);
+        std::string text;
+        std::string sha;
     };
     void enqueue(Job job);
+    // Writes the jobs' commands in one go and hands each its reply; false when the connection
+    // failed (the jobs left are told so).
+    bool run_pipelined(redisContext* c, std::deque<Job>& jobs);
+    bool load_scripts(redisContext* c);
     void command_loop();
     void subscriber_loop();
     redisContext* connect(bool subscriber, std::string& error) const;
@@ -110,6 +123,11 @@ private:
     }
 
     config::Fleet fleet_;
+    const Script acquire_;
+    const Script renew_;
+    const Script heartbeat_;
+    const Script sessions_;
+    bool scripts_lost_ = false;  // a NOSCRIPT answer: load them again (command thread only)
     std::function<FleetNode()> self_;
     std::function<void(std::string)> control_;
     std::function<void(Revocations)> revocations_;
