@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <string_view>
 
 namespace tern::server {
@@ -217,12 +218,10 @@ void FleetStore::publish(std::string message) {
     enqueue(Job{{"PUBLISH", key("control"), std::move(message)}, {}});
 }
 
-void FleetStore::put_revocation(std::string user, std::int64_t until) {
-    enqueue(Job{{"HSET", key("revocations"), std::move(user), std::to_string(until)}, {}});
-}
-
-void FleetStore::remove_revocation(std::string user) {
-    enqueue(Job{{"HDEL", key("revocations"), std::move(user)}, {}});
+void FleetStore::put_revocation(std::string user, std::int64_t until, std::int64_t decided) {
+    enqueue(Job{{"HSET", key("revocations"), std::move(user),
+                 std::to_string(until) + ' ' + std::to_string(decided)},
+                {}});
 }
 
 void FleetStore::put_sessions(std::string snapshot) {
@@ -403,23 +402,44 @@ bool FleetStore::load_scripts(redisContext* c) {
     return true;
 }
 
+namespace {
+
+// P"revocations" as HGETALL returns it; values that are not numbers are skipped, not trusted.
+FleetStore::Revocations revocations_of(const redisReply* r) {
+    FleetStore::Revocations list;
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return list;
+    for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+        // "<until> <decided>"
+        const std::string value = text_of(r->element[i + 1]);
+        FleetStore::Revocation entry{text_of(r->element[i]), 0, 0};
+        const char* const last = value.data() + value.size();
+        const auto [space, ec] = std::from_chars(value.data(), last, entry.until);
+        if (ec != std::errc() || entry.until < 0) continue;
+        if (space != last) {
+            if (*space != ' ') continue;
+            const auto [end, ec2] = std::from_chars(space + 1, last, entry.decided);
+            if (ec2 != std::errc() || end != last) continue;
+        }
+        list.push_back(std::move(entry));
+    }
+    return list;
+}
+
+}  // namespace
+
 bool FleetStore::load_revocations(redisContext* c) {
     const Reply r = command(c, {"HGETALL", key("revocations")});
     if (!r) return false;
-    if (!revocations_ || r->type != REDIS_REPLY_ARRAY) return true;
-    Revocations list;
-    for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-        const std::string until = text_of(r->element[i + 1]);
-        std::int64_t value = 0;
-        try {
-            value = std::stoll(until);
-        } catch (const std::exception&) {
-            continue;  // another writer's garbage: skipped, not trusted
-        }
-        list.emplace_back(text_of(r->element[i]), value);
-    }
-    revocations_(std::move(list));
+    if (revocations_ && r->type == REDIS_REPLY_ARRAY) revocations_(revocations_of(r.get()), true);
     return true;
+}
+
+void FleetStore::reload_revocations() {
+    enqueue(Job{{"HGETALL", key("revocations")}, [this](const redisReply* r) {
+                    if (revocations_ && r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+                        revocations_(revocations_of(r), false);
+                    }
+                }});
 }
 
 bool FleetStore::heartbeat(redisContext* c) {
@@ -575,6 +595,9 @@ void FleetStore::subscriber_loop() {
                     subscriber_fd_ = c->fd;
                 }
                 backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_first);
+                // What was published while this thread was not listening is lost; the
+                // revocations among it are in the store.
+                reload_revocations();
                 for (;;) {
                     void* raw = nullptr;
                     if (redisGetReply(c, &raw) != REDIS_OK) break;

@@ -280,8 +280,9 @@ void Server::open_fleet() {
     });
     fleet_->on_control(
         [this](std::string message) { admin_->apply_published(std::move(message)); });
-    fleet_->on_revocations(
-        [this](FleetStore::Revocations list) { admin_->merge_revocations(std::move(list)); });
+    fleet_->on_revocations([this](FleetStore::Revocations list, bool reconnected) {
+        admin_->merge_revocations(std::move(list), reconnected);
+    });
     spdlog::info("fleet: node {} with Redis at {} (on_store_failure: {}, leases {} s)",
                  config_->fleet.node_id, config_->fleet.redis_url,
                  config::to_string(config_->fleet.on_store_failure), config_->fleet.lease_seconds);

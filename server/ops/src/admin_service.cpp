@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <map>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include "tern/auth/revocation_list.hpp"
@@ -16,6 +18,12 @@ namespace asio = boost::asio;
 using allocation::TimePoint;
 
 namespace {
+
+std::int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 std::int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -108,7 +116,7 @@ void AdminService::run(const AdminCommand& command, std::function<void(HttpAnswe
         case Kind::kill_user:
             if (fleet_ != nullptr) {
                 fleet_->publish(encode_control(
-                    {ControlCommand::Op::kill_user, node_id(), command.user, 0, {}, {}}));
+                    {ControlCommand::Op::kill_user, node_id(), command.user, 0, 0, {}, {}}));
             }
             end_user(command.user, allocation::EndReason::killed,
                      [user = command.user, reply = std::move(reply)](std::size_t ended) {
@@ -212,7 +220,8 @@ void AdminService::kill_session(const AdminCommand& command,
                                       " (this node is in no fleet)"));
             return;
         }
-        fleet_->publish(encode_control({ControlCommand::Op::kill, self, {}, 0, command.node, id}));
+        fleet_->publish(
+            encode_control({ControlCommand::Op::kill, self, {}, 0, 0, command.node, id}));
         spdlog::info("admin API: kill of session {}@{} sent to the fleet", id, command.node);
         reply(json_answer(202, "{\"killing\": " + json_quoted(id + "@" + command.node) + "}"));
         return;
@@ -294,10 +303,10 @@ void AdminService::apply_published(std::string message) {
         if (command->from == node_id()) return;  // applied here before it was published
         switch (command->op) {
             case ControlCommand::Op::revoke:
-                apply_revocation(command->user, command->until);
-                return;
             case ControlCommand::Op::unrevoke:
-                apply_lift(command->user);
+                take_decision(command->user,
+                              command->op == ControlCommand::Op::revoke ? command->until : 0,
+                              command->decided);
                 return;
             case ControlCommand::Op::kill_user:
                 end_user(command->user, allocation::EndReason::killed,
@@ -321,24 +330,62 @@ void AdminService::apply_published(std::string message) {
     });
 }
 
-void AdminService::merge_revocations(FleetStore::Revocations revocations) {
-    asio::post(control_, [this, revocations = std::move(revocations)] {
-        const auto now = unix_now();
-        const auto current = revocations_.current();
-        std::size_t added = 0;
-        for (const auto& [user, until] : revocations) {
-            if (until <= now || current->until(user).value_or(0) >= until) continue;
+void AdminService::take_decision(const std::string& user, std::int64_t until,
+                                 std::int64_t decided) {
+    const auto known = decided_.find(user);
+    if (known != decided_.end() && known->second > decided) return;  // ours is newer
+    decided_[user] = decided;
+    const bool revoked_here = revocations_.current()->until(user).value_or(0) > unix_now();
+    if (until > unix_now()) {
+        if (revocations_.current()->until(user).value_or(0) != until) {
             apply_revocation(user, until);
-            ++added;
         }
-        // Ours the store lacks (made while it was away) go to the other nodes too.
-        for (const auto& [user, until] : current->entries()) {
-            if (until <= now) continue;
-            bool known = false;
-            for (const auto& [theirs, _] : revocations) known = known || theirs == user;
-            if (!known && fleet_ != nullptr) fleet_->put_revocation(user, until);
+    } else if (revoked_here) {
+        apply_lift(user);
+    }
+}
+
+void AdminService::merge_revocations(FleetStore::Revocations revocations, bool send_ours) {
+    asio::post(control_, [this, revocations = std::move(revocations), send_ours] {
+        const auto now = unix_now();
+        const std::string self = node_id();
+        std::set<std::string, std::less<>> theirs;
+        std::size_t sent = 0;
+        for (const auto& r : revocations) {
+            theirs.insert(r.user);
+            const auto known = decided_.find(r.user);
+            if (known == decided_.end() || known->second <= r.decided) {
+                take_decision(r.user, r.until, r.decided);
+            } else if (send_ours) {
+                // Decided here after the store's entry, while it was away: the fleet learns it.
+                const auto until = revocations_.current()->until(r.user).value_or(0);
+                const bool revoked = until > now;
+                fleet_->put_revocation(r.user, revoked ? until : 0, known->second);
+                fleet_->publish(encode_control(
+                    {revoked ? ControlCommand::Op::revoke : ControlCommand::Op::unrevoke,
+                     self,
+                     r.user,
+                     revoked ? until : 0,
+                     known->second,
+                     {},
+                     {}}));
+                ++sent;
+            }
         }
-        if (added > 0) spdlog::info("fleet: {} revocation(s) taken from the store", added);
+        // Ours the store has never heard of (made while it was away, or lost by a Redis
+        // without persistence) go to every node.
+        if (send_ours) {
+            for (const auto& [user, until] : revocations_.current()->entries()) {
+                if (until <= now || theirs.contains(user)) continue;
+                const auto known = decided_.find(user);
+                const auto decided = known == decided_.end() ? 0 : known->second;
+                fleet_->put_revocation(user, until, decided);
+                fleet_->publish(encode_control(
+                    {ControlCommand::Op::revoke, self, user, until, decided, {}, {}}));
+                ++sent;
+            }
+        }
+        if (sent > 0) spdlog::info("fleet: {} revocation decision(s) sent to the store", sent);
     });
 }
 
@@ -366,9 +413,11 @@ void AdminService::revoke(const AdminCommand& command, std::function<void(HttpAn
     const auto list = revocations_.revoke(command.user, until, now);
     const std::string saved = revocations_.save();
     if (fleet_ != nullptr) {
-        fleet_->put_revocation(command.user, until);
-        fleet_->publish(
-            encode_control({ControlCommand::Op::revoke, node_id(), command.user, until, {}, {}}));
+        const auto decided = unix_now_ms();
+        decided_[command.user] = decided;
+        fleet_->put_revocation(command.user, until, decided);
+        fleet_->publish(encode_control(
+            {ControlCommand::Op::revoke, node_id(), command.user, until, decided, {}, {}}));
     }
     // Each worker applies the list before it ends the user's allocations (its queue is FIFO),
     // so no Allocate of the user slips in between.
@@ -405,9 +454,12 @@ void AdminService::unrevoke(const AdminCommand& command,
     const std::string saved = revocations_.save();
     for (auto* w : workers_) w->set_revocations(list);
     if (fleet_ != nullptr) {
-        fleet_->remove_revocation(command.user);
-        fleet_->publish(
-            encode_control({ControlCommand::Op::unrevoke, node_id(), command.user, 0, {}, {}}));
+        // A lift is kept in the store too, so a node cut off meanwhile learns it.
+        const auto decided = unix_now_ms();
+        decided_[command.user] = decided;
+        fleet_->put_revocation(command.user, 0, decided);
+        fleet_->publish(encode_control(
+            {ControlCommand::Op::unrevoke, node_id(), command.user, 0, decided, {}, {}}));
     }
     spdlog::info("admin API: revocation of {} lifted", command.user);
     std::string body = "{\"user\": " + json_quoted(command.user) + ", \"lifted\": true";

@@ -35,6 +35,14 @@ std::optional<std::string_view> counted_field(std::string_view& text) {
     return field;
 }
 
+// A positive number field "<digits>\n" without a leading zero, consumed.
+bool positive_field(std::string_view& text, std::int64_t& value) {
+    const auto field = next_field(text);
+    if (!field || field->empty() || field->front() == '0') return false;
+    const auto [end, ec] = std::from_chars(field->data(), field->data() + field->size(), value);
+    return ec == std::errc() && end == field->data() + field->size() && value > 0;
+}
+
 }  // namespace
 
 std::string encode_control(const ControlCommand& c) {
@@ -44,12 +52,14 @@ std::string encode_control(const ControlCommand& c) {
     out += '\n';
     switch (c.op) {
         case ControlCommand::Op::revoke:
-            out += std::to_string(c.until) + '\n' + c.user;
+            out += std::to_string(c.until) + '\n' + std::to_string(c.decided) + '\n' + c.user;
+            break;
+        case ControlCommand::Op::unrevoke:
+            out += std::to_string(c.decided) + '\n' + c.user;
             break;
         case ControlCommand::Op::kill:
             out += c.node + '\n' + c.session;
             break;
-        case ControlCommand::Op::unrevoke:
         case ControlCommand::Op::kill_user:
             out += c.user;
             break;
@@ -71,17 +81,16 @@ std::optional<ControlCommand> parse_control(std::string_view text) {
     if (text.size() > max_field) return std::nullopt;
     switch (c.op) {
         case ControlCommand::Op::revoke: {
-            const auto until = next_field(text);
-            if (!until) return std::nullopt;
-            const auto [end, ec] =
-                std::from_chars(until->data(), until->data() + until->size(), c.until);
-            if (ec != std::errc() || end != until->data() + until->size() || c.until <= 0 ||
-                until->front() == '0') {
+            if (!positive_field(text, c.until) || !positive_field(text, c.decided)) {
                 return std::nullopt;
             }
             c.user = std::string(text);
             break;
         }
+        case ControlCommand::Op::unrevoke:
+            if (!positive_field(text, c.decided)) return std::nullopt;
+            c.user = std::string(text);
+            break;
         case ControlCommand::Op::kill: {
             const auto node = next_field(text);
             if (!node || node->empty() || text.empty()) return std::nullopt;
@@ -89,7 +98,6 @@ std::optional<ControlCommand> parse_control(std::string_view text) {
             c.session = std::string(text);
             break;
         }
-        case ControlCommand::Op::unrevoke:
         case ControlCommand::Op::kill_user:
             c.user = std::string(text);
             break;

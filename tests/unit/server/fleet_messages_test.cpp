@@ -13,10 +13,10 @@ using Op = ControlCommand::Op;
 
 TEST(FleetMessages, EveryCommandRoundTrips) {
     const ControlCommand commands[] = {
-        {Op::revoke, "turn-a", "alice", 1796667529, {}, {}},
-        {Op::unrevoke, "turn-a", "alice", 0, {}, {}},
-        {Op::kill, "turn-a", {}, 0, "turn-c", "1-17"},
-        {Op::kill_user, "n.2", "1796667529:bob", 0, {}, {}},
+        {Op::revoke, "turn-a", "alice", 1796667529, 1796667000123, {}, {}},
+        {Op::unrevoke, "turn-a", "alice", 0, 1796667000123, {}, {}},
+        {Op::kill, "turn-a", {}, 0, 0, "turn-c", "1-17"},
+        {Op::kill_user, "n.2", "1796667529:bob", 0, 0, {}, {}},
     };
     for (const auto& c : commands) {
         const auto parsed = parse_control(encode_control(c));
@@ -27,19 +27,34 @@ TEST(FleetMessages, EveryCommandRoundTrips) {
 
 TEST(FleetMessages, AUserNameMayHoldAnyByteSinceItComesLast) {
     const std::string odd("a\nb\0c:\xff", 7);
-    const ControlCommand c{Op::revoke, "n1", odd, 5, {}, {}};
+    const ControlCommand c{Op::revoke, "n1", odd, 5, 7, {}, {}};
     const auto parsed = parse_control(encode_control(c));
     ASSERT_TRUE(parsed.has_value());
     EXPECT_EQ(parsed->user, odd);
 }
 
 TEST(FleetMessages, ForeignTextIsRefused) {
-    for (const std::string text :
-         {"", "revoke", "revoke\n", "revoke\nn1\n", "revoke\nn1\nsoon\nalice",
-          "revoke\nn1\n0\nalice", "revoke\nn1\n-5\nalice", "revoke\nn1\n12x\nalice",
-          "revoke\nn1\n05\nalice", "revoke\n\n5\nalice", "unrevoke\nn1\n", "kill\nn1\nn2\n",
-          "kill\nn1\n\n0-1", "kill_user\nn1\n", "shutdown\nn1\nall", "REVOKE\nn1\n5\nalice",
-          "{\"op\": \"revoke\"}"}) {
+    for (const std::string text : {"",
+                                   "revoke",
+                                   "revoke\n",
+                                   "revoke\nn1\n",
+                                   "revoke\nn1\nsoon\n1\nalice",
+                                   "revoke\nn1\n0\n1\nalice",
+                                   "revoke\nn1\n-5\n1\nalice",
+                                   "revoke\nn1\n12x\n1\nalice",
+                                   "revoke\nn1\n05\n1\nalice",
+                                   "revoke\nn1\n5\nalice",
+                                   "revoke\nn1\n5\n0\nalice",
+                                   "revoke\n\n5\n1\nalice",
+                                   "unrevoke\nn1\n",
+                                   "unrevoke\nn1\nalice",
+                                   "unrevoke\nn1\n1\n",
+                                   "kill\nn1\nn2\n",
+                                   "kill\nn1\n\n0-1",
+                                   "kill_user\nn1\n",
+                                   "shutdown\nn1\nall",
+                                   "REVOKE\nn1\n5\n1\nalice",
+                                   "{\"op\": \"revoke\"}"}) {
         EXPECT_FALSE(parse_control(text).has_value()) << text;
     }
 }

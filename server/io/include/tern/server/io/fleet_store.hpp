@@ -42,7 +42,14 @@ struct FleetCounters {
 class FleetStore {
 public:
     enum class LeaseAnswer : std::uint8_t { granted, quota_full, failed };
-    using Revocations = std::vector<std::pair<std::string, std::int64_t>>;
+    // P"revocations": a user's last decision, a revocation (until > 0) or a lift (until 0),
+    // with when it was made; the later decision wins where nodes disagree.
+    struct Revocation {
+        std::string user;
+        std::int64_t until = 0;    // unix seconds; 0 = lifted
+        std::int64_t decided = 0;  // unix milliseconds; 0 = unknown (older than any)
+    };
+    using Revocations = std::vector<Revocation>;
     // node id -> its session snapshot (fleet_messages.hpp lines)
     using Snapshots = std::vector<std::pair<std::string, std::string>>;
 
@@ -56,7 +63,11 @@ public:
     // `revocations` gets the fleet's revocations after each connect (on the store's thread).
     void on_heartbeat(std::function<FleetNode()> self) { self_ = std::move(self); }
     void on_control(std::function<void(std::string)> control) { control_ = std::move(control); }
-    void on_revocations(std::function<void(Revocations)> r) { revocations_ = std::move(r); }
+    // `reconnected`: after the command connection (re)connected, when this node may have
+    // revocations of its own to send; else after the subscriber (re)subscribed.
+    void on_revocations(std::function<void(Revocations, bool reconnected)> r) {
+        revocations_ = std::move(r);
+    }
 
     void start();
     void stop();  // joins; queued jobs are dropped
@@ -85,8 +96,8 @@ public:
     void drop_lease(std::string username, std::string member);
 
     void publish(std::string message);
-    void put_revocation(std::string user, std::int64_t until);
-    void remove_revocation(std::string user);
+    // `until` 0 records a lift (kept so a node cut off meanwhile learns it).
+    void put_revocation(std::string user, std::int64_t until, std::int64_t decided);
     void put_sessions(std::string snapshot);
     // Every node's snapshot; nullopt when the store did not answer.
     void read_sessions(std::function<void(std::optional<Snapshots>)> done);
@@ -115,6 +126,7 @@ private:
     bool heartbeat(redisContext* c);
     bool renew_leases(redisContext* c, const std::map<std::string, std::string>& leases);
     bool load_revocations(redisContext* c);
+    void reload_revocations();  // a queued HGETALL, for the subscriber
     void went_down(const std::string& why);
     void came_up(std::size_t leases);
     bool wait_backoff(std::chrono::milliseconds& backoff);  // false: stopping
@@ -130,7 +142,7 @@ private:
     bool scripts_lost_ = false;  // a NOSCRIPT answer: load them again (command thread only)
     std::function<FleetNode()> self_;
     std::function<void(std::string)> control_;
-    std::function<void(Revocations)> revocations_;
+    std::function<void(Revocations, bool)> revocations_;
     FleetCounters counters_;
     std::atomic<bool> up_{false};
     std::atomic<std::uint64_t> own_allocations_{0};

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,10 @@ public:
     void set_fleet(FleetStore* fleet) noexcept { fleet_ = fleet; }
     // A command another node published (on any thread): applied here, not published again.
     void apply_published(std::string message);
-    // The fleet's revocations as the store holds them (on any thread): merged into ours.
-    void merge_revocations(FleetStore::Revocations revocations);
+    // The fleet's revocations as the store holds them (on any thread): taken into ours; with
+    // `send_ours`, ours it lacks are sent to it and to every node, and ours lifted since the
+    // last such merge are lifted there.
+    void merge_revocations(FleetStore::Revocations revocations, bool send_ours);
     // This node's sessions to the store, for the other nodes' lists (once a second).
     void publish_sessions();
 
@@ -55,6 +58,8 @@ private:
     void kill_session(const AdminCommand& command, std::function<void(HttpAnswer)> reply);
     void apply_revocation(const std::string& user, std::int64_t until);
     void apply_lift(const std::string& user);
+    // A decision from the fleet (until 0: lifted), taken unless this node's is newer.
+    void take_decision(const std::string& user, std::int64_t until, std::int64_t decided);
     std::string node_id() const { return fleet_ != nullptr ? fleet_->node_id() : std::string(); }
     void end_user(const std::string& user, allocation::EndReason reason,
                   std::function<void(std::size_t)> done);
@@ -71,6 +76,9 @@ private:
     std::string realm_;
     AdminFailureLimiter limiter_;
     FleetStore* fleet_ = nullptr;
+    // When this node's revocation state of each user was decided (unix ms; users not listed:
+    // before this process started): where nodes disagree the later decision wins.
+    std::map<std::string, std::int64_t, std::less<>> decided_;
     std::array<std::uint64_t, admin_outcome_names.size()> requests_{};
 };
 

@@ -15,11 +15,12 @@ namespace tern::server {
 struct ControlCommand {
     enum class Op : std::uint8_t { revoke, unrevoke, kill, kill_user };
     Op op = Op::revoke;
-    std::string from;        // node id of the issuer
-    std::string user;        // revoke, unrevoke, kill_user
-    std::int64_t until = 0;  // revoke: unix seconds
-    std::string node;        // kill: the node holding the session
-    std::string session;     // kill: its local id "W-N"
+    std::string from;          // node id of the issuer
+    std::string user;          // revoke, unrevoke, kill_user
+    std::int64_t until = 0;    // revoke: unix seconds
+    std::int64_t decided = 0;  // revoke, unrevoke: when, in unix milliseconds (the later wins)
+    std::string node;          // kill: the node holding the session
+    std::string session;       // kill: its local id "W-N"
     friend bool operator==(const ControlCommand&, const ControlCommand&) = default;
 };
 
