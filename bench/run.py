@@ -390,6 +390,46 @@ def tcp_probe(port: int) -> bool:
         return False
 
 
+def launch(cmd: list[str], log_path: pathlib.Path, what: str,
+           env: dict | None = None) -> tuple[subprocess.Popen, object]:
+    """Starts a background process of this run with its output in `log_path`, in a session of
+    its own; `what` names it in the error ("haproxy: apt install haproxy")."""
+    log_file = open(log_path, "wb")
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    except OSError as e:
+        log_file.close()
+        raise BenchError(f"cannot start {what} ({e})") from e
+    return proc, log_file
+
+
+def stop_process(proc: subprocess.Popen, log_file, name: str, timeout: float = 0.0,
+                 quiet: bool = False, also_kill: list[int] | None = None) -> None:
+    """SIGTERM by PID, then SIGKILL (to `also_kill` too) after `timeout` (STOP_TIMEOUT when 0);
+    closes the log."""
+    timeout = timeout or STOP_TIMEOUT
+    try:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                if not quiet:
+                    log(f"  {name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; SIGKILL")
+                for pid in also_kill or []:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+    except ProcessLookupError:
+        pass
+    finally:
+        log_file.close()
+
+
 class Server:
     def __init__(self, env: Env, kind: str, pinned: bool, peer_port: int,
                  fallback: str | None = None):
@@ -447,13 +487,10 @@ class Server:
         if pinned and env.can_pin():
             # taskset execs the server, so Popen.pid is the server's own pid.
             cmd = ["taskset", "-c", str(env.server_cpu)] + cmd
-        self.log_file = open(self.log_path, "wb")
         child_env = dict(os.environ)
         if kind == "ternd-nogso":
             child_env["TERN_UDP_GSO"] = "0"
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     env=child_env)
+        self.proc, self.log_file = launch(cmd, self.log_path, kind, child_env)
         self.pid = self.proc.pid
 
     def output(self) -> str:
@@ -505,22 +542,8 @@ class Server:
         # coturn 4.17 in single-threaded mode notices SIGTERM only after about 5 s; how a server
         # exits is not measured, so it gets 1 s before SIGKILL instead of stalling every run.
         patient = not self.kind.startswith("coturn417")
-        timeout = STOP_TIMEOUT if patient else 1.0
-        try:
-            if self.proc.poll() is None:
-                os.kill(self.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    if patient:
-                        log(f"  {self.kind} (pid {self.pid}) ignored SIGTERM for {timeout:.0f} s;"
-                            " SIGKILL")
-                    os.kill(self.pid, signal.SIGKILL)
-                    self.proc.wait()
-        except ProcessLookupError:
-            pass
-        finally:
-            self.log_file.close()
+        stop_process(self.proc, self.log_file, self.kind, STOP_TIMEOUT if patient else 1.0,
+                     quiet=not patient)
 
 
 def sbin(name: str) -> str:
@@ -576,13 +599,7 @@ class Nginx:
         cmd = [sbin("nginx"), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")]
         if env.can_pin():
             cmd = ["taskset", "-c", str(env.server_cpu)] + cmd
-        self.log_file = open(d / "stdout.log", "wb")
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as e:
-            self.log_file.close()
-            raise BenchError(f"cannot start nginx ({e}): apt install nginx") from e
+        self.proc, self.log_file = launch(cmd, d / "stdout.log", "nginx: apt install nginx")
         self.pid = self.proc.pid
 
     def output(self) -> str:
@@ -617,25 +634,8 @@ class Nginx:
         return sum(proc_cpu_seconds(p) for p in [self.pid] + self.workers())
 
     def stop(self) -> None:
-        workers = self.workers()
-        try:
-            if self.proc.poll() is None:
-                os.kill(self.pid, signal.SIGTERM)  # fast shutdown: the master ends its worker
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    log(f"  nginx (pid {self.pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s; SIGKILL")
-                    for pid in workers:
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                    os.kill(self.pid, signal.SIGKILL)
-                    self.proc.wait()
-        except ProcessLookupError:
-            pass
-        finally:
-            self.log_file.close()
+        # SIGTERM is nginx's fast shutdown: the master ends its worker.
+        stop_process(self.proc, self.log_file, "nginx", also_kill=self.workers())
 
 
 class HAProxy:
@@ -670,13 +670,7 @@ class HAProxy:
         if env.can_pin():
             cmd = ["taskset", "-c", str(env.server_cpu)] + cmd
         self.log_path = self.dir / "haproxy.log"
-        self.log_file = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as e:
-            self.log_file.close()
-            raise BenchError(f"cannot start haproxy ({e}): apt install haproxy") from e
+        self.proc, self.log_file = launch(cmd, self.log_path, "haproxy: apt install haproxy")
         self.pid = self.proc.pid
 
     def wait_ready(self) -> None:
@@ -688,18 +682,7 @@ class HAProxy:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                os.kill(self.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.pid, signal.SIGKILL)
-                    self.proc.wait()
-        except ProcessLookupError:
-            pass
-        finally:
-            self.log_file.close()
+        stop_process(self.proc, self.log_file, "haproxy", quiet=True)
 
 
 class Redis:
@@ -727,13 +710,7 @@ class Redis:
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu)] + cmd
         self.log_path = self.dir / "redis.log"
-        self.log_file = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as e:
-            self.log_file.close()
-            raise BenchError(f"cannot start redis-server ({e})") from e
+        self.proc, self.log_file = launch(cmd, self.log_path, "redis-server")
         self.pid = self.proc.pid
 
     def output(self) -> str:
@@ -782,20 +759,7 @@ class Redis:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                os.kill(self.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    log(f"  redis-server (pid {self.pid}) ignored SIGTERM for "
-                        f"{STOP_TIMEOUT:.0f} s; SIGKILL")
-                    os.kill(self.pid, signal.SIGKILL)
-                    self.proc.wait()
-        except ProcessLookupError:
-            pass
-        finally:
-            self.log_file.close()
+        stop_process(self.proc, self.log_file, "redis-server")
 
 
 def resp_read(f):

@@ -205,7 +205,7 @@ private:
 
     // The key if the file wrote it, else its section: a warning about a key left out still
     // points at the line that turned the feature on.
-    std::string written_or(std::string key, std::string section) const {
+    std::string written_or(const std::string& key, const std::string& section) const {
         return c_.key_lines.of(key) != 0 ? key : section;
     }
 

@@ -149,6 +149,20 @@ std::string with_breakdown(const std::string& total, const std::string& parts) {
 
 }  // namespace
 
+std::optional<double> sample_value(const std::vector<Sample>& samples, std::string_view name,
+                                   const std::vector<std::pair<std::string, std::string>>& labels) {
+    for (const auto& s : samples) {
+        if (s.name != name || s.labels.size() != labels.size()) continue;
+        bool match = true;
+        for (const auto& [k, v] : labels) {
+            const auto it = s.labels.find(k);
+            match = match && it != s.labels.end() && it->second == v;
+        }
+        if (match) return s.value;
+    }
+    return std::nullopt;
+}
+
 std::vector<Sample> parse_prometheus(std::string_view text) {
     std::vector<Sample> samples;
     while (!text.empty()) {

@@ -208,16 +208,7 @@ public:
     double metric(const std::string& name,
                   const std::vector<std::pair<std::string, std::string>>& labels = {}) const {
         const auto r = ctl::http_request(http_, "GET", "/metrics");
-        for (const auto& s : ctl::parse_prometheus(r.body)) {
-            if (s.name != name || s.labels.size() != labels.size()) continue;
-            bool match = true;
-            for (const auto& [k, v] : labels) {
-                const auto it = s.labels.find(k);
-                match = match && it != s.labels.end() && it->second == v;
-            }
-            if (match) return s.value;
-        }
-        return -1;
+        return ctl::sample_value(ctl::parse_prometheus(r.body), name, labels).value_or(-1);
     }
     // This node's sessions of `user` as GET /v1/sessions?user= lists them (its own live ones,
     // and the other nodes' snapshots).

@@ -46,16 +46,7 @@ public:
     // The sample with exactly these labels; 0 when absent (tern_requests_total lists only the
     // codes it has answered).
     double operator()(const std::string& name, const Labels& labels = {}) const {
-        for (const auto& s : samples_) {
-            if (s.name != name || s.labels.size() != labels.size()) continue;
-            bool match = true;
-            for (const auto& [k, v] : labels) {
-                const auto it = s.labels.find(k);
-                match = match && it != s.labels.end() && it->second == v;
-            }
-            if (match) return s.value;
-        }
-        return 0;
+        return ctl::sample_value(samples_, name, labels).value_or(0);
     }
 
 private:

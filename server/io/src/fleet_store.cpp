@@ -178,22 +178,25 @@ void FleetStore::enqueue(Job job) {
     wake_.notify_all();  // the subscriber waits on the same condition
 }
 
-void FleetStore::request_lease(std::string username, std::string member, std::uint32_t limit,
+void FleetStore::request_lease(const std::string& username, std::string member, std::uint32_t limit,
                                std::function<void(LeaseAnswer)> done) {
     enqueue(Job{{"EVALSHA", acquire_.sha, "1", key("lease:" + username), std::to_string(limit),
                  std::move(member), std::to_string(fleet_.lease_seconds * 1000)},
-                [done = std::move(done)](const redisReply* r) {
+                [this, done = std::move(done)](const redisReply* r) {
                     if (r == nullptr || r->type != REDIS_REPLY_INTEGER) {
-                        if (r != nullptr)
-                            spdlog::warn("fleet: a lease request failed: {}", text_of(r));
+                        // Redis refusing (out of memory, a read-only replica): once a run.
+                        if (r != nullptr && !refusal_logged_.exchange(true)) {
+                            spdlog::warn("fleet: Redis refused a lease request: {}", text_of(r));
+                        }
                         done(LeaseAnswer::failed);
                         return;
                     }
+                    refusal_logged_ = false;
                     done(r->integer == 1 ? LeaseAnswer::granted : LeaseAnswer::quota_full);
                 }});
 }
 
-void FleetStore::keep_lease(std::string username, std::string member, bool registered) {
+void FleetStore::keep_lease(const std::string& username, std::string member, bool registered) {
     {
         std::lock_guard lock(mutex_);
         leases_[member] = username;
@@ -206,7 +209,7 @@ void FleetStore::keep_lease(std::string username, std::string member, bool regis
                 {}});
 }
 
-void FleetStore::drop_lease(std::string username, std::string member) {
+void FleetStore::drop_lease(const std::string& username, std::string member) {
     {
         std::lock_guard lock(mutex_);
         leases_.erase(member);
@@ -246,13 +249,13 @@ void FleetStore::read_sessions(std::function<void(std::optional<Snapshots>)> don
                 }});
 }
 
-void FleetStore::append_usage(FieldList fields) {
+void FleetStore::append_usage(const FieldList& fields) {
     if (fleet_.usage_stream.empty()) return;
     std::vector<std::string> args{
         "XADD", fleet_.usage_stream, "MAXLEN", "~", std::to_string(fleet_.usage_stream_max), "*"};
-    for (auto& [name, value] : fields) {
-        args.push_back(std::move(name));
-        args.push_back(std::move(value));
+    for (const auto& [name, value] : fields) {
+        args.push_back(name);
+        args.push_back(value);
     }
     enqueue(Job{std::move(args), {}});
 }

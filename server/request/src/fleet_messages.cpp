@@ -13,7 +13,7 @@ constexpr std::size_t max_field = 4096;
 // The next '\n'-terminated field of `text`, consumed; nullopt when there is no newline.
 std::optional<std::string_view> next_field(std::string_view& text) {
     const auto newline = text.find('\n');
-    if (newline == std::string_view::npos || newline > max_field) return std::nullopt;
+    if (newline > max_field) return std::nullopt;  // npos (no newline) too
     const auto field = text.substr(0, newline);
     text.remove_prefix(newline + 1);
     return field;

@@ -28,6 +28,19 @@ TEST(ParsePrometheus, ReadsNamesLabelsAndValuesAndSkipsCommentsAndJunk) {
     EXPECT_EQ(samples[1].value, 2500);
 }
 
+TEST(SampleValue, TheLabelsMustMatchExactly) {
+    const auto samples = parse_prometheus(
+        "tern_up 1\n"
+        "tern_x_total{outcome=\"granted\"} 3\n"
+        "tern_x_total{outcome=\"granted\",node=\"b\"} 4\n");
+    EXPECT_EQ(sample_value(samples, "tern_up", {}), 1.0);
+    EXPECT_EQ(sample_value(samples, "tern_x_total", {{"outcome", "granted"}}), 3.0);
+    EXPECT_EQ(sample_value(samples, "tern_x_total", {{"node", "b"}, {"outcome", "granted"}}), 4.0);
+    EXPECT_FALSE(sample_value(samples, "tern_x_total", {}).has_value());
+    EXPECT_FALSE(sample_value(samples, "tern_x_total", {{"outcome", "timeout"}}).has_value());
+    EXPECT_FALSE(sample_value(samples, "tern_down", {}).has_value());
+}
+
 TEST(FormatStatus, SummarisesWhatTheServerRenders) {
     allocation::RelayCounters relay;
     relay.created_by_kind[0][0] += 5;  // udp ipv4

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tern::ctl {
@@ -17,6 +19,10 @@ struct Sample {
 
 // Samples of the text exposition format; comments and malformed lines are skipped.
 std::vector<Sample> parse_prometheus(std::string_view text);
+
+// The value of the sample `name` with exactly `labels`; nullopt when there is none.
+std::optional<double> sample_value(const std::vector<Sample>& samples, std::string_view name,
+                                   const std::vector<std::pair<std::string, std::string>>& labels);
 
 // The summary; `healthy` is /healthz's verdict (false = draining).
 std::string format_status(const std::vector<Sample>& samples, const std::string& endpoint,

@@ -88,12 +88,12 @@ public:
 
     // A lease of `username`'s fleet quota (`limit` in all) named `member`; `done` runs on the
     // store's thread.
-    void request_lease(std::string username, std::string member, std::uint32_t limit,
+    void request_lease(const std::string& username, std::string member, std::uint32_t limit,
                        std::function<void(LeaseAnswer)> done);
     // A held lease: renewed until dropped, registered again whenever the store comes back;
     // `registered` when request_lease granted it (else it is written now).
-    void keep_lease(std::string username, std::string member, bool registered);
-    void drop_lease(std::string username, std::string member);
+    void keep_lease(const std::string& username, std::string member, bool registered);
+    void drop_lease(const std::string& username, std::string member);
 
     void publish(std::string message);
     // `until` 0 records a lift (kept so a node cut off meanwhile learns it).
@@ -101,7 +101,7 @@ public:
     void put_sessions(std::string snapshot);
     // Every node's snapshot; nullopt when the store did not answer.
     void read_sessions(std::function<void(std::optional<Snapshots>)> done);
-    void append_usage(FieldList fields);
+    void append_usage(const FieldList& fields);
 
 private:
     // One command; `done` (may be empty) gets its reply, or null when the store failed.
@@ -145,6 +145,7 @@ private:
     std::function<void(Revocations, bool)> revocations_;
     FleetCounters counters_;
     std::atomic<bool> up_{false};
+    std::atomic<bool> refusal_logged_{false};  // one line per run of refused lease requests
     std::atomic<std::uint64_t> own_allocations_{0};
 
     mutable std::mutex mutex_;
