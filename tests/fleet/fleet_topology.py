@@ -613,10 +613,12 @@ class Run:
         listing, status = None, 0
         while time.monotonic() < deadline:
             status, listing = self.f.admin("node2", "GET", "/v1/sessions")
-            # Each node rewrites its share every second: wait for this user's two sessions.
-            if status == 200 and isinstance(listing, dict) and {"node2", "node3"} <= {
-                    s.get("node") for s in listing.get("sessions", [])
-                    if s.get("user") == cred[0]}:
+            # Each node rewrites its share every second: wait for this user's two sessions and
+            # for node1's (made in step 1, maybe after node1's last snapshot).
+            listed = listing.get("sessions", []) if isinstance(listing, dict) else []
+            if status == 200 and {"node2", "node3"} <= {
+                    s.get("node") for s in listed if s.get("user") == cred[0]} and \
+                    set(NODES) <= {s.get("node") for s in listed}:
                 break
             time.sleep(0.2)
         check(status == 200 and isinstance(listing, dict),
