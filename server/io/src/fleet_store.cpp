@@ -536,6 +536,10 @@ void FleetStore::command_loop() {
             jobs.swap(queue_);
         }
         bool ok = (!scripts_lost_ || load_scripts(c)) && run_pipelined(c, jobs);
+        // Jobs a failed script reload left unsent are answered too (run_pipelined answers its own).
+        for (auto& job : jobs) {
+            if (job.done) job.done(nullptr);
+        }
         const auto now = std::chrono::steady_clock::now();
         if (ok && now >= next_beat) {
             ok = heartbeat(c);
