@@ -25,10 +25,11 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # sender in front of it. Debian 12's nginx package already has http_ssl and realip, nginx-light
 # only adds the echo module. The tests run their own instances on free ports, never the system's).
 BUILD_DEPS := cmake ninja-build g++ pkg-config libboost-dev libssl-dev libsodium-dev \
-              libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev libhiredis-dev
+              libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev libhiredis-dev \
+              clang libbpf-dev bpftool
 TEST_DEPS  := libgtest-dev libgmock-dev coturn strace openssl clang libclang-rt-14-dev \
               chromium firefox-esr libnss3-tools nftables iproute2 libbenchmark-dev \
-              python3 util-linux nginx haproxy curl redis-server
+              python3 util-linux nginx haproxy curl redis-server ethtool
 # make lint: formatting, clang-tidy (with run-clang-tidy) and cppcheck; the tests' headers too,
 # since clang-tidy compiles what it checks.
 LINT_DEPS  := clang-format clang-tidy cppcheck libgtest-dev libgmock-dev libbenchmark-dev

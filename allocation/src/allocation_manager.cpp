@@ -71,9 +71,23 @@ void AllocationManager::reconfigure(ManagerSettings settings,
     settings_ = std::move(settings);
     peers_ = std::move(peers);
     table_.set_limits(table_limits());
+    const BucketRate old_allocation_rate = allocation_rate_;
+    const BucketRate old_user_rate = user_rate_;
     apply_rates();
+    const bool rates_changed =
+        old_allocation_rate.bytes_per_second != allocation_rate_.bytes_per_second ||
+        old_user_rate.bytes_per_second != user_rate_.bytes_per_second;
     const bool user_cap = !user_rate_.unlimited();
-    table_.for_each([this, user_cap](Allocation& a) {
+    std::uint64_t kernel_channels = 0;
+    table_.for_each([&](Allocation& a) {
+        // The kernel's budgets are remade at the next sweep at new rates; a narrowed policy
+        // takes its peers out at once.
+        if (rates_changed) {
+            withdraw_kernel(a);
+        } else {
+            prune_kernel(a);
+        }
+        kernel_channels += a.kernel.size();
         a.permissions.set_max(settings_.limits.max_permissions_per_allocation);
         a.channels.set_max(settings_.limits.max_channels_per_allocation);
         if (!user_cap) {
@@ -83,6 +97,7 @@ void AllocationManager::reconfigure(ManagerSettings settings,
             a.user_budget = users_->attach(a.username, TimePoint{}, user_rate_);
         }
     });
+    counters_.kernel_channels.set(kernel_channels);
 }
 
 void AllocationManager::apply_rates() noexcept {
@@ -192,6 +207,7 @@ void AllocationManager::index_relay(RelayId id, Allocation& a) {
 }
 
 void AllocationManager::release(Allocation& allocation, EndReason reason) {
+    withdraw_kernel(allocation);  // before its relay port can go to another allocation
     if (usage_ != nullptr) usage_->allocation_ended(record_of(allocation, nullptr), reason);
     for (std::size_t i = 0; i < allocation.relays.size() && i < allocation.relay_ids.size(); ++i) {
         if (allocation.relay_ids[i] < by_relay_.size())
@@ -244,11 +260,13 @@ AllocationRecord AllocationManager::record_of(const Allocation& a, const TimePoi
     return r;
 }
 
-std::vector<AllocationRecord> AllocationManager::records(TimePoint now) const {
+std::vector<AllocationRecord> AllocationManager::records(TimePoint now) {
     std::vector<AllocationRecord> out;
     out.reserve(table_.size());
-    table_.for_each([&](const Allocation& a) {
-        if (a.live(now)) out.push_back(record_of(a, &now));
+    table_.for_each([&](Allocation& a) {
+        if (!a.live(now)) return;
+        read_kernel_counts(a);
+        out.push_back(record_of(a, &now));
     });
     return out;
 }
@@ -281,14 +299,18 @@ void AllocationManager::expire(TimePoint now) {
     for (auto& lapsed : table_.expire(now)) release(lapsed, lapsed_reason(lapsed));
     std::uint64_t permissions = 0;
     std::uint64_t channels = 0;
+    std::uint64_t kernel_channels = 0;
     table_.for_each([&](Allocation& a) {
         a.permissions.expire(now);
         a.channels.expire(now);
         permissions += a.permissions.count();
         channels += a.channels.live_count(now);
+        sync_kernel(a, now);
+        kernel_channels += a.kernel.size();
     });
     counters_.permissions_active.set(permissions);
     counters_.channels_active.set(channels);
+    counters_.kernel_channels.set(kernel_channels);
     ports_.expire(now);
 }
 

@@ -107,7 +107,9 @@ CreateOutcome AllocationTable::create(const FiveTuple& tuple, std::string_view u
                  0,
                  now,
                  AllocationUsage{},
-                 false};
+                 false,
+                 {},
+                 {no_kernel_budget, no_kernel_budget}};
     auto [it, inserted] = table_.emplace(tuple, std::move(a));
     (void)inserted;  // admit() guaranteed the key was free
     if (count_users_) ++per_user_[it->second.username];

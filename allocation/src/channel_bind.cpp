@@ -29,6 +29,7 @@ std::span<const std::uint8_t> AllocationManager::channel_bind(const protocol::Me
     }
     note_most(a.usage.most_channels, a.channels.live_count(now));
     note_most(a.usage.most_permissions, a.permissions.count());
+    sync_kernel(a, now);  // the kernel relays the channel from the next datagram on
     protocol::MessageBuilder b = r.success();
     return r.finish(b);
 }

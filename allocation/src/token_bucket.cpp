@@ -61,6 +61,12 @@ bool TokenBucket::consume(std::size_t bytes, TimePoint now, const BucketRate& ra
     return true;
 }
 
+void TokenBucket::drain(std::size_t bytes, TimePoint now, const BucketRate& rate) noexcept {
+    if (rate.unlimited() || bytes == 0) return;
+    refill(now, rate);
+    tokens_ -= std::min<std::uint64_t>(tokens_, bytes);
+}
+
 void TokenBucket::refund(std::size_t bytes, const BucketRate& rate) noexcept {
     if (rate.unlimited()) return;
     tokens_ = std::min<std::uint64_t>(tokens_ + bytes, rate.burst);
@@ -97,6 +103,16 @@ bool SharedTokenBucket::consume(std::size_t bytes, TimePoint now, const BucketRa
         }
     }
     return false;
+}
+
+void SharedTokenBucket::drain(std::size_t bytes, TimePoint now, const BucketRate& rate) noexcept {
+    if (rate.unlimited() || bytes == 0) return;
+    consume(0, now, rate);  // the refill
+    std::int64_t have = tokens_.load(std::memory_order_relaxed);
+    while (have > 0) {
+        const std::int64_t take = std::min<std::int64_t>(have, static_cast<std::int64_t>(bytes));
+        if (tokens_.compare_exchange_weak(have, have - take, std::memory_order_relaxed)) return;
+    }
 }
 
 }  // namespace tern::allocation

@@ -77,6 +77,18 @@ const char* to_string(RelayFamily f) noexcept {
     return "unknown";
 }
 
+const char* to_string(KernelFastPath k) noexcept {
+    switch (k) {
+        case KernelFastPath::off:
+            return "off";
+        case KernelFastPath::auto_:
+            return "auto";
+        case KernelFastPath::on:
+            return "on";
+    }
+    return "unknown";
+}
+
 const char* to_string(ProxyHeader p) noexcept {
     switch (p) {
         case ProxyHeader::off:

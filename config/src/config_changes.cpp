@@ -178,6 +178,11 @@ std::vector<std::string> describe_changes(const Config& before, const Config& af
     c.key("relay.deny_peers", before.relay.deny_peers, after.relay.deny_peers);
     c.value("relay.default_family", before.relay.default_family, after.relay.default_family);
     c.value("relay.channel_numbers", before.relay.channel_numbers, after.relay.channel_numbers);
+    c.value("relay.kernel_fast_path", before.relay.kernel_fast_path, after.relay.kernel_fast_path);
+    c.key("relay.kernel_fast_path_interfaces", before.relay.kernel_fast_path_interfaces,
+          after.relay.kernel_fast_path_interfaces);
+    c.value("relay.kernel_fast_path_max_channels", before.relay.kernel_fast_path_max_channels,
+            after.relay.kernel_fast_path_max_channels);
     c.section_fallback(mark, "relay", before.relay, after.relay);
 
     mark = c.mark();

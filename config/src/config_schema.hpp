@@ -74,6 +74,7 @@ private:
     void load_relay_addresses(const MapEntry& entry);
     void load_external_addresses(const MapEntry& entry);
     void load_cidrs(const MapEntry& entry, std::vector<Cidr>& out);
+    void load_fast_path_interfaces(const MapEntry& entry);
     void load_limits(const MapEntry& entry);
     void load_threads(const MapEntry& entry);
     void load_log(const MapEntry& entry);

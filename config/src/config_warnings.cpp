@@ -84,6 +84,7 @@ public:
         tls_without_listener();
         listener_in_relay_ports();
         external_addresses();
+        fast_path_interfaces_while_off();
         fleet();
         // File order; warnings about keys not in the file (line 0) last.
         const auto rank = [](const ConfigWarning& w) { return std::pair(w.line == 0, w.line); };
@@ -201,6 +202,17 @@ private:
                               " (relay.addresses), so this mapping never applies");
             }
         }
+    }
+
+    void fast_path_interfaces_while_off() {
+        const auto& relay = c_.relay;
+        if (relay.kernel_fast_path != KernelFastPath::off ||
+            relay.kernel_fast_path_interfaces.empty()) {
+            return;
+        }
+        warn("relay.kernel_fast_path_interfaces",
+             "has no effect while relay.kernel_fast_path is off (the default); set it to auto or "
+             "on to use the kernel fast path");
     }
 
     // The key if the file wrote it, else its section: a warning about a key left out still

@@ -1,8 +1,10 @@
-// The relay section of the schema: relay and external addresses, ports, peer filters.
+// The relay section of the schema: relay and external addresses, ports, peer filters, the
+// kernel fast path.
 #include "config_schema.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <map>
 
 #include "tern/config/parse.hpp"
@@ -11,10 +13,41 @@ namespace tern::config {
 
 namespace {
 
-constexpr std::array<std::string_view, 8> relay_keys = {
-    "addresses",   "external_addresses", "external_address", "ports",
-    "allow_peers", "deny_peers",         "default_family",   "channel_numbers"};
+constexpr std::array<std::string_view, 11> relay_keys = {"addresses",
+                                                         "external_addresses",
+                                                         "external_address",
+                                                         "ports",
+                                                         "allow_peers",
+                                                         "deny_peers",
+                                                         "default_family",
+                                                         "channel_numbers",
+                                                         "kernel_fast_path",
+                                                         "kernel_fast_path_interfaces",
+                                                         "kernel_fast_path_max_channels"};
 constexpr std::array<RelayFamily, 2> relay_families = {RelayFamily::ipv4, RelayFamily::client};
+constexpr std::array<KernelFastPath, 3> fast_path_modes = {
+    KernelFastPath::off, KernelFastPath::auto_, KernelFastPath::on};
+// One map entry per channel and direction: 16 Mi of them is already gigabytes of kernel memory.
+constexpr std::uint32_t max_fast_path_channels = 16u << 20;
+// Linux's IFNAMSIZ less the terminating NUL.
+constexpr std::size_t max_interface_name = 15;
+
+// Why `name` cannot be a Linux interface name (the kernel's dev_valid_name), or empty.
+std::string why_not_interface_name(std::string_view name) {
+    if (name.empty()) return "an interface name must not be empty";
+    if (name.size() > max_interface_name) {
+        return quote_for_message(name) + " is longer than " + std::to_string(max_interface_name) +
+               " bytes, the longest interface name Linux allows";
+    }
+    const bool bad_char = std::any_of(name.begin(), name.end(), [](char c) {
+        return c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) != 0;
+    });
+    if (bad_char || name == "." || name == "..") {
+        return quote_for_message(name) +
+               " is not an interface name (no '/', ':' or whitespace, not . or ..)";
+    }
+    return {};
+}
 
 bool is_unspecified(const TransportAddress& address) {
     return std::all_of(address.bytes.begin(), address.bytes.end(),
@@ -106,7 +139,51 @@ void Loader::load_relay(const MapEntry& entry) {
                     field.line, field.path,
                     "unknown range " + quote_for_message(*text) + " (expected rfc8656 or rfc5766)");
             }
+        } else if (field.name == "kernel_fast_path") {
+            const auto text = yaml_.scalar_of(field);
+            if (!text) continue;
+            const auto mode = std::find_if(fast_path_modes.begin(), fast_path_modes.end(),
+                                           [&](KernelFastPath k) { return *text == to_string(k); });
+            if (mode == fast_path_modes.end()) {
+                yaml_.report(
+                    field.line, field.path,
+                    "unknown mode " + quote_for_message(*text) + " (expected off, auto or on)");
+                continue;
+            }
+            config_.relay.kernel_fast_path = *mode;
+        } else if (field.name == "kernel_fast_path_interfaces") {
+            load_fast_path_interfaces(field);
+        } else if (field.name == "kernel_fast_path_max_channels") {
+            const auto text = yaml_.scalar_of(field, "a number");
+            if (!text) continue;
+            const auto count = parse_unsigned(*text, max_fast_path_channels);
+            if (!count || *count == 0) {
+                yaml_.report(field.line, field.path,
+                             "expected a whole number from 1 to " +
+                                 std::to_string(max_fast_path_channels) + ", got " +
+                                 quote_for_message(*text));
+                continue;
+            }
+            config_.relay.kernel_fast_path_max_channels = *count;
         }
+    }
+}
+
+void Loader::load_fast_path_interfaces(const MapEntry& entry) {
+    const auto items = yaml_.string_list_of(entry);
+    if (!items) return;
+    std::map<std::string, std::string, std::less<>> path_of_name;
+    for (const auto& item : *items) {
+        if (auto why = why_not_interface_name(item.text); !why.empty()) {
+            yaml_.report(item.line, item.path, why);
+            continue;
+        }
+        const auto [earlier, inserted] = path_of_name.try_emplace(item.text, item.path);
+        if (!inserted) {
+            yaml_.report(item.line, item.path, "duplicate of " + earlier->second);
+            continue;
+        }
+        config_.relay.kernel_fast_path_interfaces.push_back(item.text);
     }
 }
 

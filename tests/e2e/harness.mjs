@@ -153,9 +153,10 @@ function killChildren() {
 // (`allowPeers`, else ternd's default policy) and, with `metricsPort`, the Prometheus endpoint.
 // TLS serves `pki`'s certificate, or with `tlsNames` that certificate to those SNI names only
 // (tls.certificates). `edge` makes the tls:// listeners shared ports: { fallback: 'ip:port',
-// turnNames: [...], proxyProtocol: 'v2' | 'off' }.
+// turnNames: [...], proxyProtocol: 'v2' | 'off' }. `kernelFastPath`: relay.kernel_fast_path.
 export function terndYaml({
   port, tlsPort, pki, terndSecret = secret, tlsAddress6, allowPeers, metricsPort, tlsNames, edge,
+  kernelFastPath,
 }) {
   const listen6 = [`"udp://[::1]:${port}"`, `"tcp://[::1]:${port}"`];
   if (tlsAddress6) listen6.push(`"tls://[${tlsAddress6}]:${tlsPort}"`);
@@ -175,6 +176,7 @@ export function terndYaml({
     'relay:',
     '  default_family: client',
     allowPeers ? `  allow_peers: [ ${allowPeers.join(', ')} ]` : null,
+    kernelFastPath ? `  kernel_fast_path: ${kernelFastPath}` : null,
     metricsPort ? `metrics: { listen: "127.0.0.1:${metricsPort}" }` : null,
     'limits: { shutdown_grace: 0 }',
     'log: { level: info }',

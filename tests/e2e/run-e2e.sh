@@ -11,7 +11,7 @@ if [ "${1:-}" = "--browser" ]; then
     shift 2
 fi
 case "$browser" in
-    chromium) script=e2e.mjs; driver=playwright-core; limit=175 ;;
+    chromium) script=e2e.mjs; driver=playwright-core; limit=200 ;;
     firefox) script=e2e-firefox.mjs; driver=puppeteer-core; limit=150 ;;
     *) echo "run-e2e.sh: unknown browser $browser (chromium or firefox)" >&2; exit 2 ;;
 esac

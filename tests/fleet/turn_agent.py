@@ -29,11 +29,25 @@ Commands ("cmd"; addresses are "ip:port"):
              last_echo, start, end (time.monotonic() values, comparable across processes on
              this machine)
   close      {alloc}                       forget it locally (no Refresh)
+  probe_af   {server}                      Binding over UDP from a socket of the server's family
+  allocate_af {server, username, password, [lifetime]}
+             Allocate over UDP from a socket of the server's family (IPv4 or IPv6), asking for
+             a relayed address of that family (REQUESTED-ADDRESS-FAMILY); no redirects. Answers
+             code, reason, relayed, local and, on 200, "alloc"
+  channel_bind_af {alloc, peer, channel}
+             ChannelBind whose XOR-PEER-ADDRESS is XORed with each request's own transaction
+             id, so that an IPv6 peer is encoded right (channel_bind is IPv4-only)
+  payloads   {alloc, channel, sizes, seed, [gap_ms=1], [timeout=3]}
+             one unpadded ChannelData per size, payload fast_payload(seed, size), to the echoing
+             peer; answers sent, identical (sizes echoed byte for byte), missing (sizes),
+             corrupt (echoes matching no payload sent: [length, first bytes hex]),
+             wrong_channel, duplicates, send_errors
   quit
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -498,6 +512,154 @@ class Agent:
         if a is not None:
             a.conn.close()
         return {"closed": a is not None}
+
+    # ---------------------------------------------------------------- both families
+    # (added for tests/fast_path/fast_path_topology.py)
+    def cmd_probe_af(self, cmd: dict) -> dict:
+        server = hostport(cmd["server"])
+        conn = Conn6() if ":" in server[0] else Conn()
+        try:
+            return self._probe(conn, server)
+        finally:
+            conn.close()
+
+    def cmd_allocate_af(self, cmd: dict) -> dict:
+        started = time.monotonic()
+        server = hostport(cmd["server"])
+        conn = Conn6() if ":" in server[0] else Conn()
+        family = 2 if ":" in server[0] else 1
+        attrs = self._allocate_attrs(cmd) + [(REQUESTED_ADDRESS_FAMILY, bytes([family, 0, 0, 0]))]
+        result: dict = {"local": fmt(conn.local)}
+        ok = False
+        try:
+            first = stun.Message(stun.ALLOCATE, stun.REQUEST)
+            for a in attrs:
+                first.add(*a)
+            ans = conn.transact(first, server, None)
+            if ans is None or ans.code() != 401:
+                result.update(code=ans.code() if ans else 0,
+                              reason="expected 401 to the first Allocate" if ans else
+                              "no answer to the unauthenticated Allocate")
+                return result
+            alloc = Allocation(conn, server, cmd["username"], cmd["password"],
+                               ans.text(stun.REALM) or "", ans.text(stun.NONCE) or "")
+            ans = alloc.authed(stun.ALLOCATE, attrs)
+            if ans is None:
+                result.update(code=0, reason="no answer to the authenticated Allocate")
+                return result
+            err = ans.error()
+            result.update(code=ans.code(), reason=err[1] if err else "",
+                          software=ans.text(stun.SOFTWARE))
+            if ans.code() == 200:
+                alloc.relayed = ans.xor_address(stun.XOR_RELAYED_ADDRESS)
+                result.update(relayed=fmt(alloc.relayed), lifetime=ans.u32(stun.LIFETIME),
+                              mapped=fmt(ans.xor_address(stun.XOR_MAPPED_ADDRESS)),
+                              alloc=self.register(alloc))
+                ok = True
+            return result
+        finally:
+            result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
+            if not ok:
+                conn.close()
+
+    def cmd_channel_bind_af(self, cmd: dict) -> dict:
+        a = self.alloc(cmd)
+        ip, port = hostport(cmd["peer"])
+        channel = int(cmd["channel"])
+        answer = None
+        for _ in range(2):  # as Allocation.authed: one retry with a fresh nonce
+            msg = stun.Message(stun.CHANNEL_BIND, stun.REQUEST)
+            msg.add(stun.XOR_PEER_ADDRESS, stun.encode_xor_address(ip, port, msg.txid))
+            msg.add(stun.CHANNEL_NUMBER, struct.pack("!HH", channel, 0))
+            msg.add_str(stun.USERNAME, a.username)
+            msg.add_str(stun.REALM, a.realm)
+            msg.add_str(stun.NONCE, a.nonce)
+            answer = a.conn.transact(msg, a.server, a.key)
+            if answer is None:
+                break
+            new_nonce = answer.text(stun.NONCE)
+            if answer.code() in (438, 401) and new_nonce and new_nonce != a.nonce:
+                a.nonce = new_nonce
+                a.realm = answer.text(stun.REALM) or a.realm
+                continue
+            break
+        if answer is not None and answer.code() == 200:
+            a.peers[channel] = (ip, port)
+        return self._answer(answer)
+
+    def cmd_payloads(self, cmd: dict) -> dict:
+        a = self.alloc(cmd)
+        channel = int(cmd["channel"])
+        seed = str(cmd["seed"])
+        sizes = [int(n) for n in cmd["sizes"]]
+        gap = float(cmd.get("gap_ms", 1)) / 1000
+        timeout = float(cmd.get("timeout", 3.0))
+        expected = {fast_payload(seed, n): n for n in sizes}
+        identical: set[int] = set()
+        corrupt: list = []
+        counts = {"wrong_channel": 0, "duplicates": 0}
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def sink(ch: int, payload: bytes, now: float) -> None:
+            with lock:
+                if ch != channel:
+                    counts["wrong_channel"] += 1
+                    return
+                n = expected.get(payload)
+                if n is None:
+                    if len(corrupt) < 20:
+                        corrupt.append([len(payload), payload[:16].hex()])
+                    return
+                if n in identical:
+                    counts["duplicates"] += 1
+                identical.add(n)
+                if len(identical) == len(expected):
+                    done.set()
+
+        a.conn.sink = sink
+        send_errors = 0
+        try:
+            for n in sizes:
+                data = struct.pack("!HH", channel, n) + fast_payload(seed, n)  # no padding
+                try:
+                    a.conn.sock.sendto(data, a.server)
+                except OSError:
+                    send_errors += 1
+                if gap > 0:
+                    time.sleep(gap)
+            done.wait(timeout)
+        finally:
+            a.conn.sink = None
+        with lock:
+            return {"sent": len(sizes), "identical": len(identical),
+                    "missing": sorted(set(sizes) - identical), "corrupt": corrupt,
+                    "wrong_channel": counts["wrong_channel"],
+                    "duplicates": counts["duplicates"], "send_errors": send_errors}
+
+
+REQUESTED_ADDRESS_FAMILY = 0x0017  # RFC 8656 §18.1
+
+
+def fast_payload(seed: str, size: int) -> bytes:
+    """The payload `payloads` sends for a size: random-looking bytes, reproducible by the test
+    (and by the peer's checker) from the seed alone."""
+    return hashlib.shake_256(f"{seed}:{size}".encode()).digest(size)
+
+
+class Conn6(Conn):
+    """A Conn on an IPv6 socket."""
+
+    def __init__(self) -> None:  # pylint: disable=super-init-not-called
+        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.sock.bind(("::", 0))
+        self.local = self.sock.getsockname()[:2]
+        self.pending = {}
+        self.lock = threading.Lock()
+        self.sink = None
+        self.closed = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
 
 def main() -> int:

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -197,8 +198,36 @@ TerndProcess::~TerndProcess() {
     std::filesystem::remove_all(dir_, ec);
 }
 
+namespace {
+
+// TERN_TEST_KERNEL_FAST_PATH=auto|on runs the suite with relay.kernel_fast_path set so (the
+// integration_fast_path ctest): written into the config's relay section, or a new one.
+std::string with_fast_path(const std::string& yaml) {
+    const char* mode = std::getenv("TERN_TEST_KERNEL_FAST_PATH");
+    if (mode == nullptr || *mode == 0 || yaml.find("kernel_fast_path") != std::string::npos) {
+        return yaml;
+    }
+    const std::string key = std::string("kernel_fast_path: ") + mode;
+    std::string out = yaml;
+    if (const auto at = out.find("\nrelay:");
+        at != std::string::npos || out.rfind("relay:", 0) == 0) {
+        const std::size_t colon = (at == std::string::npos ? 0 : at + 1) + 6;
+        const std::size_t value = out.find_first_not_of(' ', colon);
+        if (value != std::string::npos && out[value] == '{') {
+            out.insert(value + 1, " " + key + ",");
+        } else {
+            out.insert(colon, "\n  " + key);
+        }
+        return out;
+    }
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    return out + "relay:\n  " + key + "\n";
+}
+
+}  // namespace
+
 void TerndProcess::rewrite_config(const std::string& yaml) const {
-    std::ofstream(dir_ + "/tern.yaml") << yaml;
+    std::ofstream(dir_ + "/tern.yaml") << with_fast_path(yaml);
 }
 
 std::string TerndProcess::output() const {

@@ -15,6 +15,7 @@
 #include "tern/config/config_changes.hpp"
 #include "tern/config/config_warnings.hpp"
 #include "tern/server/io/tls_context.hpp"
+#include "tern/server/main/capabilities.hpp"
 #include "tern/server/main/start_summary.hpp"
 #include "tern/server/ops/logging.hpp"
 #include "tern/server/ops/process_signals.hpp"
@@ -188,6 +189,7 @@ bool Server::open() {
     peers = make_peer_policy(*config_, bound_);
     for (auto& w : workers_) w->set_peer_policy(peers);
     log_relay_addresses();
+    if (!open_kernel_fast_path()) return false;
     // A fleet node applies the other nodes' kills and revocations even with no API of its own.
     if (config_->admin.token_file || fleet_) {
         std::vector<Worker*> workers;
@@ -262,6 +264,36 @@ int Server::run() {
 void Server::begin_drain(std::string_view cause) {
     draining_ = true;  // the fleet's registry says so at the next heartbeat: no 300 points here
     drain_.begin(cause, std::chrono::seconds(config_->limits.shutdown_grace));
+}
+
+bool Server::open_kernel_fast_path() {
+    const auto mode = config_->relay.kernel_fast_path;
+    if (mode == config::KernelFastPath::off) {
+        drop_fast_path_capabilities(false);
+        return true;
+    }
+    KernelFastPathOptions options;
+    options.interfaces = config_->relay.kernel_fast_path_interfaces;
+    options.max_channels = config_->relay.kernel_fast_path_max_channels;
+    for (const auto& l : bound_) {
+        if (l.transport == protocol::Transport::udp) options.addresses.push_back(l.address);
+    }
+    for (const auto& a : config_->relay.addresses) options.addresses.push_back(a);
+    std::string why;
+    fast_path_ = KernelFastPath::open(options, why);
+    if (!fast_path_) {
+        if (mode == config::KernelFastPath::on) {
+            spdlog::error("relay.kernel_fast_path: on, but {}", why);
+            return false;
+        }
+        spdlog::warn("kernel fast path unavailable ({}); relaying in user space", why);
+        drop_fast_path_capabilities(false);
+        return true;
+    }
+    drop_fast_path_capabilities(true);
+    spdlog::info("kernel fast path: {}", fast_path_->describe());
+    for (auto& w : workers_) w->set_kernel_routes(fast_path_.get());
+    return true;
 }
 
 void Server::open_fleet() {
@@ -355,6 +387,10 @@ MetricsSnapshot Server::snapshot() const {
         s.fleet_redirects = f.redirects.load();
         if (const auto d = fleet_->directory()) s.fleet_nodes = d->accepting();
     }
+    if (fast_path_) {
+        s.add(fast_path_->stats());
+        s.kernel_fast_path_interfaces = fast_path_->interface_count();
+    }
     s.usage_records_written = usage_->written();
     s.usage_records_failed = usage_->failed();
     return s;
@@ -414,6 +450,15 @@ void Server::reload() {
     if (next.relay.ports != config_->relay.ports) {
         spdlog::warn("SIGHUP: relay.ports changed; restart ternd to apply it");
         next.relay.ports = config_->relay.ports;
+    }
+    if (next.relay.kernel_fast_path != config_->relay.kernel_fast_path ||
+        next.relay.kernel_fast_path_interfaces != config_->relay.kernel_fast_path_interfaces ||
+        next.relay.kernel_fast_path_max_channels != config_->relay.kernel_fast_path_max_channels) {
+        spdlog::warn(
+            "SIGHUP: relay.kernel_fast_path settings changed; restart ternd to apply them");
+        next.relay.kernel_fast_path = config_->relay.kernel_fast_path;
+        next.relay.kernel_fast_path_interfaces = config_->relay.kernel_fast_path_interfaces;
+        next.relay.kernel_fast_path_max_channels = config_->relay.kernel_fast_path_max_channels;
     }
     std::shared_ptr<asio::ssl::context> tls;
     if (has_tls_listener(next) && next.tls) {

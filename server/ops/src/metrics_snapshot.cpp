@@ -47,6 +47,7 @@ MetricsSnapshot::MetricsSnapshot() {
     add(allocation::RelayCounters{});
     add(DispatchCounters{});
     add(StreamCounters{});
+    add(KernelFastPathStats{});
 }
 
 void MetricsSnapshot::count(Metric m, std::string labels, std::uint64_t value) {
@@ -86,6 +87,22 @@ void MetricsSnapshot::add(const allocation::RelayCounters& c) {
     count(Metric::relay_dropped_packets, label("reason", "bandwidth"), c.dropped_bandwidth);
     count(Metric::rejections, label("reason", "allocation_quota"), c.rejected_allocation_quota);
     count(Metric::rejections, label("reason", "user_allocation_quota"), c.rejected_user_quota);
+    count(Metric::kernel_fast_path_channels, "", c.kernel_channels);
+}
+
+void MetricsSnapshot::add(const KernelFastPathStats& k) {
+    // Live from the program: the workers' sweeps put these into sessions, not into tallies.
+    count(Metric::relayed_packets, label("direction", "to_peer"), k.to_peer);
+    count(Metric::relayed_packets, label("direction", "to_client"), k.to_client);
+    count(Metric::relayed_bytes, label("direction", "to_peer"), k.bytes_to_peer);
+    count(Metric::relayed_bytes, label("direction", "to_client"), k.bytes_to_client);
+    count(Metric::kernel_fast_path_packets, label("direction", "to_peer"), k.to_peer);
+    count(Metric::kernel_fast_path_packets, label("direction", "to_client"), k.to_client);
+    count(Metric::kernel_fast_path_passed, label("reason", "no_entry"), k.passed_no_entry);
+    count(Metric::kernel_fast_path_passed, label("reason", "no_neighbor"), k.passed_no_neighbor);
+    count(Metric::kernel_fast_path_passed, label("reason", "other"), k.passed_other);
+    // Over a cap in the kernel is the same drop as in user space.
+    count(Metric::relay_dropped_packets, label("reason", "bandwidth"), k.dropped_bandwidth);
 }
 
 void MetricsSnapshot::add(const DispatchCounters& c) {
@@ -178,6 +195,7 @@ std::string MetricsSnapshot::to_prometheus() const {
         set(Metric::fleet_redirects, "", fleet_redirects);
         set(Metric::fleet_nodes, "", fleet_nodes);
     }
+    set(Metric::kernel_fast_path_interfaces, "", kernel_fast_path_interfaces);
 
     std::string out;
     out.reserve(16384);

@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "fake_egress.hpp"
+#include "manager_requests.hpp"
 #include "tern/protocol/attribute_type.hpp"
 #include "tern/protocol/channel_data.hpp"
 #include "tern/protocol/cidr.hpp"
-#include "tern/protocol/integrity.hpp"
 #include "tern/protocol/message.hpp"
 #include "tern/protocol/message_builder.hpp"
 #include "tern/protocol/message_type.hpp"
@@ -33,7 +33,6 @@ namespace {
 using namespace std::chrono_literals;
 using protocol::AddressFamily;
 using protocol::Cidr;
-using protocol::IntegrityResult;
 using protocol::MessageClass;
 using protocol::MessageView;
 using protocol::Method;
@@ -41,260 +40,34 @@ using protocol::ParseError;
 using protocol::Transport;
 using protocol::TransportAddress;
 using testing::FakeEgress;
+using testing::family_v4;
+using testing::family_v6;
+using testing::first_port;
+using testing::ip;
+using testing::last_port;
+using testing::peer_a;
+using testing::peer_b;
+using testing::peer_v6;
+using testing::policy;
+using testing::relay_v4;
+using testing::relay_v6;
+using testing::Request;
+using testing::Response;
+using testing::same_ip;
+using testing::server4;
+using testing::server6;
+using testing::ta;
+using testing::tcp_protocol;
+using testing::tuple;
 namespace attr = protocol::attr;
-
-constexpr std::uint8_t udp_protocol = 17;
-constexpr std::uint8_t tcp_protocol = 6;
-constexpr std::uint8_t family_v4 = 0x01;
-constexpr std::uint8_t family_v6 = 0x02;
-constexpr std::uint16_t first_port = 50000;
-constexpr std::uint16_t last_port = 50099;
-
-TransportAddress ta(const std::string& text) {
-    return testing::addr(text.c_str());
-}
-
-TransportAddress ip(const char* text) {
-    auto a = TransportAddress::parse_ip(text);
-    EXPECT_TRUE(a.has_value()) << text;
-    return a.value_or(TransportAddress{});
-}
-
-bool same_ip(const TransportAddress& a, const TransportAddress& b) {
-    return a.family == b.family && a.bytes == b.bytes;
-}
-
-const TransportAddress server4 = ta("198.51.100.1:3478");
-const TransportAddress server6 = ta("[2001:db8::1]:3478");
-const TransportAddress relay_v4 = ip("198.51.100.20");
-const TransportAddress relay_v6 = ip("2001:db8::20");
-// Public-looking peers: the default peer policy refuses special-purpose ranges (TEST-NET too).
-const TransportAddress peer_a = ta("8.8.8.8:5000");
-const TransportAddress peer_b = ta("1.1.1.1:6000");
-const TransportAddress peer_v6 = ta("[2001:4860::8888]:5000");
-
-FiveTuple tuple(std::uint16_t client_port, Transport transport = Transport::udp,
-                const TransportAddress& server = server4) {
-    const TransportAddress client = server.family == AddressFamily::ipv4
-                                        ? ta("203.0.113.5:" + std::to_string(client_port))
-                                        : ta("[2001:db8:5::5]:" + std::to_string(client_port));
-    return FiveTuple{client, server, transport};
-}
 
 std::vector<std::uint8_t> bytes(std::initializer_list<std::uint8_t> list) {
     return std::vector<std::uint8_t>(list);
 }
 
-// A STUN request or indication under construction. The builder writes into buffer_, so the
-// object stays where it was made.
-class Request {
-public:
-    Request(Method method, std::uint32_t serial, MessageClass cls = MessageClass::request)
-        : buffer_(4096), builder_(buffer_, protocol::MessageType{method, cls}, id(serial)) {}
-    Request(const Request&) = delete;
-    Request& operator=(const Request&) = delete;
-
-    static protocol::TransactionId id(std::uint32_t serial) {
-        protocol::TransactionId t;
-        t.bytes.fill(0xA5);
-        t.bytes[0] = static_cast<std::uint8_t>(serial >> 24);
-        t.bytes[1] = static_cast<std::uint8_t>(serial >> 16);
-        t.bytes[2] = static_cast<std::uint8_t>(serial >> 8);
-        t.bytes[3] = static_cast<std::uint8_t>(serial);
-        return t;
-    }
-
-    Request& transport(std::uint8_t protocol = udp_protocol) {
-        builder_.add_requested_transport(protocol);
-        return *this;
-    }
-    Request& family(std::uint8_t f) {
-        const std::array<std::uint8_t, 4> v{f, 0, 0, 0};
-        builder_.add_bytes(attr::requested_address_family, v);
-        return *this;
-    }
-    Request& additional_family(std::uint8_t f) {
-        const std::array<std::uint8_t, 4> v{f, 0, 0, 0};
-        builder_.add_bytes(attr::additional_address_family, v);
-        return *this;
-    }
-    Request& lifetime(std::uint32_t seconds) {
-        builder_.add_lifetime(seconds);
-        return *this;
-    }
-    Request& peer(const TransportAddress& p) {
-        builder_.add_xor_address(attr::xor_peer_address, p);
-        return *this;
-    }
-    Request& channel(std::uint16_t c) {
-        builder_.add_channel_number(c);
-        return *this;
-    }
-    Request& even_port(bool reserve_next) {
-        builder_.add_even_port(reserve_next);
-        return *this;
-    }
-    Request& token(std::uint64_t t) {
-        builder_.add_reservation_token(t);
-        return *this;
-    }
-    Request& dont_fragment() {
-        builder_.add_flag(attr::dont_fragment);
-        return *this;
-    }
-    Request& data(std::span<const std::uint8_t> payload) {
-        builder_.add_bytes(attr::data, payload);
-        return *this;
-    }
-
-    // The finished message, parsed. Requests end with MESSAGE-INTEGRITY and FINGERPRINT as a
-    // client would send them (the caller, not the manager, checks them).
-    const MessageView& view() {
-        if (!finished_) {
-            finished_ = true;
-            if (builder_.ok() && cls() == MessageClass::request) {
-                const std::array<std::uint8_t, 16> key{};
-                builder_.add_message_integrity(key);
-                builder_.add_fingerprint();
-            }
-            EXPECT_TRUE(builder_.ok());
-            EXPECT_EQ(MessageView::parse(builder_.finish(), view_), ParseError::ok);
-        }
-        return view_;
-    }
-
-private:
-    MessageClass cls() const {
-        return protocol::MessageType::decode(
-                   static_cast<std::uint16_t>(buffer_[0] << 8 | buffer_[1]))
-            .cls;
-    }
-
-    std::vector<std::uint8_t> buffer_;
-    protocol::MessageBuilder builder_;
-    MessageView view_;
-    bool finished_ = false;
-};
-
-// A response copied out of the manager's buffer and parsed. Moving keeps the vector's storage,
-// so the view stays valid; copying would not, hence deleted.
-struct Response {
-    std::vector<std::uint8_t> bytes;
-    MessageView view;
-    bool parsed = false;
-
-    Response() = default;
-    Response(Response&&) = default;
-    Response(const Response&) = delete;
-
-    bool success() const {
-        return parsed && view.message_class() == MessageClass::success_response;
-    }
-    std::uint16_t error() const {
-        if (!parsed || view.message_class() != MessageClass::error_response) return 0;
-        const auto e = view.error_code();
-        return e ? e->code : 0;
-    }
-    TransportAddress relayed() const {
-        return view.xor_relayed_address().value_or(TransportAddress{});
-    }
-    std::vector<TransportAddress> all_relayed() const {
-        std::array<TransportAddress, 4> out{};
-        const std::size_t n = view.xor_addresses(attr::xor_relayed_address, out);
-        return {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(std::min(n, out.size()))};
-    }
-    std::uint32_t lifetime() const { return view.lifetime().value_or(0xFFFFFFFF); }
-};
-
-std::shared_ptr<const PeerPolicy> policy(std::vector<Cidr> allow = {}, std::vector<Cidr> deny = {},
-                                         std::vector<TransportAddress> own = {}) {
-    return std::make_shared<const PeerPolicy>(allow, deny, own);
-}
-
-class AllocationManagerTest : public ::testing::Test {
+// The shared fixture (manager_requests.hpp) and the relay path driven from the client's side.
+class AllocationManagerTest : public testing::ManagerFixture {
 protected:
-    AllocationManagerTest() {
-        alice_key.fill(0x11);
-        bob_key.fill(0x22);
-    }
-
-    // Built on first use, so a test may change `settings`, `peers` or the port range first.
-    AllocationManager& manager() {
-        if (!manager_) {
-            ports_ = std::make_unique<RelayPorts>(port_first, port_last, random_);
-            manager_ = std::make_unique<AllocationManager>(settings, peers, *ports_, egress,
-                                                           0x5EED5EED5EED5EEDull);
-        }
-        return *manager_;
-    }
-    RelayPorts& ports() {
-        manager();
-        return *ports_;
-    }
-
-    Requester alice() const { return Requester{"alice", alice_key, false, std::nullopt}; }
-    Requester bob() const { return Requester{"bob", bob_key, false, std::nullopt}; }
-
-    std::uint32_t next_serial() { return ++serial_; }
-
-    // Runs a request and checks what every answer must have: the same method and transaction
-    // ID, MESSAGE-INTEGRITY (or -SHA256) under the requester's key, then FINGERPRINT.
-    Response send(Request& request, const FiveTuple& t, const Requester& who,
-                  ClientRoute client = ClientRoute::connection(77)) {
-        const MessageView& req = request.view();
-        std::vector<std::uint8_t> out(8192);
-        const auto answer = manager().handle_request(req, t, client, who, now, out);
-        Response r;
-        r.bytes.assign(answer.begin(), answer.end());
-        if (r.bytes.empty()) return r;
-        r.parsed = MessageView::parse(r.bytes, r.view) == ParseError::ok;
-        EXPECT_TRUE(r.parsed) << "unparseable response";
-        if (!r.parsed) return r;
-        EXPECT_EQ(r.view.method(), req.method());
-        EXPECT_EQ(r.view.transaction_id(), req.transaction_id());
-        if (who.sha256) {
-            EXPECT_EQ(protocol::verify_message_integrity_sha256(r.view, who.key),
-                      IntegrityResult::ok);
-        } else {
-            EXPECT_EQ(protocol::verify_message_integrity(r.view, who.key), IntegrityResult::ok);
-        }
-        EXPECT_EQ(protocol::verify_fingerprint(r.view), IntegrityResult::ok);
-        return r;
-    }
-
-    Response allocate(const FiveTuple& t, const Requester& who) {
-        Request r(Method::allocate, next_serial());
-        r.transport();
-        return send(r, t, who);
-    }
-    // An Allocate that must succeed; returns the relayed address.
-    TransportAddress must_allocate(const FiveTuple& t, const Requester& who) {
-        const Response r = allocate(t, who);
-        EXPECT_TRUE(r.success()) << "error " << r.error();
-        return r.relayed();
-    }
-    Response permit(const FiveTuple& t, const Requester& who,
-                    std::initializer_list<TransportAddress> peers_to_add) {
-        Request r(Method::create_permission, next_serial());
-        for (const auto& p : peers_to_add) r.peer(p);
-        return send(r, t, who);
-    }
-    Response bind(const FiveTuple& t, const Requester& who, std::uint16_t channel,
-                  const TransportAddress& peer) {
-        Request r(Method::channel_bind, next_serial());
-        r.channel(channel).peer(peer);
-        return send(r, t, who);
-    }
-    Response refresh(const FiveTuple& t, const Requester& who, std::optional<std::uint32_t> life) {
-        Request r(Method::refresh, next_serial());
-        if (life) r.lifetime(*life);
-        return send(r, t, who);
-    }
-    RelayId relay_id(const FiveTuple& t) {
-        const Allocation* a = manager().find(t, now);
-        EXPECT_NE(a, nullptr);
-        return a ? a->relay_ids[0] : 0;
-    }
     void send_indication(const FiveTuple& t, const TransportAddress& peer,
                          std::span<const std::uint8_t> payload) {
         Request r(Method::send, next_serial(), MessageClass::indication);
@@ -311,23 +84,6 @@ protected:
         while (pad && m.size() % 4 != 0) m.push_back(0);
         manager().on_channel_data(m, t, now);
     }
-
-    ManagerSettings settings;
-    std::shared_ptr<const PeerPolicy> peers = policy();
-    std::uint16_t port_first = first_port;
-    std::uint16_t port_last = last_port;
-    TimePoint now = testing::t0;
-    std::array<std::uint8_t, 16> alice_key{};
-    std::array<std::uint8_t, 16> bob_key{};
-
-    // Declared before the manager so they outlive it.
-    testing::SeededRandom random_{42};
-    FakeEgress egress;
-    std::unique_ptr<RelayPorts> ports_;
-    std::unique_ptr<AllocationManager> manager_;
-
-private:
-    std::uint32_t serial_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------

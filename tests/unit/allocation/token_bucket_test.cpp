@@ -128,6 +128,30 @@ TEST(TokenBucket, MatchesTheRateUnderRandomOverload) {
     EXPECT_GE(static_cast<double>(granted), 250000.0 * seconds - 1220.0);
 }
 
+// What the kernel fast path relayed is taken after the fact: all of it, or all there is.
+TEST(TokenBucket, DrainTakesWhatWasSentElsewhereButNeverBelowEmpty) {
+    const auto rate = bucket_rate(100000);
+    TokenBucket b;
+    b.drain(30000, t0, rate);
+    EXPECT_TRUE(b.consume(70000, t0, rate));
+    EXPECT_FALSE(b.consume(1, t0, rate));
+    b.drain(500000, t0, rate);  // more than it held: empty, not in debt
+    EXPECT_TRUE(b.consume(1000, t0 + 10ms, rate));
+    TokenBucket unlimited;
+    unlimited.drain(1 << 30, t0, bucket_rate(0));
+    EXPECT_TRUE(unlimited.consume(1 << 20, t0, bucket_rate(0)));
+}
+
+TEST(SharedTokenBucket, DrainTakesWhatWasSentElsewhereButNeverBelowEmpty) {
+    const auto rate = bucket_rate(100000);
+    SharedTokenBucket b(t0, rate);
+    b.drain(30000, t0, rate);
+    EXPECT_TRUE(b.consume(70000, t0, rate));
+    EXPECT_FALSE(b.consume(1, t0, rate));
+    b.drain(500000, t0, rate);
+    EXPECT_TRUE(b.consume(1000, t0 + 10ms, rate));
+}
+
 TEST(SharedTokenBucket, SameRulesAsThePlainOne) {
     const auto rate = bucket_rate(100000);
     SharedTokenBucket b(t0, rate);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "tern/config/config.hpp"
 
@@ -183,6 +184,72 @@ TEST(AuthRelayLimitsSchema, RelayChannelNumbers) {
                      "unknown range 'any' (expected rfc8656 or rfc5766)");
 }
 
+TEST(AuthRelayLimitsSchema, RelayKernelFastPathDefaults) {
+    const Config c = load_ok("realm: x");
+    EXPECT_EQ(c.relay.kernel_fast_path, KernelFastPath::off);
+    EXPECT_TRUE(c.relay.kernel_fast_path_interfaces.empty());
+    EXPECT_EQ(c.relay.kernel_fast_path_max_channels, 65536u);
+    EXPECT_EQ(c.relay, Relay{});
+}
+
+TEST(AuthRelayLimitsSchema, RelayKernelFastPathModes) {
+    EXPECT_EQ(load_ok("relay: { kernel_fast_path: off }").relay.kernel_fast_path,
+              KernelFastPath::off);
+    EXPECT_EQ(load_ok("relay: { kernel_fast_path: auto }").relay.kernel_fast_path,
+              KernelFastPath::auto_);
+    EXPECT_EQ(load_ok("relay: { kernel_fast_path: on }").relay.kernel_fast_path,
+              KernelFastPath::on);
+    EXPECT_STREQ(to_string(KernelFastPath::off), "off");
+    EXPECT_STREQ(to_string(KernelFastPath::auto_), "auto");
+    EXPECT_STREQ(to_string(KernelFastPath::on), "on");
+    expect_one_error("relay:\n  ports: 50000-50100\n  kernel_fast_path: yes\n",
+                     "relay.kernel_fast_path", 3, "unknown mode 'yes' (expected off, auto or on)");
+    expect_one_error("relay: { kernel_fast_path: [ on ] }", "relay.kernel_fast_path", 1,
+                     "expected a string, got a list");
+}
+
+TEST(AuthRelayLimitsSchema, RelayKernelFastPathInterfaces) {
+    EXPECT_EQ(load_ok("relay: { kernel_fast_path_interfaces: [ eth0, enp3s0f1, lo ] }")
+                  .relay.kernel_fast_path_interfaces,
+              (std::vector<std::string>{"eth0", "enp3s0f1", "lo"}));
+    EXPECT_EQ(load_ok("relay:\n  kernel_fast_path_interfaces:\n    - a23456789012345\n")
+                  .relay.kernel_fast_path_interfaces,
+              std::vector<std::string>{"a23456789012345"});  // 15 bytes, the longest
+    const std::string key = "relay.kernel_fast_path_interfaces";
+    expect_one_error("relay:\n  kernel_fast_path_interfaces:\n    - eth0\n    - \"\"\n",
+                     key + "[1]", 4, "an interface name must not be empty");
+    expect_one_error("relay: { kernel_fast_path_interfaces: [ a234567890123456 ] }", key + "[0]", 1,
+                     "'a234567890123456' is longer than 15 bytes, the longest interface name "
+                     "Linux allows");
+    const std::string rule = " is not an interface name (no '/', ':' or whitespace, not . or ..)";
+    for (const std::string bad : {"eth/0", "eth 0", "eth0:1", ".", ".."}) {
+        expect_one_error("relay: { kernel_fast_path_interfaces: [ \"" + bad + "\" ] }", key + "[0]",
+                         1, "'" + bad + "'" + rule);
+    }
+    expect_one_error("relay: { kernel_fast_path_interfaces: [ \"eth\\t0\" ] }", key + "[0]", 1,
+                     "'eth\\x090'" + rule);
+    expect_one_error("relay:\n  kernel_fast_path_interfaces:\n    - eth0\n    - eth1\n    - eth0\n",
+                     key + "[2]", 5, "duplicate of " + key + "[0]");
+    expect_one_error("relay: { kernel_fast_path_interfaces: eth0 }", key, 1,
+                     "expected a list of strings, got a string");
+}
+
+TEST(AuthRelayLimitsSchema, RelayKernelFastPathMaxChannels) {
+    EXPECT_EQ(
+        load_ok("relay: { kernel_fast_path_max_channels: 1 }").relay.kernel_fast_path_max_channels,
+        1u);
+    EXPECT_EQ(load_ok("relay: { kernel_fast_path_max_channels: 16777216 }")
+                  .relay.kernel_fast_path_max_channels,
+              16777216u);
+    const std::string key = "relay.kernel_fast_path_max_channels";
+    const std::string expected = "expected a whole number from 1 to 16777216, got ";
+    expect_one_error("relay:\n\n  kernel_fast_path_max_channels: 0\n", key, 3, expected + "'0'");
+    expect_one_error("relay: { kernel_fast_path_max_channels: 16777217 }", key, 1,
+                     expected + "'16777217'");
+    expect_one_error("relay: { kernel_fast_path_max_channels: -1 }", key, 1, expected + "'-1'");
+    expect_one_error("relay: { kernel_fast_path_max_channels: 64k }", key, 1, expected + "'64k'");
+}
+
 TEST(AuthRelayLimitsSchema, AllocationLimits) {
     const Config c =
         load_ok("limits: { max_allocations: 1, max_allocations_per_user: 4294967295 }");
@@ -289,6 +356,11 @@ TEST(AuthRelayLimitsSchema, MisspeltKeysGetSuggestions) {
                      "unknown key, did you mean unauthenticated_timeout?");
     expect_one_error("limits: { ipv6_source_prefx: 48 }", "limits.ipv6_source_prefx", 1,
                      "unknown key, did you mean ipv6_source_prefix?");
+    expect_one_error("relay: { kernel_fastpath: auto }", "relay.kernel_fastpath", 1,
+                     "unknown key, did you mean kernel_fast_path?");
+    expect_one_error("relay: { kernel_fast_path_max_channel: 8 }",
+                     "relay.kernel_fast_path_max_channel", 1,
+                     "unknown key, did you mean kernel_fast_path_max_channels?");
 }
 
 }  // namespace

@@ -49,6 +49,18 @@ TEST(DescribeChanges, ListsByKeyAndSecretsOnlyCounted) {
     EXPECT_EQ(text.find("0123456789abcdef"), std::string::npos);
 }
 
+// Like relay.ports these need a restart; the reload line names them all the same.
+TEST(DescribeChanges, KernelFastPathKeys) {
+    EXPECT_EQ(joined(load(""), load("relay:\n  kernel_fast_path: auto\n"
+                                    "  kernel_fast_path_interfaces: [ eth0 ]\n"
+                                    "  kernel_fast_path_max_channels: 1024\n")),
+              "relay.kernel_fast_path off -> auto, relay.kernel_fast_path_interfaces, "
+              "relay.kernel_fast_path_max_channels 65536 -> 1024");
+    EXPECT_EQ(joined(load("relay: { kernel_fast_path: on, kernel_fast_path_interfaces: [ a ] }"),
+                     load("relay: { kernel_fast_path: on, kernel_fast_path_interfaces: [ b ] }")),
+              "relay.kernel_fast_path_interfaces");
+}
+
 TEST(DescribeChanges, TlsFilesByTheSectionName) {
     const std::string data = TERN_TEST_DATA_DIR;
     const auto pair = [&](const std::string& name) {

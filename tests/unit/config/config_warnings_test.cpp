@@ -138,6 +138,20 @@ TEST(ConfigWarnings, ExternalAddressesThatMisleadClients) {
                        "maps 10.0.0.5, but IPv4 relay sockets bind on 10.0.0.6 (relay.addresses)");
 }
 
+TEST(ConfigWarnings, FastPathInterfacesWhileTheFastPathIsOff) {
+    expect_one_warning(clean + "relay:\n  kernel_fast_path_interfaces: [ eth0 ]\n",
+                       "relay.kernel_fast_path_interfaces", 6,
+                       "has no effect while relay.kernel_fast_path is off");
+    for (const char* mode : {"auto", "on"}) {
+        const auto yaml = clean + "relay:\n  kernel_fast_path: " + mode +
+                          "\n  kernel_fast_path_interfaces: [ eth0 ]\n";
+        EXPECT_TRUE(warnings_of(yaml).empty()) << all(warnings_of(yaml));
+    }
+    // An empty list is the default, so there is nothing to warn about.
+    const auto empty = clean + "relay:\n  kernel_fast_path_interfaces: [ ]\n";
+    EXPECT_TRUE(warnings_of(empty).empty()) << all(warnings_of(empty));
+}
+
 TEST(ConfigWarnings, InFileOrder) {
     const auto warnings =
         warnings_of("listen: [ \"udp://0.0.0.0:50000\" ]\nrelay:\n  allow_peers: [ 10.0.0.0/8 ]\n");

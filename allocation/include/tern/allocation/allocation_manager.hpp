@@ -20,6 +20,7 @@
 #include "tern/allocation/client_route.hpp"
 #include "tern/allocation/five_tuple.hpp"
 #include "tern/allocation/fleet_admission.hpp"
+#include "tern/allocation/kernel_routes.hpp"
 #include "tern/allocation/peer_policy.hpp"
 #include "tern/allocation/relay_egress.hpp"
 #include "tern/allocation/relay_ports.hpp"
@@ -95,6 +96,9 @@ struct RelayCounters {
     // Live permissions and channels, as counted by the last expire() sweep (once a second).
     Tally permissions_active;
     Tally channels_active;
+    // Channels the kernel fast path relays now (set by the sweep). What it relays is counted by
+    // the program itself (KernelFastPath::stats), not here.
+    Tally kernel_channels;
 };
 
 class AllocationManager {
@@ -192,8 +196,8 @@ public:
     void clear();
 
     // The operator's view (the admin API), on the worker's thread; none of it runs per packet.
-    // Live allocations now.
-    std::vector<AllocationRecord> records(TimePoint now) const;
+    // Live allocations now (what the kernel fast path relayed included, read first).
+    std::vector<AllocationRecord> records(TimePoint now);
     // Ends the allocation with this id now (ports freed, a later Refresh gets 437); false when
     // there is none here.
     bool end_allocation(std::uint64_t id, EndReason reason);
@@ -209,6 +213,10 @@ public:
     // clients try another server (or a 300 to one, with a fleet).
     void set_draining(bool draining) noexcept { draining_ = draining; }
     bool draining() const noexcept { return draining_; }
+
+    // The kernel fast path (may be null: none); it must outlive the manager. Bound channels of
+    // UDP clients are handed to it (kernel_sync.cpp).
+    void set_kernel_routes(KernelRoutes* routes) noexcept { kernel_ = routes; }
 
     // The fleet's quota and redirection (may be null: none); it must outlive the manager.
     void set_fleet(FleetAdmission* fleet) noexcept { fleet_ = fleet; }
@@ -271,6 +279,22 @@ private:
     bool within_budget(TokenBucket& own, SharedTokenBucket* user, std::size_t bytes,
                        TimePoint now) noexcept;
 
+    // The kernel fast path's entries for one allocation (kernel_sync.cpp).
+    void sync_kernel(Allocation& a, TimePoint now) noexcept;
+    void withdraw_kernel(Allocation& a) noexcept;
+    std::optional<KernelRoute> kernel_route(const Allocation& a, std::uint16_t channel,
+                                            const protocol::TransportAddress& peer,
+                                            TimePoint now) const noexcept;
+    // Adds what the kernel relayed to the allocation's usage.
+    void count_kernel(Allocation& a, const KernelRouteCounts& relayed) noexcept;
+    void read_kernel_counts(Allocation& a) noexcept;
+    // A reload: withdraws the routes to peers the new policy refuses, at once.
+    void prune_kernel(Allocation& a) noexcept;
+    // The allocation's bandwidth caps as kernel budgets, before its first route; false when
+    // the kernel has no room for them.
+    bool open_kernel_budgets(Allocation& a) noexcept;
+    void close_kernel_budgets(Allocation& a) noexcept;
+
     void apply_rates() noexcept;
     // The relay IP for `family` for a client that reached `server`; nullopt = 440.
     std::optional<protocol::TransportAddress> relay_ip(
@@ -316,6 +340,8 @@ private:
     std::uint64_t data_indications_ = 0;  // transaction IDs of Data indications
     bool draining_ = false;
     FleetAdmission* fleet_ = nullptr;
+    KernelRoutes* kernel_ = nullptr;
+    TimePoint last_sweep_{};  // the latest time the kernel routes were reconciled at
     bool deferred_ = false;
     UsageSink* usage_ = nullptr;
     std::uint64_t next_id_ = 1;

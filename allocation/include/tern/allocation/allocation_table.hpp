@@ -16,6 +16,7 @@
 
 #include "tern/allocation/channel_table.hpp"
 #include "tern/allocation/five_tuple.hpp"
+#include "tern/allocation/kernel_routes.hpp"
 #include "tern/allocation/permission_table.hpp"
 #include "tern/allocation/relay_egress.hpp"
 #include "tern/allocation/time_point.hpp"
@@ -81,6 +82,13 @@ struct AllocationUsage {
     std::uint32_t most_channels = 0;
 };
 
+// A channel of the allocation that the kernel fast path relays, and what the kernel had counted
+// for it at the last read.
+struct KernelChannel {
+    KernelRoute route;
+    KernelRouteCounts seen;
+};
+
 struct Allocation {
     FiveTuple tuple;
     std::string username;  // the caller answers 441 when a request's username differs (§5)
@@ -97,7 +105,10 @@ struct Allocation {
     std::uint64_t id = 0;  // unique in the process: the admin API's session id
     TimePoint started{};
     AllocationUsage usage;
-    bool credential_capped = false;  // cap_expiry lowered its expiry (auth.expiry strict)
+    bool credential_capped = false;     // cap_expiry lowered its expiry (auth.expiry strict)
+    std::vector<KernelChannel> kernel;  // relayed by the kernel fast path; empty without one
+    // Its bandwidth caps in the kernel while `kernel` is not empty: allocation's, user's.
+    std::array<KernelBudget, 2> kernel_budgets{no_kernel_budget, no_kernel_budget};
 
     bool live(TimePoint now) const noexcept { return now < expires; }
 };

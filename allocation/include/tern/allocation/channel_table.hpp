@@ -52,6 +52,14 @@ public:
     std::optional<std::uint16_t> channel_for(const protocol::TransportAddress& peer,
                                              TimePoint now) const noexcept;
 
+    // Calls f(channel, peer) for each live binding; f must not change the table.
+    template <class F>
+    void for_each_live(TimePoint now, F&& f) const {
+        for (const auto& b : by_channel_) {
+            if (now < b.expires) f(b.channel, b.peer);
+        }
+    }
+
     // Forgets bindings whose quarantine has ended; returns how many.
     std::size_t expire(TimePoint now) noexcept;
 

@@ -30,6 +30,8 @@ public:
     bool consume(std::size_t bytes, TimePoint now, const BucketRate& rate) noexcept;
     // Gives back what consume() took for a packet that was dropped later after all.
     void refund(std::size_t bytes, const BucketRate& rate) noexcept;
+    // Takes `bytes` someone else already sent (the kernel fast path), or all there is.
+    void drain(std::size_t bytes, TimePoint now, const BucketRate& rate) noexcept;
 
 private:
     void refill(TimePoint now, const BucketRate& rate) noexcept;
@@ -44,6 +46,8 @@ class SharedTokenBucket {
 public:
     SharedTokenBucket(TimePoint now, const BucketRate& rate) noexcept;
     bool consume(std::size_t bytes, TimePoint now, const BucketRate& rate) noexcept;
+    // Takes `bytes` already sent elsewhere, or all there is.
+    void drain(std::size_t bytes, TimePoint now, const BucketRate& rate) noexcept;
 
 private:
     std::atomic<std::int64_t> tokens_;

@@ -151,6 +151,14 @@ enum class ChannelNumbers : std::uint8_t {
 };
 const char* to_string(ChannelNumbers c) noexcept;  // "rfc8656", "rfc5766"
 
+// Whether relayed ChannelData goes through the XDP program (relay.kernel_fast_path).
+enum class KernelFastPath : std::uint8_t {
+    off,    // nothing loaded: the XDP program would see packets before the host firewall
+    auto_,  // load it; on any failure log one line and relay in user space
+    on,     // load it; a failure ends the start
+};
+const char* to_string(KernelFastPath k) noexcept;  // "off", "auto", "on"
+
 struct Relay {
     std::vector<TransportAddress> addresses;  // empty = relay on the address the client reached
     std::vector<ExternalAddress> external_addresses;
@@ -159,6 +167,10 @@ struct Relay {
     std::vector<Cidr> deny_peers;
     RelayFamily default_family = RelayFamily::ipv4;
     ChannelNumbers channel_numbers = ChannelNumbers::rfc8656;
+    KernelFastPath kernel_fast_path = KernelFastPath::off;
+    // Empty = the interfaces holding a listener address.
+    std::vector<std::string> kernel_fast_path_interfaces;
+    std::uint32_t kernel_fast_path_max_channels = 65536;  // map entries per direction
     friend bool operator==(const Relay&, const Relay&) = default;
 };
 

@@ -90,6 +90,9 @@ public:
     // Requests from now on check credentials against `revocations`.
     void set_revocations(std::shared_ptr<const auth::RevocationList> revocations);
 
+    // Before start() only: bound channels of UDP clients go to the kernel fast path too.
+    void set_kernel_routes(allocation::KernelRoutes* routes) { manager_.set_kernel_routes(routes); }
+
     // Before start() only: the policy once the bound listening addresses are known.
     void set_peer_policy(std::shared_ptr<const allocation::PeerPolicy> peers);
 

@@ -20,6 +20,7 @@
 #include "tern/allocation/relay_ports.hpp"
 #include "tern/allocation/user_bandwidth.hpp"
 #include "tern/config/config.hpp"
+#include "tern/server/io/kernel_fast_path.hpp"
 #include "tern/server/io/worker.hpp"
 #include "tern/server/ops/admin_service.hpp"
 #include "tern/server/ops/drain.hpp"
@@ -68,6 +69,8 @@ private:
     void keep_watchdog_fed(std::chrono::microseconds timeout);
     // fleet.redis: the store, its heartbeat and the operator commands other nodes publish.
     void open_fleet();
+    // relay.kernel_fast_path, once the listeners are bound; false when `on` cannot be had.
+    bool open_kernel_fast_path();
     void publish_sessions_every_second();
 
     std::shared_ptr<const config::Config> config_;
@@ -88,6 +91,8 @@ private:
     // fleet.redis: the shared store; outlives the workers, whose leases it gives back as they
     // close.
     std::unique_ptr<FleetStore> fleet_;
+    // relay.kernel_fast_path: the XDP program and its maps; outlives the workers' managers.
+    std::unique_ptr<KernelFastPath> fast_path_;
     std::atomic<bool> draining_{false};             // read by the fleet's heartbeat thread
     std::atomic<std::uint32_t> redirect_above_{0};  // fleet.redirect_above, as last loaded
     // Both outlive the workers, which write records until they stop.

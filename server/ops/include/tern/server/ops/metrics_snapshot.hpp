@@ -12,6 +12,7 @@
 
 #include "tern/allocation/allocation_manager.hpp"
 #include "tern/metrics/metric_family.hpp"
+#include "tern/server/io/kernel_fast_path.hpp"
 #include "tern/server/io/stream_listener.hpp"
 #include "tern/server/request/request_dispatcher.hpp"
 
@@ -44,11 +45,14 @@ public:
     std::array<std::uint64_t, 4> fleet_leases{};  // granted, quota_full, timeout, store_down
     std::uint64_t fleet_redirects = 0;
     std::uint64_t fleet_nodes = 0;
+    std::uint64_t kernel_fast_path_interfaces = 0;  // relay.kernel_fast_path attached to
 
     // One worker's tallies, added to those of the workers before it.
     void add(const allocation::RelayCounters& c);
     void add(const DispatchCounters& c);
     void add(const StreamCounters& c);
+    // The XDP program's own tallies (relay.kernel_fast_path).
+    void add(const KernelFastPathStats& k);
 
     // The Prometheus text exposition format (version 0.0.4).
     std::string to_prometheus() const;
