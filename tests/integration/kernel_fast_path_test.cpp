@@ -88,7 +88,12 @@ TEST_F(KernelFastPath, RelaysBoundChannelsBothWaysInTheKernelAndStopsWhenTheAllo
     ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
     ASSERT_NE(ternd.output().find("kernel fast path: XDP generic on lo"), std::string::npos)
         << ternd.output();
-    EXPECT_NE(shell("ip -d link show dev lo").find("xdpgeneric"), std::string::npos);
+    const std::string link = shell("ip -d link show dev lo");
+    EXPECT_NE(link.find("xdpgeneric"), std::string::npos) << link;
+    // The program's id, to see it go (other ternd processes may have programs of their own).
+    const auto at = link.find("prog/xdp id ");
+    ASSERT_NE(at, std::string::npos) << link;
+    const std::string program_id = link.substr(at + 12, link.find(' ', at + 12) - at - 12);
 
     UdpClient peer(loopback4(0));
     TurnClient client(loopback4(port), "alice", "wonderland-long");
@@ -136,8 +141,9 @@ TEST_F(KernelFastPath, RelaysBoundChannelsBothWaysInTheKernelAndStopsWhenTheAllo
     ternd.stop(5s);
     bool detached = false;
     for (int i = 0; i < 40 && !detached; ++i) {
-        detached = shell("ip -d link show dev lo").find("xdp") == std::string::npos &&
-                   shell("bpftool prog show name tern_fast_path").empty();
+        detached =
+            shell("ip -d link show dev lo").find("xdp") == std::string::npos &&
+            shell("bpftool prog show id " + program_id).find("tern_fast_path") == std::string::npos;
         if (!detached) std::this_thread::sleep_for(50ms);
     }
     EXPECT_TRUE(detached) << shell("ip -d link show dev lo");

@@ -293,35 +293,32 @@ bool KernelFastPath::install(const allocation::KernelRoute& route) noexcept {
 
 allocation::KernelRouteCounts KernelFastPath::withdraw(
     const allocation::KernelRoute& route) noexcept {
-    allocation::KernelRouteCounts c;
-    const tern_fp_channel_key ck = channel_key(route);
-    tern_fp_channel_value cv{};
-    // Read and removed in one step, so no packet is relayed uncounted in between.
-    if (bpf_map_lookup_and_delete_elem(bpf_map__fd(program_.channels), &ck, &cv) == 0) {
-        c.packets_to_peer = cv.packets;
-        c.bytes_to_peer = cv.bytes;
-    }
-    const tern_fp_peer_key pk = peer_key(route);
-    tern_fp_peer_value pv{};
-    if (bpf_map_lookup_and_delete_elem(bpf_map__fd(program_.peers), &pk, &pv) == 0) {
-        c.packets_to_client = pv.packets;
-        c.bytes_to_client = pv.bytes;
-    }
-    return c;
+    return read(route, true);
 }
 
 allocation::KernelRouteCounts KernelFastPath::counts(
     const allocation::KernelRoute& route) noexcept {
+    return read(route, false);
+}
+
+allocation::KernelRouteCounts KernelFastPath::read(const allocation::KernelRoute& route,
+                                                   bool remove) noexcept {
+    // Read and removed in one step, so no packet is relayed uncounted in between.
+    const auto lookup = [remove](bpf_map* map, const void* key, std::size_t key_size, void* value,
+                                 std::size_t value_size) {
+        return remove ? bpf_map_lookup_and_delete_elem(bpf_map__fd(map), key, value) == 0
+                      : bpf_map__lookup_elem(map, key, key_size, value, value_size, 0) == 0;
+    };
     allocation::KernelRouteCounts c;
     const tern_fp_channel_key ck = channel_key(route);
     tern_fp_channel_value cv{};
-    if (bpf_map__lookup_elem(program_.channels, &ck, sizeof ck, &cv, sizeof cv, 0) == 0) {
+    if (lookup(program_.channels, &ck, sizeof ck, &cv, sizeof cv)) {
         c.packets_to_peer = cv.packets;
         c.bytes_to_peer = cv.bytes;
     }
     const tern_fp_peer_key pk = peer_key(route);
     tern_fp_peer_value pv{};
-    if (bpf_map__lookup_elem(program_.peers, &pk, sizeof pk, &pv, sizeof pv, 0) == 0) {
+    if (lookup(program_.peers, &pk, sizeof pk, &pv, sizeof pv)) {
         c.packets_to_client = pv.packets;
         c.bytes_to_client = pv.bytes;
     }

@@ -97,6 +97,8 @@ private:
         bool native = false;
     };
     KernelFastPath() = default;
+    // A route's counts from both maps; `remove` deletes each entry as it is read.
+    allocation::KernelRouteCounts read(const allocation::KernelRoute& route, bool remove) noexcept;
 
     Program program_;
     std::vector<Attached> attached_;
