@@ -44,11 +44,8 @@ the first step that runs), --keep-logs keeps the logs of a passing run.
 
 from __future__ import annotations
 
-import atexit
-import base64
 import glob
 import hashlib
-import hmac
 import json
 import os
 import queue
@@ -64,12 +61,12 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
-FLEET = os.path.join(os.path.dirname(HERE), "fleet")
-sys.path.insert(0, FLEET)
-from turn_agent import fast_payload  # noqa: E402  (tests/fleet/turn_agent.py)
-
-SKIP = 77
-TOTAL_LIMIT = 240  # seconds; ctest's TIMEOUT is 300, so the cleanup always gets to run
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fleet"))
+# tests/fleet/netns_harness.py and tests/fleet/turn_agent.py
+from netns_harness import (PROCS, Agent, Cleanup, Namespaces, StepFailed, Steps,  # noqa: E402
+                           Ternds, check, delete_namespaces, log, only_steps, preflight,
+                           rest_credential, run, stale_namespaces, verdict)
+from turn_agent import fast_payload  # noqa: E402
 
 NS = {"srv": "tfp-srv", "cli": "tfp-cli", "peer": "tfp-peer"}
 SRV_IF = {"cli": "to-cli", "peer": "to-peer"}  # the srv ends; the other end is eth0
@@ -89,29 +86,6 @@ MAX_PAYLOAD = {4: MTU - 20 - 8 - 4, 6: MTU - 40 - 8 - 4}
 # The first datagrams of a flow may go through user space until the program has learned both
 # neighbours; after the warm-up echo they should not, but the count may be short by this many.
 SLACK = 5
-
-T0 = time.monotonic()
-
-
-def log(text: str) -> None:
-    print(f"[{time.monotonic() - T0:7.2f}s] {text}", flush=True)
-
-
-class StepFailed(Exception):
-    pass
-
-
-def check(cond: bool, message: str) -> None:
-    if not cond:
-        raise StepFailed(message)
-
-
-def run(cmd: list[str], check_rc: bool = True, timeout: float = 15,
-        input_text: str | None = None) -> subprocess.CompletedProcess:
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input_text)
-    if check_rc and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()}")
-    return p
 
 
 def host(ip: str) -> str:
@@ -133,34 +107,6 @@ def sha(data: bytes) -> str:
 
 
 # --------------------------------------------------------------------------- processes
-
-class Procs:
-    """Every process this test starts, so that cleanup ends exactly those, by PID."""
-
-    def __init__(self) -> None:
-        self.items: list[subprocess.Popen] = []
-
-    def start(self, cmd: list[str], **kw) -> subprocess.Popen:
-        p = subprocess.Popen(cmd, **kw)
-        self.items.append(p)
-        return p
-
-    def kill_all(self) -> None:
-        for p in self.items:
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for p in self.items:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-PROCS = Procs()
-
 
 class LineProc:
     """A helper process spoken to in lines; its output lines are read by a thread, so that every
@@ -205,23 +151,12 @@ class LineProc:
 
 # --------------------------------------------------------------------------- topology
 
-class Topology:
+class Topology(Namespaces):
     def __init__(self) -> None:
-        self.created: list[str] = []
-
-    @staticmethod
-    def exec(role: str, *cmd: str) -> list[str]:
-        return ["ip", "netns", "exec", NS[role], *cmd]
-
-    def sh(self, role: str, *cmd: str, check_rc: bool = True,
-           timeout: float = 15) -> subprocess.CompletedProcess:
-        return run(self.exec(role, *cmd), check_rc=check_rc, timeout=timeout)
+        super().__init__(NS)
 
     def create(self) -> None:
-        for name in NS.values():
-            run(["ip", "netns", "add", name])
-            self.created.append(name)
-            run(["ip", "-n", name, "link", "set", "lo", "up"])
+        super().create()
         srv = NS["srv"]
         for role in ("cli", "peer"):
             ns = NS[role]
@@ -243,11 +178,6 @@ class Topology:
         # No forwarding on the srv: only ternd and its program carry anything across.
         self.sh("srv", "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
         self.sh("srv", "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=0")
-
-    def destroy(self) -> None:
-        for name in reversed(self.created):
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
-        self.created.clear()
 
     # ---- observations
     def xdp(self, ifname: str) -> dict:
@@ -304,87 +234,7 @@ def bpffs_tern_entries(topo: Topology) -> list[str]:
     return found
 
 
-def stale_namespaces() -> tuple[list[str], list[str]]:
-    """(namespaces of an earlier run that hold no process, those that still hold one)."""
-    p = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    names = {line.split()[0] for line in p.stdout.splitlines() if line.strip()}
-    free, busy = [], []
-    for name in NS.values():
-        if name not in names:
-            continue
-        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True,
-                              text=True).stdout.split()
-        (busy if pids else free).append(name)
-    return free, busy
-
-
-# --------------------------------------------------------------------------- the agent
-
-class Agent:
-    """tests/fleet/turn_agent.py running in tfp-cli."""
-
-    def __init__(self, logdir: str) -> None:
-        self.stderr = open(os.path.join(logdir, "turn_agent.stderr"), "w")
-        self.p = PROCS.start(Topology.exec("cli", sys.executable,
-                                           os.path.join(FLEET, "turn_agent.py")),
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=self.stderr, text=True, bufsize=1)
-        self.results: dict[int, dict] = {}
-        self.cond = threading.Condition()
-        self.next_id = 1
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.p.stdout:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            with self.cond:
-                self.results[obj.get("id")] = obj
-                self.cond.notify_all()
-
-    def send(self, cmd: str, **kw) -> int:
-        with self.cond:
-            cid = self.next_id
-            self.next_id += 1
-        self.p.stdin.write(json.dumps({"id": cid, "cmd": cmd, **kw}) + "\n")
-        self.p.stdin.flush()
-        return cid
-
-    def wait(self, cid: int, timeout: float = 15) -> dict:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while cid not in self.results:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.p.poll() is not None:
-                    raise StepFailed(f"the TURN agent did not answer command {cid} in {timeout} s")
-                self.cond.wait(min(left, 0.5))
-            out = self.results.pop(cid)
-        if not out.get("ok"):
-            raise StepFailed(f"the TURN agent failed: {out.get('error')}\n{out.get('trace', '')}")
-        return out
-
-    def call(self, cmd: str, wait_s: float = 15, **kw) -> dict:
-        """Sends a command and waits wait_s for its answer (a "timeout" in kw is the agent's)."""
-        return self.wait(self.send(cmd, **kw), wait_s)
-
-    def quit(self) -> None:
-        try:
-            self.send("quit")
-            self.p.stdin.close()
-            self.p.wait(timeout=3)
-        except Exception:
-            pass
-
-
 # --------------------------------------------------------------------------- ternd
-
-def rest_credential(secret: str, user: str, ttl: int = 3600) -> tuple[str, str]:
-    username = f"{int(time.time()) + ttl}:{user}"
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
-
 
 def parse_metrics(text: str) -> dict[str, float]:
     """'name{labels}' (or 'name') -> value."""
@@ -412,24 +262,15 @@ def metric(values: dict[str, float], name: str, **labels: str) -> float | None:
     return total
 
 
-class Ternd:
+class Ternd(Ternds):
     def __init__(self, topo: Topology, tmp: str, ternd: str, ternctl: str,
                  fast_path_keys: bool) -> None:
-        self.topo = topo
-        self.tmp = tmp
-        self.ternd = ternd
-        self.ternctl = ternctl
+        super().__init__(topo, tmp, ternd, ternctl)
         self.fast_path_keys = fast_path_keys
-        self.secret = secrets.token_hex(24)
-        self.token = secrets.token_hex(24)
         self.static_password = secrets.token_hex(12)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.http: LineProc | None = None
-        for name, text in (("secrets", self.secret), ("admin-token", self.token)):
-            with open(os.path.join(tmp, name), "w") as f:
-                f.write(text + "\n")
-            os.chmod(os.path.join(tmp, name), 0o600)
 
     # ---- configuration
     def write_config(self, name: str, mode: str, peers: list[str] | None = None,
@@ -529,7 +370,7 @@ metrics: {{ listen: "127.0.0.1:{METRICS_PORT}" }}
             if time.monotonic() > deadline:
                 raise StepFailed(f"ternd did not answer a Binding on {pending} in {timeout} s:\n"
                                  f"{self.output()}")
-            r = agent.call("probe_af", server=pending[0])
+            r = agent.call("probe", server=pending[0])
             if r.get("code") == 200:
                 pending.pop(0)
             else:
@@ -540,8 +381,8 @@ metrics: {{ listen: "127.0.0.1:{METRICS_PORT}" }}
     def request(self, method: str, path: str, body: str = "", token: bool = True
                 ) -> tuple[int, dict | str]:
         if self.http is None or self.http.p.poll() is not None:
-            self.http = LineProc(Topology.exec("srv", sys.executable,
-                                               os.path.join(HERE, "ns_http.py")),
+            self.http = LineProc(self.topo.exec("srv", sys.executable,
+                                                os.path.join(HERE, "ns_http.py")),
                                  os.path.join(self.tmp, "ns_http.stderr"))
         self.http.send(json.dumps({"method": method, "port": METRICS_PORT, "path": path,
                                    "token": self.token if token else "", "body": body}))
@@ -569,42 +410,16 @@ metrics: {{ listen: "127.0.0.1:{METRICS_PORT}" }}
 FP_PEER = "tern_kernel_fast_path_packets_total"
 
 
-class Run:
+class Run(Steps):
     def __init__(self, topo: Topology, t: Ternd, agent: Agent, peer: LineProc, tmp: str,
                  only: list[str] | None) -> None:
+        super().__init__(agent, only)
         self.topo = topo
         self.t = t
-        self.a = agent
         self.peer = peer
         self.tmp = tmp
-        self.only = only
-        self.results: list[tuple[str, bool, float, str]] = []
-        self.open_allocs: set[str] = set()
         self.mode: str | None = None  # the mode of the running root ternd
         self.captures = 0
-
-    def step(self, name: str, fn) -> None:
-        if self.only is not None and name.split()[0] not in self.only:
-            return
-        log(f"--- step {name}")
-        start = time.monotonic()
-        try:
-            detail = fn() or ""
-            ok = True
-        except StepFailed as e:
-            detail = str(e)
-            ok = False
-        except Exception as e:  # a broken topology or agent: this step's failure
-            detail = f"{type(e).__name__}: {e}"
-            ok = False
-        took = time.monotonic() - start
-        for alloc in sorted(self.open_allocs):
-            try:
-                self.release(alloc)
-            except Exception:
-                pass
-        self.results.append((name, ok, took, detail))
-        log(f"{'PASS' if ok else 'FAIL'} {name} ({took:.2f} s): {detail}")
 
     # -- helpers
     def server(self, family: int) -> str:
@@ -627,7 +442,7 @@ class Run:
         return r
 
     def bind(self, alloc: str, family: int, channel: int) -> None:
-        r = self.a.call("channel_bind_af", alloc=alloc, peer=self.peer_addr(family),
+        r = self.a.call("channel_bind", alloc=alloc, peer=self.peer_addr(family),
                         channel=channel)
         check(r["code"] == 200, f"IPv{family} ChannelBind got {r['code']} {r.get('reason')}")
 
@@ -635,13 +450,6 @@ class Run:
         e = self.a.call("echo", alloc=alloc, channel=channel, count=5, timeout=2)
         check(e["received"] == e["sent"], f"IPv{family} warm-up echo: {e['received']}/"
               f"{e['sent']} came back")
-
-    def release(self, alloc: str) -> dict:
-        try:
-            return self.a.call("refresh", alloc=alloc, lifetime=0)
-        finally:
-            self.a.call("close", alloc=alloc)
-            self.open_allocs.discard(alloc)
 
     def restart(self, mode: str) -> str:
         self.t.stop()
@@ -671,8 +479,8 @@ class Run:
 
     def start_capture(self, role: str, *args: str) -> LineProc:
         self.captures += 1
-        c = LineProc(Topology.exec(role, sys.executable, os.path.join(HERE, "csum_capture.py"),
-                                   "eth0", *args),
+        c = LineProc(self.topo.exec(role, sys.executable, os.path.join(HERE, "csum_capture.py"),
+                                    "eth0", *args),
                      os.path.join(self.tmp, f"capture.{self.captures}.stderr"))
         line = c.readline(5, f"the packet capture in {NS[role]}")
         check(line == "ready", f"the packet capture in {NS[role]} said {line!r}")
@@ -722,8 +530,7 @@ class Run:
             fails.append(f"tern_kernel_fast_path_interfaces is {ifaces}, expected >= 2")
         line = [ln for ln in self.t.all_output().splitlines() if "kernel fast path" in ln]
         notes.append(f"log: {line[0].strip() if line else '(no kernel fast path line)'}")
-        check(not fails, "; ".join(fails) + " | " + "; ".join(notes))
-        return "; ".join(notes)
+        return verdict(fails, notes)
 
     # -- 1 and 2: every payload size, both families
     def bytes_round(self, family: int, kernel: bool) -> tuple[list[str], list[str]]:
@@ -839,15 +646,17 @@ class Run:
         self.release(alloc)
         return fails, notes
 
-    def step_bytes(self) -> str:
-        self.ensure("on")
-        fails, notes = [], []
+    def bytes_rounds(self, kernel: bool, fails: list[str], notes: list[str]) -> str:
+        """bytes_round for IPv4 and IPv6, after what the step found so far; the step's detail."""
         for family in (4, 6):
-            f, n = self.bytes_round(family, kernel=True)
+            f, n = self.bytes_round(family, kernel)
             fails += f
             notes += n
-        check(not fails, "; ".join(fails) + " | " + "; ".join(notes))
-        return "; ".join(notes)
+        return verdict(fails, notes)
+
+    def step_bytes(self) -> str:
+        self.ensure("on")
+        return self.bytes_rounds(True, [], [])
 
     def step_off(self) -> str:
         notes = [self.restart("off")]
@@ -860,12 +669,7 @@ class Run:
         fp = {k: v for k, v in m.items() if k.startswith("tern_kernel_fast_path") and v != 0}
         if fp:
             fails.append(f"kernel_fast_path off, yet fast path metrics are non-zero: {fp}")
-        for family in (4, 6):
-            f, n = self.bytes_round(family, kernel=False)
-            fails += f
-            notes += n
-        check(not fails, "; ".join(fails) + " | " + "; ".join(notes))
-        return "; ".join(notes)
+        return self.bytes_rounds(False, fails, notes)
 
     # -- 3: the kernel stops within a second
     def stream_then(self, family: int, user: str, action, what: str) -> str:
@@ -891,8 +695,7 @@ class Run:
         note = action(alloc, r)
         t_done = time.monotonic()
         s = self.a.wait(sid, timeout=seconds + 10)
-        self.open_allocs.discard(alloc)
-        self.a.call("close", alloc=alloc)
+        self.close(alloc)
         after_fp = metric(self.metrics_settled(), FP_PEER, direction="to_peer") or 0
         last = s.get("last_echo")
         late = (last - t_done) if last is not None else None
@@ -949,8 +752,7 @@ class Run:
             notes.append(self.sighup_refuses())
         except StepFailed as e:
             fails.append(str(e))
-        check(not fails, "; ".join(fails) + " | " + "; ".join(notes))
-        return "; ".join(notes)
+        return verdict(fails, notes)
 
     def entry_maps(self) -> dict[str, int]:
         """The program's channel and peer maps (name -> map id), found through bpftool from the
@@ -1104,8 +906,7 @@ class Run:
             fails.append("with kernel_fast_path: on and no privileges ternd exited 0")
         if not named:
             fails.append(f"stderr does not name relay.kernel_fast_path: {err.strip()[-300:]!r}")
-        check(not fails, "; ".join(fails) + " | " + "; ".join(notes))
-        return "; ".join(notes)
+        return verdict(fails, notes)
 
     # -- 5: SIGKILL leaves nothing behind
     def step_sigkill(self) -> str:
@@ -1129,8 +930,7 @@ class Run:
         t_kill = time.monotonic()
         self.t.proc.wait(timeout=5)
         self.mode = None
-        self.open_allocs.discard(r["alloc"])
-        self.a.call("close", alloc=r["alloc"])
+        self.close(r["alloc"])
         while True:
             xdp = self.xdp_both()
             left_xdp = [f"{i} {x['mode']}" for i, x in xdp.items() if x["attached"]]
@@ -1155,66 +955,25 @@ class Run:
 
 # --------------------------------------------------------------------------- main
 
-def skip(reason: str) -> int:
-    print(f"SKIP: {reason}", flush=True)
-    return SKIP
-
-
 def main(argv: list[str]) -> int:
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    flags = {a for a in argv[1:] if a.startswith("--")}
-    if len(args) != 2:
-        print(__doc__.split("\n")[0], file=sys.stderr)
-        return 2
-    ternd, ternctl = (os.path.abspath(a) for a in args)
-    if os.geteuid() != 0:
-        return skip("needs root (network namespaces, XDP)")
-    for tool in ("ip", "ethtool", "bpftool", "setpriv"):
-        if not shutil.which(tool):
-            return skip(f"{tool} not found")
-    probe_ns = f"tfp{os.getpid()}-probe"
-    if subprocess.run(["ip", "netns", "add", probe_ns], capture_output=True).returncode != 0:
-        return skip("cannot create a network namespace (ip netns add)")
-    subprocess.run(["ip", "netns", "delete", probe_ns], capture_output=True)
-    for path in (ternd, ternctl):
-        if not os.access(path, os.X_OK):
-            print(f"FAIL: {path} is not an executable", flush=True)
-            return 1
-    free, busy = stale_namespaces()
+    ready = preflight(argv, __doc__, "needs root (network namespaces, XDP)",
+                      [(tool, shutil.which(tool))
+                       for tool in ("ip", "ethtool", "bpftool", "setpriv")],
+                      f"tfp{os.getpid()}-probe")
+    if isinstance(ready, int):
+        return ready
+    (ternd, ternctl), flags = ready
+    # The names are fixed: namespaces of another run still in use are not ours to delete.
+    free, busy = stale_namespaces(lambda name: name in NS.values())
     if busy:
         print(f"FAIL: namespaces {busy} exist and hold processes (another run of this test, or "
               f"one killed before its cleanup: see `ip netns pids`)", flush=True)
         return 1
-    for name in free:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+    delete_namespaces(free)
 
     tmp = tempfile.mkdtemp(prefix=f"tern-fast-path-{os.getpid()}-")
     topo = Topology()
-    cleaned = []
-    keep_logs = "--keep-logs" in flags
-    outcome = {"ok": False}
-
-    def cleanup() -> None:
-        if cleaned:
-            return
-        cleaned.append(True)
-        PROCS.kill_all()
-        topo.destroy()
-        if outcome["ok"] and not keep_logs:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"logs kept in {tmp}", flush=True)
-
-    atexit.register(cleanup)
-
-    def on_signal(signum, _frame) -> None:
-        log(f"signal {signum}: cleaning up")
-        cleanup()
-        os._exit(1)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
-        signal.signal(sig, on_signal)
-    signal.alarm(TOTAL_LIMIT)
+    cleanup = Cleanup(topo, tmp, keep_logs="--keep-logs" in flags)
 
     t = None
     try:
@@ -1222,19 +981,17 @@ def main(argv: list[str]) -> int:
         log(f"topology {', '.join(NS.values())}, ternd {ternd}, ternctl {ternctl}, "
             f"kernel_fast_path keys {'in' if keys else 'left out of'} the config, logs in {tmp}")
         topo.create()
-        peer = LineProc(Topology.exec("peer", sys.executable,
-                                      os.path.join(HERE, "peer_record.py"), END_IP["peer", 4],
-                                      END_IP["peer", 6], str(PEER_PORT)),
+        peer = LineProc(topo.exec("peer", sys.executable,
+                                  os.path.join(HERE, "peer_record.py"), END_IP["peer", 4],
+                                  END_IP["peer", 6], str(PEER_PORT)),
                         os.path.join(tmp, "peer.stderr"))
         if peer.readline(10, "the peer") != "ready":
             raise RuntimeError("the peer did not start")
-        agent = Agent(tmp)
+        agent = Agent(topo, "cli", tmp)
         t = Ternd(topo, tmp, ternd, ternctl, fast_path_keys=keys)
         log("topology up: tfp-cli, tfp-srv, tfp-peer; the peer echoes")
 
-        only = next((f.split("=", 1)[1].split(",") for f in flags if f.startswith("--only=")),
-                    None)
-        r = Run(topo, t, agent, peer, tmp, only)
+        r = Run(topo, t, agent, peer, tmp, only_steps(flags))
         r.step("0 attach: ternd starts with kernel_fast_path on; xdp on both srv ends, "
                "tern_fast_path loaded, tern_kernel_fast_path_interfaces >= 2", r.step_attach)
         r.step("1 bytes: IPv4 and IPv6 payloads of 1..MTU bytes relayed intact by the kernel, "
@@ -1249,19 +1006,12 @@ def main(argv: list[str]) -> int:
                r.step_sigkill)
         agent.quit()
         t.stop()
-        total = time.monotonic() - T0
-        print("\n==== fast_path_topology summary ====", flush=True)
-        for name, ok, took, detail in r.results:
-            print(f"{'PASS' if ok else 'FAIL'}  {took:6.2f} s  {name}\n        {detail}",
-                  flush=True)
-        failed = [name for name, ok, _, _ in r.results if not ok]
-        print(f"total {total:.1f} s; {len(r.results) - len(failed)} passed, "
-              f"{len(failed)} failed", flush=True)
+        failed = r.summary("fast_path_topology")
         if failed:
             print("---- tail of the last ternd's output", flush=True)
             print(t.output(20), flush=True)
-        outcome["ok"] = not failed and bool(r.results)
-        return 0 if outcome["ok"] else 1
+        cleanup.passed = not failed and bool(r.results)
+        return 0 if cleanup.passed else 1
     except Exception as e:
         log(f"FAIL: the topology could not be set up: {type(e).__name__}: {e}")
         if t is not None:

@@ -42,10 +42,6 @@ just those steps (by number), --keep-logs keeps the logs of a passing run.
 
 from __future__ import annotations
 
-import atexit
-import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -55,12 +51,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
-TOTAL_LIMIT = 240  # seconds; ctest's TIMEOUT is 300, so the cleanup always gets to run
+from netns_harness import (PROCS, Agent, Cleanup, Namespaces, StepFailed, Steps,  # noqa: E402
+                           Ternds, check, delete_namespaces, log, only_steps, preflight,
+                           rest_credential, run, stale_namespaces, verdict)
 
 NET = "10.219"
 CLIENT_IP = f"{NET}.1.2"
@@ -77,81 +74,18 @@ REALM = "fleet.test"
 LEASE_SECONDS = 3
 MAX_PER_USER = 3
 NFT_TABLE = "tfleet"
-
-T0 = time.monotonic()
-
-
-def log(text: str) -> None:
-    print(f"[{time.monotonic() - T0:7.2f}s] {text}", flush=True)
-
-
-class StepFailed(Exception):
-    pass
-
-
-def check(cond: bool, message: str) -> None:
-    if not cond:
-        raise StepFailed(message)
-
-
-def run(cmd: list[str], check_rc: bool = True, timeout: float = 15, input_text: str | None = None
-        ) -> subprocess.CompletedProcess:
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input_text)
-    if check_rc and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()}")
-    return p
-
-
-# --------------------------------------------------------------------------- processes
-
-class Procs:
-    """Every process this test starts, so that cleanup ends exactly those, by PID."""
-
-    def __init__(self) -> None:
-        self.items: list[subprocess.Popen] = []
-
-    def start(self, cmd: list[str], **kw) -> subprocess.Popen:
-        p = subprocess.Popen(cmd, **kw)
-        self.items.append(p)
-        return p
-
-    def kill_all(self) -> None:
-        for p in self.items:
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for p in self.items:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-PROCS = Procs()
+NS_PREFIX = "tfl"  # namespaces tfl<PID>-<role>, so that runs of dead PIDs can be told apart
 
 
 # --------------------------------------------------------------------------- topology
 
-class Topology:
+class Topology(Namespaces):
     def __init__(self, suffix: str) -> None:
-        self.suffix = suffix
-        self.ns = {role: f"tfl{suffix}-{role}"
-                   for role in ["lb", "client", "peer"] + NODES}
-        self.created: list[str] = []
-
-    def exec(self, role: str, *cmd: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns[role], *cmd]
-
-    def sh(self, role: str, *cmd: str, check_rc: bool = True) -> subprocess.CompletedProcess:
-        return run(self.exec(role, *cmd), check_rc=check_rc)
+        super().__init__({role: f"{NS_PREFIX}{suffix}-{role}"
+                          for role in ["lb", "client", "peer"] + NODES})
 
     def create(self) -> None:
-        for role, name in self.ns.items():
-            run(["ip", "netns", "add", name])
-            self.created.append(name)
-            run(["ip", "-n", name, "link", "set", "lo", "up"])
+        super().create()
         lb = self.ns["lb"]
         links = [("client", f"{NET}.1"), ("peer", f"{NET}.2")] + \
                 [(n, f"{NET}.{11 + i}") for i, n in enumerate(NODES)]
@@ -188,92 +122,14 @@ table ip {NFT_TABLE} {{
         run(self.exec("lb", "nft", "-f", "-"),
             input_text="\n".join([f"flush chain ip {NFT_TABLE} svc_turn", *rules, ""]))
 
-    def destroy(self) -> None:
-        for name in reversed(self.created):
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
-        self.created.clear()
 
-
-def remove_stale_namespaces() -> None:
-    """Namespaces of earlier runs of this test whose process is gone and that hold no process."""
-    p = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    for line in p.stdout.splitlines():
-        m = re.match(r"^(tfl(\d+)-\S+)", line)
-        if not m or os.path.exists(f"/proc/{m.group(2)}"):
-            continue
-        pids = subprocess.run(["ip", "netns", "pids", m.group(1)], capture_output=True,
-                              text=True).stdout.split()
-        if not pids:
-            subprocess.run(["ip", "netns", "delete", m.group(1)], capture_output=True)
-
-
-# --------------------------------------------------------------------------- the agent
-
-class Agent:
-    """tests/fleet/turn_agent.py running in the client namespace."""
-
-    def __init__(self, topo: Topology, logdir: str) -> None:
-        self.stderr = open(os.path.join(logdir, "turn_agent.stderr"), "w")
-        self.p = PROCS.start(topo.exec("client", sys.executable,
-                                       os.path.join(HERE, "turn_agent.py")),
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=self.stderr, text=True, bufsize=1)
-        self.results: dict[int, dict] = {}
-        self.cond = threading.Condition()
-        self.next_id = 1
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.p.stdout:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            with self.cond:
-                self.results[obj.get("id")] = obj
-                self.cond.notify_all()
-
-    def send(self, cmd: str, **kw) -> int:
-        with self.cond:
-            cid = self.next_id
-            self.next_id += 1
-        self.p.stdin.write(json.dumps({"id": cid, "cmd": cmd, **kw}) + "\n")
-        self.p.stdin.flush()
-        return cid
-
-    def wait(self, cid: int, timeout: float = 15) -> dict:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while cid not in self.results:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.p.poll() is not None:
-                    raise StepFailed(f"the TURN agent did not answer command {cid} in {timeout} s")
-                self.cond.wait(min(left, 0.5))
-            out = self.results.pop(cid)
-        if not out.get("ok"):
-            raise StepFailed(f"the TURN agent failed: {out.get('error')}\n{out.get('trace', '')}")
-        return out
-
-    def call(self, cmd: str, timeout: float = 15, **kw) -> dict:
-        return self.wait(self.send(cmd, **kw), timeout)
-
-    def quit(self) -> None:
-        try:
-            self.send("quit")
-            self.p.stdin.close()
-            self.p.wait(timeout=3)
-        except Exception:
-            pass
+def left_by_a_dead_run(name: str) -> bool:
+    """A namespace of an earlier run of this test whose process is gone."""
+    m = re.match(rf"{NS_PREFIX}(\d+)-\S", name)
+    return m is not None and not os.path.exists(f"/proc/{m.group(1)}")
 
 
 # --------------------------------------------------------------------------- the fleet
-
-def rest_credential(secret: str, user: str, ttl: int = 3600) -> tuple[str, str]:
-    username = f"{int(time.time()) + ttl}:{user}"
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
-
 
 ADMIN_HTTP = r"""
 import http.client, json, sys
@@ -288,26 +144,15 @@ print(json.dumps({"status": r.status, "body": r.read().decode(errors="replace")}
 """
 
 
-class Fleet:
+class Fleet(Ternds):
     def __init__(self, topo: Topology, tmp: str, ternd: str, ternctl: str, fleet: bool) -> None:
-        self.topo = topo
-        self.tmp = tmp
-        self.ternd = ternd
-        self.ternctl = ternctl
+        super().__init__(topo, tmp, ternd, ternctl)
         self.fleet = fleet
-        self.secret = secrets.token_hex(24)
         self.nonce_secret = secrets.token_hex(24)
-        self.token = secrets.token_hex(24)
         self.redis_pw = secrets.token_hex(12)
         self.procs: dict[str, subprocess.Popen] = {}
         self.redis: subprocess.Popen | None = None
         self.redis_starts = 0
-        with open(os.path.join(tmp, "secrets"), "w") as f:
-            f.write(self.secret + "\n")
-        with open(os.path.join(tmp, "admin-token"), "w") as f:
-            f.write(self.token + "\n")
-        os.chmod(os.path.join(tmp, "secrets"), 0o600)
-        os.chmod(os.path.join(tmp, "admin-token"), 0o600)
 
     # ---- redis
     def start_redis(self) -> None:
@@ -445,42 +290,18 @@ def node_of(relayed: str | None) -> str | None:
 
 # --------------------------------------------------------------------------- the steps
 
-class Run:
+class Run(Steps):
     def __init__(self, fleet: Fleet, agent: Agent, only: list[str] | None) -> None:
+        super().__init__(agent, only)
         self.f = fleet
-        self.a = agent
-        self.only = only
-        self.results: list[tuple[str, bool, float, str]] = []
         self.state: dict = {}
-        self.open_allocs: set[str] = set()  # made by the steps and not yet released
 
-    def step(self, name: str, fn) -> None:
-        if self.only is not None and name.split()[0] not in self.only:
-            return
-        log(f"--- step {name}")
-        start = time.monotonic()
-        try:
-            detail = fn() or ""
-            ok = True
-        except StepFailed as e:
-            detail = str(e)
-            ok = False
-        except Exception as e:  # a broken topology or agent: report it as this step's failure
-            detail = f"{type(e).__name__}: {e}"
-            ok = False
-        took = time.monotonic() - start
-        # A step that failed half-way leaves allocations behind; end them so that the next
-        # steps start from a known state (a drain waits for every allocation, a quota counts
-        # them). The quota user's allocations are kept on purpose for step 5.
+    def leftovers(self) -> set[str]:
+        # A drain waits for every allocation, a quota counts them; but the quota user's
+        # allocations are kept on purpose for step 5.
         keep = set(self.state.get("quota_held", {}).values()) if self.state.get("quota_ok") \
             else set()
-        for alloc in sorted(self.open_allocs - keep):
-            try:
-                self.release(alloc)
-            except Exception:
-                pass
-        self.results.append((name, ok, took, detail))
-        log(f"{'PASS' if ok else 'FAIL'} {name} ({took:.2f} s): {detail}")
+        return self.open_allocs - keep
 
     # -- helpers
     def lease_key(self, username: str) -> str:
@@ -495,10 +316,6 @@ class Run:
             self.open_allocs.add(r["alloc"])
         return r
 
-    def close(self, alloc: str) -> None:
-        self.a.call("close", alloc=alloc)
-        self.open_allocs.discard(alloc)
-
     def relay_ready(self, alloc: str, channel: int) -> None:
         r = self.a.call("create_permission", alloc=alloc, peer=f"{PEER_IP}:{PEER_PORT}")
         check(r["code"] == 200, f"CreatePermission got {r['code']} {r.get('reason')}")
@@ -507,12 +324,7 @@ class Run:
         check(r["code"] == 200, f"ChannelBind got {r['code']} {r.get('reason')}")
 
     def echo(self, alloc: str, channel: int, count: int = 5) -> dict:
-        return self.a.call("echo", alloc=alloc, channel=channel, count=count, timeout=2)
-
-    def release(self, alloc: str) -> dict:
-        r = self.a.call("refresh", alloc=alloc, lifetime=0)
-        self.close(alloc)
-        return r
+        return self.a.call("echo", alloc=alloc, channel=channel, count=count, wait_s=2)
 
     # -- 0: the topology relays at all
     def step_smoke(self) -> str:
@@ -946,8 +758,7 @@ class Run:
         if relay_gap > 250 or (s["max_latency_ms"] or 0) > 250:
             fails.append(f"the stream had a gap of {s['max_gap_ms']:.0f} ms, echo latency up to "
                          f"{s['max_latency_ms']} ms (> 250)")
-        check(not fails, "; ".join(fails) + " | " + "; ".join(notes))
-        return "; ".join(notes)
+        return verdict(fails, notes)
 
     # -- 6b: on_store_failure: refuse after SIGHUP
     def step_refuse(self) -> str:
@@ -983,65 +794,24 @@ class Run:
 
 # --------------------------------------------------------------------------- main
 
-def skip(reason: str) -> int:
-    print(f"SKIP: {reason}", flush=True)
-    return SKIP
-
-
 def main(argv: list[str]) -> int:
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    flags = {a for a in argv[1:] if a.startswith("--")}
-    if len(args) != 2:
-        print(__doc__.split("\n")[0], file=sys.stderr)
-        return 2
-    ternd, ternctl = (os.path.abspath(a) for a in args)
-    if os.geteuid() != 0:
-        return skip("needs root (network namespaces, nftables)")
-    for tool, path in [("ip", shutil.which("ip")), ("nft", shutil.which("nft")),
-                       ("redis-server", "/usr/bin/redis-server"
-                        if os.access("/usr/bin/redis-server", os.X_OK) else None)]:
-        if not path:
-            return skip(f"{tool} not found")
-    probe_ns = f"tfl{os.getpid()}-probe"
-    if subprocess.run(["ip", "netns", "add", probe_ns], capture_output=True).returncode != 0:
-        return skip("cannot create a network namespace (ip netns add)")
-    subprocess.run(["ip", "netns", "delete", probe_ns], capture_output=True)
-    for path in (ternd, ternctl):
-        if not os.access(path, os.X_OK):
-            print(f"FAIL: {path} is not an executable", flush=True)
-            return 1
+    redis_server = "/usr/bin/redis-server"
+    ready = preflight(argv, __doc__, "needs root (network namespaces, nftables)",
+                      [("ip", shutil.which("ip")), ("nft", shutil.which("nft")),
+                       ("redis-server",
+                        redis_server if os.access(redis_server, os.X_OK) else None)],
+                      f"{NS_PREFIX}{os.getpid()}-probe")
+    if isinstance(ready, int):
+        return ready
+    (ternd, ternctl), flags = ready
 
-    remove_stale_namespaces()
+    delete_namespaces(stale_namespaces(left_by_a_dead_run)[0])
     tmp = tempfile.mkdtemp(prefix=f"tern-fleet-{os.getpid()}-")
     topo = Topology(str(os.getpid()))
-    cleaned = []
-    keep_logs = "--keep-logs" in flags
-    outcome = {"ok": False}
-
-    def cleanup() -> None:
-        if cleaned:
-            return
-        cleaned.append(True)
-        PROCS.kill_all()
-        topo.destroy()
-        if outcome["ok"] and not keep_logs:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"logs kept in {tmp}", flush=True)
-
-    atexit.register(cleanup)
-
-    def on_signal(signum, _frame) -> None:
-        log(f"signal {signum}: cleaning up")
-        cleanup()
-        os._exit(1)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
-        signal.signal(sig, on_signal)
-    signal.alarm(TOTAL_LIMIT)
+    cleanup = Cleanup(topo, tmp, keep_logs="--keep-logs" in flags)
 
     try:
-        log(f"topology tfl{os.getpid()}-*, ternd {ternd}, ternctl {ternctl}, "
+        log(f"topology {NS_PREFIX}{os.getpid()}-*, ternd {ternd}, ternctl {ternctl}, "
             f"fleet {'on' if '--no-fleet' not in flags else 'off'}, logs in {tmp}")
         topo.create()
         peer_log = open(os.path.join(tmp, "peer.log"), "w")
@@ -1059,7 +829,7 @@ def main(argv: list[str]) -> int:
             fleet.check_config(node)
         for node in NODES:
             fleet.start_node(node)
-        agent = Agent(topo, tmp)
+        agent = Agent(topo, "client", tmp)
         # Wait for every node to answer a Binding on its own address.
         deadline = time.monotonic() + 15
         pending = list(NODES)
@@ -1076,8 +846,7 @@ def main(argv: list[str]) -> int:
             raise RuntimeError(f"ternd {pending} did not answer a Binding in 15 s")
         log("topology up: 3 nodes answer, peer echo and Redis running")
 
-        only = next((f.split("=", 1)[1].split(",") for f in flags if f.startswith("--only=")),
-                    None)
+        only = only_steps(flags)
         r = Run(fleet, agent, only)
         r.step("0 smoke: Binding on each node, relay echo through the VIP", r.step_smoke)
         r.step("1 quota: 3 per user across nodes, the 4th refused 486 everywhere", r.step_quota)
@@ -1095,19 +864,12 @@ def main(argv: list[str]) -> int:
             r.step("6b refuse: SIGHUP to on_store_failure: refuse -> 508 while Redis is down",
                    r.step_refuse)
         agent.quit()
-        total = time.monotonic() - T0
-        print("\n==== fleet_topology summary ====", flush=True)
-        for name, ok, took, detail in r.results:
-            print(f"{'PASS' if ok else 'FAIL'}  {took:6.2f} s  {name}\n        {detail}",
-                  flush=True)
-        failed = [name for name, ok, _, _ in r.results if not ok]
-        print(f"total {total:.1f} s; {len(r.results) - len(failed)} passed, "
-              f"{len(failed)} failed", flush=True)
+        failed = r.summary("fleet_topology")
         if failed:
             for node in NODES:
                 print(f"---- tail of {node}'s log", flush=True)
                 print(fleet.node_log(node, 15), flush=True)
-        outcome["ok"] = not failed
+        cleanup.passed = not failed
         return 0 if not failed else 1
     except Exception as e:
         log(f"FAIL: the topology could not be set up: {type(e).__name__}: {e}")

@@ -4,8 +4,9 @@ python3 turn_agent.py`); it keeps allocations open and takes one JSON command pe
 standard input, answering each with one JSON line on standard output that carries the command's
 "id". Commands run concurrently (a stream can run while other commands are answered).
 
-Commands ("cmd"; addresses are "ip:port"):
-  probe      {server, [transport=udp|tcp]} Binding; answers the SOFTWARE and XOR-MAPPED-ADDRESS
+Commands ("cmd"; addresses are "ip:port", an IPv6 one "[ip]:port"):
+  probe      {server, [transport=udp|tcp]} Binding (over UDP from a socket of the server's
+             family); answers the SOFTWARE and XOR-MAPPED-ADDRESS
   allocate   {server, username, password, [prefer_software], [follow=true], [lifetime],
               [tries=60]}
              Allocate over UDP from a fresh port; 401 -> REALM/NONCE -> authenticated again
@@ -19,7 +20,7 @@ Commands ("cmd"; addresses are "ip:port"):
              one authenticated Allocate with exactly this nonce, no retry; on 200 an "alloc"
   refresh    {alloc, [lifetime]}           Refresh (lifetime 0 deletes the allocation)
   create_permission {alloc, peer}          CreatePermission for the peer's address
-  channel_bind {alloc, peer, channel}
+  channel_bind {alloc, peer, channel}      ChannelBind to the peer (IPv4 or IPv6)
   echo       {alloc, channel, [count=5], [timeout=2]}   ChannelData to the peer, counts echoes
   stream     {alloc, channel, rate, seconds, [tail=0.5]}
              ChannelData at `rate` per second for `seconds`; answers sent, received, lost,
@@ -29,14 +30,10 @@ Commands ("cmd"; addresses are "ip:port"):
              last_echo, start, end (time.monotonic() values, comparable across processes on
              this machine)
   close      {alloc}                       forget it locally (no Refresh)
-  probe_af   {server}                      Binding over UDP from a socket of the server's family
   allocate_af {server, username, password, [lifetime]}
              Allocate over UDP from a socket of the server's family (IPv4 or IPv6), asking for
-             a relayed address of that family (REQUESTED-ADDRESS-FAMILY); no redirects. Answers
-             code, reason, relayed, local and, on 200, "alloc"
-  channel_bind_af {alloc, peer, channel}
-             ChannelBind whose XOR-PEER-ADDRESS is XORed with each request's own transaction
-             id, so that an IPv6 peer is encoded right (channel_bind is IPv4-only)
+             a relayed address of that family (REQUESTED-ADDRESS-FAMILY); a 300 is not
+             followed. Answers as allocate does
   payloads   {alloc, channel, sizes, seed, [gap_ms=1], [timeout=3]}
              one unpadded ChannelData per size, payload fast_payload(seed, size), to the echoing
              peer; answers sent, identical (sizes echoed byte for byte), missing (sizes),
@@ -83,13 +80,13 @@ def fmt(addr: tuple[str, int] | None) -> str | None:
 
 
 class Conn:
-    """One UDP socket with a reader thread: STUN answers go to whoever waits for their
-    transaction, ChannelData to the data sink."""
+    """One UDP socket (IPv4 unless told otherwise) with a reader thread: STUN answers go to
+    whoever waits for their transaction, ChannelData to the data sink."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("0.0.0.0", 0))
-        self.local = self.sock.getsockname()
+    def __init__(self, family: int = socket.AF_INET) -> None:
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        self.local = self.sock.getsockname()[:2]  # an IPv6 one has flowinfo and scope id too
         self.pending: dict[bytes, queue.Queue] = {}
         self.lock = threading.Lock()
         self.sink = None  # callable(channel, payload, arrival monotonic)
@@ -159,6 +156,11 @@ class Conn:
             pass
 
 
+def conn_for(server: tuple[str, int]) -> Conn:
+    """A Conn of the server's family."""
+    return Conn(socket.AF_INET6 if ":" in server[0] else socket.AF_INET)
+
+
 class Allocation:
     def __init__(self, conn: Conn, server: tuple[str, int], username: str, password: str,
                  realm: str, nonce: str):
@@ -175,13 +177,14 @@ class Allocation:
     def key(self) -> bytes:
         return stun.long_term_key(self.username, self.realm, self.password)
 
-    def authed(self, method: int, attrs: list[tuple[int, bytes]]) -> stun.Message | None:
+    def authed(self, method: int, attrs) -> stun.Message | None:
         """An authenticated request to the allocation's server; one retry on 438 (or on a 401
-        that carries a fresh nonce)."""
+        that carries a fresh nonce). attrs: the attributes before USERNAME, or a function of
+        the request's transaction id that gives them (a retry is a new transaction)."""
         answer = None
         for _ in range(2):
             msg = stun.Message(method, stun.REQUEST)
-            for a in attrs:
+            for a in attrs(msg.txid) if callable(attrs) else attrs:
                 msg.add(*a)
             msg.add_str(stun.USERNAME, self.username)
             msg.add_str(stun.REALM, self.realm)
@@ -222,11 +225,12 @@ class Agent:
 
     # ---------------------------------------------------------------- commands
     def cmd_probe(self, cmd: dict) -> dict:
+        server = hostport(cmd["server"])
         if cmd.get("transport") == "tcp":
-            return self._probe_tcp(hostport(cmd["server"]))
-        conn = Conn()
+            return self._probe_tcp(server)
+        conn = conn_for(server)
         try:
-            return self._probe(conn, hostport(cmd["server"]))
+            return self._probe(conn, server)
         finally:
             conn.close()
 
@@ -291,11 +295,19 @@ class Agent:
         started = time.monotonic()
         server = hostport(cmd["server"])
         conn, _, tries = self._pick_conn(cmd, server)
-        result: dict = {"local": fmt(conn.local), "port_tries": tries, "redirects": []}
+        return self._allocate(conn, server, self._allocate_attrs(cmd), cmd,
+                              follow=cmd.get("follow", True), started=started,
+                              result={"port_tries": tries})
+
+    def _allocate(self, conn: Conn, server: tuple[str, int], attrs: list[tuple[int, bytes]],
+                  cmd: dict, follow: bool, started: float, result: dict) -> dict:
+        """Allocates with attrs over conn: unauthenticated first, then with cmd's username and
+        password, following one 300 if `follow`; fills in result and returns it."""
+        result.update(local=fmt(conn.local), redirects=[])
         ok = False
         try:
             first = stun.Message(stun.ALLOCATE, stun.REQUEST)
-            for a in self._allocate_attrs(cmd):
+            for a in attrs:
                 first.add(*a)
             ans = conn.transact(first, server, None)
             if ans is None:
@@ -307,9 +319,8 @@ class Agent:
                 return result
             alloc = Allocation(conn, server, cmd["username"], cmd["password"],
                                ans.text(stun.REALM) or "", ans.text(stun.NONCE) or "")
-            follow = cmd.get("follow", True)
             while True:
-                ans = alloc.authed(stun.ALLOCATE, self._allocate_attrs(cmd))
+                ans = alloc.authed(stun.ALLOCATE, attrs)
                 if ans is None:
                     result.update(code=0, reason="no answer to the authenticated Allocate",
                                   server=fmt(alloc.server))
@@ -412,9 +423,10 @@ class Agent:
 
     def _with_peer(self, a: Allocation, method: int, ip: str, port: int,
                    extra: list[tuple[int, bytes]]) -> stun.Message | None:
-        # XOR-PEER-ADDRESS of IPv4 does not depend on the transaction id, so it can be built once.
-        peer = stun.encode_xor_address(ip, port, b"\0" * 12)
-        return a.authed(method, [(stun.XOR_PEER_ADDRESS, peer)] + extra)
+        # An IPv6 XOR-PEER-ADDRESS is XORed with the transaction id too, so each request
+        # (a retry with a fresh nonce included) encodes its own.
+        return a.authed(method, lambda txid: [
+            (stun.XOR_PEER_ADDRESS, stun.encode_xor_address(ip, port, txid))] + extra)
 
     def cmd_echo(self, cmd: dict) -> dict:
         a = self.alloc(cmd)
@@ -513,79 +525,15 @@ class Agent:
             a.conn.close()
         return {"closed": a is not None}
 
-    # ---------------------------------------------------------------- both families
-    # (added for tests/fast_path/fast_path_topology.py)
-    def cmd_probe_af(self, cmd: dict) -> dict:
-        server = hostport(cmd["server"])
-        conn = Conn6() if ":" in server[0] else Conn()
-        try:
-            return self._probe(conn, server)
-        finally:
-            conn.close()
-
+    # ---------------------------------------------------------------- for the fast path test
+    # (tests/fast_path/fast_path_topology.py)
     def cmd_allocate_af(self, cmd: dict) -> dict:
         started = time.monotonic()
         server = hostport(cmd["server"])
-        conn = Conn6() if ":" in server[0] else Conn()
         family = 2 if ":" in server[0] else 1
         attrs = self._allocate_attrs(cmd) + [(REQUESTED_ADDRESS_FAMILY, bytes([family, 0, 0, 0]))]
-        result: dict = {"local": fmt(conn.local)}
-        ok = False
-        try:
-            first = stun.Message(stun.ALLOCATE, stun.REQUEST)
-            for a in attrs:
-                first.add(*a)
-            ans = conn.transact(first, server, None)
-            if ans is None or ans.code() != 401:
-                result.update(code=ans.code() if ans else 0,
-                              reason="expected 401 to the first Allocate" if ans else
-                              "no answer to the unauthenticated Allocate")
-                return result
-            alloc = Allocation(conn, server, cmd["username"], cmd["password"],
-                               ans.text(stun.REALM) or "", ans.text(stun.NONCE) or "")
-            ans = alloc.authed(stun.ALLOCATE, attrs)
-            if ans is None:
-                result.update(code=0, reason="no answer to the authenticated Allocate")
-                return result
-            err = ans.error()
-            result.update(code=ans.code(), reason=err[1] if err else "",
-                          software=ans.text(stun.SOFTWARE))
-            if ans.code() == 200:
-                alloc.relayed = ans.xor_address(stun.XOR_RELAYED_ADDRESS)
-                result.update(relayed=fmt(alloc.relayed), lifetime=ans.u32(stun.LIFETIME),
-                              mapped=fmt(ans.xor_address(stun.XOR_MAPPED_ADDRESS)),
-                              alloc=self.register(alloc))
-                ok = True
-            return result
-        finally:
-            result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
-            if not ok:
-                conn.close()
-
-    def cmd_channel_bind_af(self, cmd: dict) -> dict:
-        a = self.alloc(cmd)
-        ip, port = hostport(cmd["peer"])
-        channel = int(cmd["channel"])
-        answer = None
-        for _ in range(2):  # as Allocation.authed: one retry with a fresh nonce
-            msg = stun.Message(stun.CHANNEL_BIND, stun.REQUEST)
-            msg.add(stun.XOR_PEER_ADDRESS, stun.encode_xor_address(ip, port, msg.txid))
-            msg.add(stun.CHANNEL_NUMBER, struct.pack("!HH", channel, 0))
-            msg.add_str(stun.USERNAME, a.username)
-            msg.add_str(stun.REALM, a.realm)
-            msg.add_str(stun.NONCE, a.nonce)
-            answer = a.conn.transact(msg, a.server, a.key)
-            if answer is None:
-                break
-            new_nonce = answer.text(stun.NONCE)
-            if answer.code() in (438, 401) and new_nonce and new_nonce != a.nonce:
-                a.nonce = new_nonce
-                a.realm = answer.text(stun.REALM) or a.realm
-                continue
-            break
-        if answer is not None and answer.code() == 200:
-            a.peers[channel] = (ip, port)
-        return self._answer(answer)
+        return self._allocate(conn_for(server), server, attrs, cmd, follow=False,
+                              started=started, result={})
 
     def cmd_payloads(self, cmd: dict) -> dict:
         a = self.alloc(cmd)
@@ -645,21 +593,6 @@ def fast_payload(seed: str, size: int) -> bytes:
     """The payload `payloads` sends for a size: random-looking bytes, reproducible by the test
     (and by the peer's checker) from the seed alone."""
     return hashlib.shake_256(f"{seed}:{size}".encode()).digest(size)
-
-
-class Conn6(Conn):
-    """A Conn on an IPv6 socket."""
-
-    def __init__(self) -> None:  # pylint: disable=super-init-not-called
-        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        self.sock.bind(("::", 0))
-        self.local = self.sock.getsockname()[:2]
-        self.pending = {}
-        self.lock = threading.Lock()
-        self.sink = None
-        self.closed = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
 
 
 def main() -> int:
