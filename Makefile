@@ -160,7 +160,7 @@ bench-smoke: build
 
 # ternd, Debian's coturn 4.6.1, coturn 4.17 (with and without its fast path) and the bare
 # forwarder, each pinned to CPU 0 with ternbench on CPU 1, over interleaved rounds; prints one
-# table of medians and ratios (<= 15 min; bench-quick <= 3 min). coturn 4.17 is built from source
+# table of medians and ratios (<= 15 min, then the capacity report of the kernel fast path, 3-6 min; bench-quick <= 3 min). coturn 4.17 is built from source
 # for the comparison only: COTURN_SRC=<coturn source tree or git mirror> builds it once into
 # $(BUILD)/coturn-4.17 (bench/build-coturn.sh); without it those columns stay empty.
 bench:

@@ -38,6 +38,10 @@ redis-server is installed.
     python3 bench/run.py --build build --loops    # forwarder loop candidates only
     python3 bench/run.py --build build --only fleet   # fleet store on against off (~2 min)
     python3 bench/run.py --build build --smoke    # `make test`: ternd only, a few seconds
+    python3 bench/run.py --build build --only capacity   # issue 20's capacity report (~6 min)
+
+The full run ends with the capacity report of the kernel fast path (bench/capacity.py: a veth
+topology in network namespaces; root, ip netns, ethtool and bpftool, else skipped with a note).
 
 coturn 4.17 comes from bench/build-coturn.sh (BUILD/coturn-4.17/bin/turnserver, or --coturn417);
 without it those columns are left empty and the table says why.
@@ -1617,7 +1621,34 @@ def smoke_server(env: Env, kind: str, cases: list) -> int:
     return failures
 
 
+def capacity_report(env: Env) -> tuple[str, dict | None]:
+    """The capacity report of issue 20 (bench/capacity.py): markdown and raw results (None when
+    it was skipped or failed; the markdown says why)."""
+    import capacity  # bench/, beside this script
+    try:
+        return capacity.run_report(env.ternd, env.ternbench, env.coturn, env.tmp)
+    except capacity.CapacityError as e:
+        log(f"capacity: FAIL: {e}")
+        return f"Capacity report (issue 20): FAIL: {e}\n", None
+
+
+def capacity_only(env: Env, args: argparse.Namespace) -> int:
+    """--only capacity: the capacity report alone."""
+    text, raw = capacity_report(env)
+    print()
+    print(text, end="", flush=True)
+    if args.out and raw is not None:
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+        out.write_text(text)
+        log(f"\nwritten: {out} and {out.with_suffix('.json')}")
+    return 0
+
+
 def bench(env: Env, args: argparse.Namespace) -> int:
+    if args.only == "capacity":
+        return capacity_only(env, args)
     started_wall = datetime.datetime.now().astimezone()
     t0 = time.monotonic()
     # --quick leaves out the full-only cases, unless --only names them.
@@ -1677,6 +1708,12 @@ def bench(env: Env, args: argparse.Namespace) -> int:
                       "measurement")
     header.append(f"- total elapsed {elapsed:.0f} s (budget {args.budget:.0f} s)"
                   + (f"; {skipped} measurement(s) SKIPPED for time" if skipped else ""))
+    capacity_text = ""
+    if args.only is None and not args.quick and not args.loops:
+        # The capacity report (issue 20) has a time bound of its own, outside the budget.
+        capacity_text, capacity_raw = capacity_report(env)
+        if capacity_raw is not None:
+            raw.append({"case": "capacity", "result": capacity_raw})
     if args.out:
         # The raw results first: a table that fails to render must not lose the measurements.
         out = pathlib.Path(args.out)
@@ -1690,6 +1727,8 @@ def bench(env: Env, args: argparse.Namespace) -> int:
             lines = [x.strip(" |") for x in r["error"].splitlines() if x.strip(" |")]
             why = lines[0] + (f" … {lines[-1]}" if len(lines) > 1 else "")
             table += f"- round {r['round']} {r['case']} {SERVER_LABEL[r['server']]}: {why}\n"
+    if capacity_text:
+        table += "\n" + capacity_text
     print()
     print(table, end="", flush=True)
     if args.out:

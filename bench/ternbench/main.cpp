@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "call_load.hpp"
 #include "forwarder.hpp"
 #include "link.hpp"
 #include "relay_load.hpp"
@@ -39,6 +40,14 @@ constexpr const char* usage = R"(usage:
                        [--warmup 1] [--duration 5] [--pid SERVER_PID] [--store-pid PID]
   ternbench idle       --server IP:PORT [--transport udp] --secret S [--allocations 10000]
                        [--pid SERVER_PID]
+  ternbench calls      --server IP:PORT --secret S [--forwarder] [--mode fixed|search|flood]
+                       [--calls 50] [--min-calls 64] [--max-calls 16384] [--budget 90]
+                       [--window 8] [--size 100] [--warmup 1] [--duration 3]
+                       [--max-loss 0.001] [--max-p99-ms 5] [--quiet-wait 0]
+                       [--quiet-below 0.10] [--client-netns NAME]
+                       [--peer-netns NAME] [--client-base 10.222.0.0] [--peer-base 10.223.0.0]
+                       [--client-port 20000] [--peer-port 20000] [--server-pids P,P]
+                       [--generator-pids P,P]
 One JSON object goes to stdout; diagnostics to stderr. --sni NAME (TLS): the server name every
 client's ClientHello carries (default: none). setup --store-pid PID: also the CPU time of that
 process (the fleet's Redis) over the measured window, per set-up. setup reports the latency of
@@ -49,6 +58,8 @@ peers = client i's peer is an echo socket of its own at 127.20.x.y:PORT of --pee
 clients); pairs = clients 2k and 2k+1 relay to each other through their two allocations (default
 50 clients). relayed_pps = 2 x packets received by clients: each crossed the server twice. With
 --rate, own packets per second: each is 2 relayed packets with an echo peer, 4 in pairs.
+calls: audio + video calls (or a closed-loop flood) between clients and peers on address
+blocks of their own, for bench/capacity.py; see call_load.hpp.
 )";
 
 class Options {
@@ -417,6 +428,62 @@ int idle(const Options& o) {
     return 0;
 }
 
+std::vector<pid_t> pid_list(const Options& o, const std::string& key) {
+    std::vector<pid_t> out;
+    if (!o.flag(key)) return out;
+    std::istringstream in(o.text(key));
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        if (!item.empty()) out.push_back(static_cast<pid_t>(std::stol(item)));
+    }
+    return out;
+}
+
+std::uint32_t ipv4_host(const Options& o, const std::string& key, const std::string& fallback) {
+    in_addr a{};
+    const std::string t = o.text(key, fallback);
+    if (::inet_pton(AF_INET, t.c_str(), &a) != 1) {
+        throw std::invalid_argument("--" + key + ": expected an IPv4 address, got " + t);
+    }
+    return ntohl(a.s_addr);
+}
+
+int calls(const Options& o) {
+    CallPlan p;
+    p.server = o.address("server");
+    p.forwarder = o.flag("forwarder");
+    p.secret = p.forwarder ? o.text("secret", "unused") : o.text("secret");
+    p.client_netns = o.flag("client-netns") ? o.text("client-netns") : "";
+    p.peer_netns = o.flag("peer-netns") ? o.text("peer-netns") : "";
+    p.client_base = ipv4_host(o, "client-base", "10.222.0.0");
+    p.peer_base = ipv4_host(o, "peer-base", "10.223.0.0");
+    p.client_port = static_cast<std::uint16_t>(o.number("client-port", 20000));
+    p.peer_port = static_cast<std::uint16_t>(o.number("peer-port", 20000));
+    const std::string mode = o.text("mode", "fixed");
+    if (mode == "flood") {
+        p.mode = CallMode::flood;
+    } else if (mode == "search") {
+        p.mode = CallMode::search;
+    } else if (mode != "fixed") {
+        throw std::invalid_argument("--mode must be fixed, search or flood");
+    }
+    p.calls = static_cast<std::size_t>(o.number("calls", 50));
+    p.window = static_cast<std::size_t>(o.number("window", 8));
+    p.size = static_cast<std::size_t>(o.number("size", 100));
+    p.min_calls = static_cast<std::size_t>(o.number("min-calls", 64));
+    p.max_calls = static_cast<std::size_t>(o.number("max-calls", 16384));
+    p.budget_s = o.number("budget", 90);
+    p.warmup_s = o.number("warmup", 1);
+    p.duration_s = o.number("duration", 3);
+    p.max_loss = o.number("max-loss", 0.001);
+    p.max_p99_ms = o.number("max-p99-ms", 5);
+    p.quiet_wait_s = o.number("quiet-wait", 0);
+    p.quiet_below = o.number("quiet-below", 0.10);
+    p.server_pids = pid_list(o, "server-pids");
+    p.generator_pids = pid_list(o, "generator-pids");
+    return run_call_load(p);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -448,6 +515,7 @@ int main(int argc, char** argv) {
         if (command == "rate") return relay(o, true);
         if (command == "setup") return setup(o);
         if (command == "idle") return idle(o);
+        if (command == "calls") return calls(o);
         std::cerr << "unknown command " << command << "\n" << usage;
         return 2;
     } catch (const std::exception& e) {
