@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "support.hpp"
 #include "tern/ctl/endpoint_client.hpp"
@@ -54,6 +55,22 @@ std::string shell(const std::string& command) {
     return out;
 }
 
+// The capability bits ternd holds, effective and permitted (/proc/PID/status).
+std::pair<std::uint64_t, std::uint64_t> capabilities_of(pid_t pid) {
+    const std::string status = shell("cat /proc/" + std::to_string(pid) + "/status");
+    const auto field = [&](const std::string& name) {
+        const auto at = status.find(name + ":\t");
+        return at == std::string::npos
+                   ? ~0ull
+                   : std::stoull(status.substr(at + name.size() + 2), nullptr, 16);
+    };
+    return {field("CapEff"), field("CapPrm")};
+}
+
+constexpr std::uint64_t cap_net_admin = 1ull << 12;
+constexpr std::uint64_t cap_perfmon = 1ull << 38;
+constexpr std::uint64_t cap_bpf = 1ull << 39;
+
 Bytes payload(std::size_t size, std::uint32_t seed) {
     Bytes b(size);
     for (std::size_t i = 0; i < size; ++i)
@@ -88,6 +105,12 @@ TEST_F(KernelFastPath, RelaysBoundChannelsBothWaysInTheKernelAndStopsWhenTheAllo
     ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
     ASSERT_NE(ternd.output().find("kernel fast path: XDP generic on lo"), std::string::npos)
         << ternd.output();
+    // Attached: CAP_BPF stays for the maps, the rest of the fast path's capabilities went.
+    const auto [effective, permitted] = capabilities_of(ternd.pid());
+    EXPECT_EQ(effective & (cap_net_admin | cap_perfmon | cap_bpf), cap_bpf)
+        << std::hex << effective;
+    EXPECT_EQ(permitted & (cap_net_admin | cap_perfmon | cap_bpf), cap_bpf)
+        << std::hex << permitted;
     const std::string link = shell("ip -d link show dev lo");
     EXPECT_NE(link.find("xdpgeneric"), std::string::npos) << link;
     // The program's id, to see it go (other ternd processes may have programs of their own).
@@ -156,6 +179,10 @@ TEST_F(KernelFastPath, OffLeavesTheInterfaceAlone) {
     ASSERT_TRUE(ternd.wait_for_output("is listening on", 10s)) << ternd.output();
     EXPECT_EQ(shell("ip -d link show dev lo").find("xdp"), std::string::npos);
     EXPECT_EQ(ternd.output().find("kernel fast path"), std::string::npos) << ternd.output();
+    // Off: none of the fast path's capabilities is kept, even by a ternd started as root.
+    const auto [effective, permitted] = capabilities_of(ternd.pid());
+    EXPECT_EQ(effective & (cap_net_admin | cap_perfmon | cap_bpf), 0u) << std::hex << effective;
+    EXPECT_EQ(permitted & (cap_net_admin | cap_perfmon | cap_bpf), 0u) << std::hex << permitted;
 }
 
 }  // namespace
