@@ -90,12 +90,11 @@ void AllocationManager::read_kernel_counts(Allocation& a) noexcept {
 
 bool AllocationManager::open_kernel_budgets(Allocation& a) noexcept {
     if (!allocation_rate_.unlimited()) {
-        a.kernel_budgets[0] =
-            kernel_->open_budget("allocation:" + std::to_string(a.id), allocation_rate_);
+        a.kernel_budgets[0] = kernel_->open_budget("a:" + std::to_string(a.id), allocation_rate_);
         if (a.kernel_budgets[0] == no_kernel_budget) return false;
     }
     if (!user_rate_.unlimited() && a.user_budget) {
-        a.kernel_budgets[1] = kernel_->open_budget("user:" + a.username, user_rate_);
+        a.kernel_budgets[1] = kernel_->open_budget("u:" + a.username, user_rate_);
         if (a.kernel_budgets[1] == no_kernel_budget) {
             close_kernel_budgets(a);
             return false;

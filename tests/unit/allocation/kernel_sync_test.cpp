@@ -167,7 +167,7 @@ protected:
         return out;
     }
     std::string allocation_budget_name(const FiveTuple& t) {
-        return "allocation:" + std::to_string(allocation(t).id);
+        return "a:" + std::to_string(allocation(t).id);
     }
 
     FakeKernelRoutes kernel;
@@ -601,8 +601,8 @@ TEST_F(KernelSyncTest, TheUserCapIsOneBudgetForAllOfTheUsersAllocations) {
     allocate_and_bind(t1);
     allocate_and_bind(t2);
     allocate_and_bind(t3, chan, peer_a, /*as_bob=*/true);
-    const FakeKernelRoutes::Budget* alices = kernel.budget("user:alice");
-    const FakeKernelRoutes::Budget* bobs = kernel.budget("user:bob");
+    const FakeKernelRoutes::Budget* alices = kernel.budget("u:alice");
+    const FakeKernelRoutes::Budget* bobs = kernel.budget("u:bob");
     ASSERT_NE(alices, nullptr);
     ASSERT_NE(bobs, nullptr);
     EXPECT_EQ(alices->opens, 2);  // one open per allocation that uses it
@@ -624,7 +624,7 @@ TEST_F(KernelSyncTest, BothCapsGoAlongTogether) {
     allocate_and_bind(t);
     const KernelRoute& r = kernel.installed.at(0).route;
     const auto* own = kernel.budget(allocation_budget_name(t));
-    const auto* user = kernel.budget("user:alice");
+    const auto* user = kernel.budget("u:alice");
     ASSERT_NE(own, nullptr);
     ASSERT_NE(user, nullptr);
     EXPECT_EQ(r.allocation_budget, own->id);
@@ -652,7 +652,7 @@ TEST_F(KernelSyncTest, WhenOnlyTheUsersBudgetHasNoRoomTheAllocationsIsClosedAgai
     settings.limits.user_bandwidth = 100000;
     const FiveTuple t = tuple(40000);
     must_allocate(t, alice());
-    kernel.refuse_budget("user:alice");
+    kernel.refuse_budget("u:alice");
     ASSERT_TRUE(bind(t, alice(), chan, peer_a).success());
     ASSERT_NE(kernel.budget(allocation_budget_name(t)), nullptr);  // it was opened...
     EXPECT_EQ(kernel.open_budgets(), 0);                           // ...and closed again

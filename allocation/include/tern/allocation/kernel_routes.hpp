@@ -49,7 +49,7 @@ public:
     virtual KernelRouteCounts withdraw(const KernelRoute& route) noexcept = 0;
     // Counts so far of an installed route.
     virtual KernelRouteCounts counts(const KernelRoute& route) noexcept = 0;
-    // The budget called `name` ("allocation:<id>", "user:<name>": the same name, the same
+    // The budget called `name` ("a:<allocation id>", "u:<user>": the same name, the same
     // buckets, whichever worker asks), full when new, at `rate` from now on; every open needs a
     // close. no_kernel_budget when there is no room: the caller leaves the route to user space.
     virtual KernelBudget open_budget(std::string_view name, const BucketRate& rate) noexcept = 0;
