@@ -63,10 +63,13 @@ import tempfile
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
+
+from bench_support import (RELAY_PORTS, REALM, SECRET,  # noqa: E402
+                           TERND_LIMITS, BenchError, f_pct, f_pps, f_ratio, launch, log,
+                           ratio, stop_process, tail, wait_started)
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SECRET = "tern-bench-secret-7f3a9c2e51d04b86"  # as bench/run.py
-REALM = "bench.tern"
-RELAY_PORTS = (12000, 31999)
 
 NS_SERVER, NS_CLIENT, NS_PEER = "tcap-srv", "tcap-cli", "tcap-peer"
 SERVER_CLIENT_DEV, CLIENT_DEV = "tcap-c0", "tcap-c1"
@@ -90,8 +93,6 @@ MAX_LOSS, MAX_P99_MS = 0.001, 5.0
 # be quiet (< 0.1 core busy while the load is off); a search step that fails is measured again.
 FLOOD_QUIET_WAIT, SEARCH_QUIET_WAIT = 15.0, 5.0
 NOISY = 0.15  # measurement 1: a run with more other CPU than this is measured again
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 FLOOD_SERVERS = ["ternd-fast", "ternd", "forwarder"]
 CALL_SERVERS = ["ternd-fast", "ternd", "coturn"]
@@ -101,26 +102,13 @@ LABEL = {"ternd-fast": "ternd, fast path on", "ternd": "ternd, user space",
 CLONE_NEWNET = 0x40000000
 
 
-class CapacityError(Exception):
-    """A measurement failed; the message says why."""
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def tail(text: str, lines: int = 8) -> str:
-    rows = [r for r in text.splitlines() if r.strip()]
-    return "\n".join("    | " + r for r in rows[-lines:])
-
-
 def sh(cmd: list[str], check: bool = True, timeout: float = 20.0) -> str:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise CapacityError(f"{' '.join(cmd)}: {e}") from e
+        raise BenchError(f"{' '.join(cmd)}: {e}") from e
     if check and r.returncode != 0:
-        raise CapacityError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()}")
+        raise BenchError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()}")
     return r.stdout
 
 
@@ -157,7 +145,7 @@ def in_netns(name: str):
     try:
         if _libc.setns(target, CLONE_NEWNET) != 0:
             e = ctypes.get_errno()
-            raise CapacityError(f"setns {name}: {os.strerror(e)}")
+            raise BenchError(f"setns {name}: {os.strerror(e)}")
         yield
     finally:
         _libc.setns(home, CLONE_NEWNET)
@@ -257,7 +245,7 @@ class Topology:
                 sh(["taskset", "-pc", str(cpu), str(pid)], check=False)
                 (server if mine else generator).append(pid)
         if not server or not generator:
-            raise CapacityError(f"threaded NAPI is not running on every veth end: {threads}")
+            raise BenchError(f"threaded NAPI is not running on every veth end: {threads}")
         return server, generator
 
 
@@ -276,9 +264,7 @@ def ternd_config(fast: bool) -> str:
         f'auth: {{ secrets: [ "{SECRET}" ] }}\n'
         f"relay: {{ addresses: [ {RELAY_IP} ], ports: {RELAY_PORTS[0]}-{RELAY_PORTS[1]}, "
         f"allow_peers: [ {PEER_BLOCK} ]{fast_path} }}\n"
-        "limits: { max_allocations: 1000000, max_allocations_per_user: 1000000,\n"
-        "          allocation_bandwidth: 0, user_bandwidth: 0, unauthenticated_rate: 0,\n"
-        "          max_connections: 100000, max_connections_per_ip: 100000, shutdown_grace: 0 }\n"
+        + TERND_LIMITS +
         "threads: 1\n"
         "log: { level: warn }\n"
         f'metrics: {{ listen: "127.0.0.1:{METRICS_PORT}" }}\n'
@@ -315,19 +301,13 @@ class Server:
             cmd = [str(ctx.ternbench), "forward", "--listen", f"{LISTEN_IP}:{LISTEN_PORT}"]
         elif kind == "coturn":
             if ctx.coturn is None:
-                raise CapacityError("coturn (turnserver) is not installed: apt install coturn")
+                raise BenchError("coturn (turnserver) is not installed: apt install coturn")
             cmd = coturn_command(ctx.coturn, ctx.tmp)
         else:
-            raise CapacityError(f"unknown server {kind}")
+            raise BenchError(f"unknown server {kind}")
         # ip netns exec and taskset exec what follows: the pid is the server's own.
         cmd = ["ip", "netns", "exec", NS_SERVER, "taskset", "-c", str(ctx.server_cpu)] + cmd
-        self.log_file = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as e:
-            self.log_file.close()
-            raise CapacityError(f"cannot start {kind}: {e}") from e
+        self.proc, self.log_file = launch(cmd, self.log_path, kind)
         self.pid = self.proc.pid
         self.napi: list[int] = []
         self.generator_napi: list[int] = []
@@ -338,38 +318,28 @@ class Server:
         except OSError:
             return ""
 
+    def _ready(self) -> bool:
+        if self.kind == "forwarder":
+            return "forwarder listening on" in self.output()
+        if self.kind.startswith("ternd") and "is listening on" not in self.output():
+            return False
+        return self._listening()
+
     def _listening(self) -> bool:
         out = sh(["ip", "netns", "exec", NS_SERVER, "ss", "-Hlun", "sport", "=",
                   f":{LISTEN_PORT}"], check=False)
         return bool(out.strip())
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                raise CapacityError(f"{self.kind} exited with code {self.proc.returncode} while "
-                                    f"starting:\n{tail(self.output())}")
-            text = self.output()
-            if self.kind == "forwarder":
-                ready = "forwarder listening on" in text
-            elif self.kind.startswith("ternd"):
-                ready = "is listening on" in text and self._listening()
-            else:
-                ready = self._listening()
-            if ready:
-                break
-            if time.monotonic() > deadline:
-                raise CapacityError(f"{self.kind} not ready after {READY_TIMEOUT:.0f} s:\n"
-                                    f"{tail(self.output())}")
-            time.sleep(0.05)
+        wait_started(self.proc, self.kind, self.output, self._ready, lines=8)
         exe = os.path.basename(os.readlink(f"/proc/{self.pid}/exe"))
         if exe in ("ip", "taskset"):
-            raise CapacityError(f"pid {self.pid} is {exe}, not the server")
+            raise BenchError(f"pid {self.pid} is {exe}, not the server")
         if self.kind == "ternd-fast":
             links = sh(["ip", "-n", NS_SERVER, "-d", "link", "show"], check=False)
             if "xdp" not in links:
-                raise CapacityError("ternd started but no XDP program is attached:\n"
-                                    + tail(self.output()))
+                raise BenchError("ternd started but no XDP program is attached:\n"
+                                    + tail(self.output(), 8))
             self.xdp_mode = "generic" if "xdpgeneric" in links else "native"
         time.sleep(0.2)  # XDP attach re-creates NAPI threads: pin what runs now
         self.napi, self.generator_napi = self.ctx.topology.pin()
@@ -398,19 +368,7 @@ class Server:
         return out
 
     def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                os.kill(self.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    log(f"  {self.kind} (pid {self.pid}) ignored SIGTERM; SIGKILL")
-                    os.kill(self.pid, signal.SIGKILL)
-                    self.proc.wait()
-        except ProcessLookupError:
-            pass
-        finally:
-            self.log_file.close()
+        stop_process(self.proc, self.log_file, self.kind)
 
 
 def metric_sum(m: dict[str, float], prefix: str) -> float:
@@ -506,10 +464,10 @@ def generator(ctx: Context, server: Server, args: list[str], timeout: float) -> 
                            timeout=timeout)
     except subprocess.TimeoutExpired as e:
         err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        raise CapacityError(f"ternbench calls timed out after {timeout:.0f} s:\n{tail(err)}") from e
+        raise BenchError(f"ternbench calls timed out after {timeout:.0f} s:\n{tail(err, 8)}") from e
     if server.proc.poll() is not None:
-        raise CapacityError(f"{server.kind} died during the run (exit code "
-                            f"{server.proc.returncode}):\n{tail(server.output())}")
+        raise BenchError(f"{server.kind} died during the run (exit code "
+                            f"{server.proc.returncode}):\n{tail(server.output(), 8)}")
     results = []
     for line in r.stdout.splitlines():
         try:
@@ -519,7 +477,7 @@ def generator(ctx: Context, server: Server, args: list[str], timeout: float) -> 
         if isinstance(obj, dict):
             results.append(obj)
     if r.returncode not in (0, 4) or not results:
-        raise CapacityError(f"ternbench calls exited with code {r.returncode}:\n{tail(r.stderr)}")
+        raise BenchError(f"ternbench calls exited with code {r.returncode}:\n{tail(r.stderr, 8)}")
     return results
 
 
@@ -597,7 +555,7 @@ def search_run(ctx: Context, server: Server, budget: float) -> dict:
     m1, b1 = server.metrics(), BpfStats.sample()
     final = lines[-1]
     if final.get("test") != "calls-search":
-        raise CapacityError("ternbench calls printed no search result")
+        raise BenchError("ternbench calls printed no search result")
     final["steps"] = [x for x in lines if x.get("test") == "calls"]
     add_kernel_figures(final, m0, m1, b0, b1)
     if server.kind == "ternd-fast":
@@ -619,7 +577,7 @@ def measure(ctx: Context) -> dict:
                 log(f"capacity: measurement 1, {LABEL[kind]}")
                 try:
                     raw["flood"][kind] = with_server(ctx, kind, lambda s: flood_runs(ctx, s))
-                except CapacityError as e:
+                except BenchError as e:
                     log(f"  {LABEL[kind]}: FAIL: {e}")
                     raw["errors"][f"flood {kind}"] = str(e)
             for i, kind in enumerate(CALL_SERVERS):
@@ -633,7 +591,7 @@ def measure(ctx: Context) -> dict:
                 try:
                     raw["calls"][kind] = with_server(ctx, kind,
                                                      lambda s: search_run(ctx, s, share - 5))
-                except CapacityError as e:
+                except BenchError as e:
                     log(f"  {LABEL[kind]}: FAIL: {e}")
                     raw["errors"][f"calls {kind}"] = str(e)
     finally:
@@ -645,22 +603,12 @@ def measure(ctx: Context) -> dict:
 # Report
 
 
-def f_pps(v: float) -> str:
-    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
-
-
 def f_us(v: float) -> str:
     return f"{v:.2f} µs"
 
 
-def f_pct(v: float) -> str:
-    return f"{v * 100:.0f} %"
-
-
-def f_ratio(a, b) -> str:
-    if a is None or b is None or b == 0:
-        return "–"
-    return f"{a / b:.2f}×"
+def f_ratio_of(a, b) -> str:
+    return f_ratio(ratio(a, b))
 
 
 def machine_lines(ctx: Context, load_before: str) -> list[str]:
@@ -743,7 +691,7 @@ def flood_table(raw: dict) -> list[str]:
             met = ""
             if key in ("relayed_pps", "cpu_us_per_relayed", "proc_cpu_us_per_relayed",
                        "pps_per_core", "rtt_p50_us"):
-                ratio = f_ratio(value("ternd-fast", size, key), value("ternd", size, key))
+                ratio = f_ratio_of(value("ternd-fast", size, key), value("ternd", size, key))
             if target:
                 a, b = value("ternd-fast", size, key), value("ternd", size, key)
                 if a is not None and b:
@@ -786,7 +734,7 @@ def calls_table(raw: dict) -> list[str]:
         return row
 
     def ratio(get) -> str:
-        return f_ratio(get("ternd-fast"), get("ternd"))
+        return f_ratio_of(get("ternd-fast"), get("ternd"))
 
     def limit(kind: str) -> str:
         """What failed first: the generator (its core or pacing), datagrams dropped at the
@@ -942,7 +890,7 @@ def run_report(ternd: pathlib.Path, ternbench: pathlib.Path, coturn: str | None,
         return text, None
     for p in (ternd, ternbench):
         if not os.access(p, os.X_OK):
-            raise CapacityError(f"not built: {p}")
+            raise BenchError(f"not built: {p}")
     ctx = Context(ternd, ternbench, coturn, tmp, budget, threaded)
     load_before = " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
     t0 = time.monotonic()
@@ -977,7 +925,7 @@ def main() -> int:
     try:
         text, raw = run_report(ternd, ternbench, shutil.which("turnserver"), tmp, args.budget,
                                not args.inline_napi)
-    except CapacityError as e:
+    except BenchError as e:
         log(f"capacity: {e}")
         return 1
     except KeyboardInterrupt:

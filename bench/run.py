@@ -70,16 +70,17 @@ import tempfile
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
+
+from bench_support import (READY_TIMEOUT, RELAY_PORTS, REALM, SECRET, STOP_TIMEOUT,  # noqa: E402
+                           TERND_LIMITS, BenchError, f_pct, f_pps, f_ratio, launch, log,
+                           ratio, stop_process, tail, wait_started)
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SECRET = "tern-bench-secret-7f3a9c2e51d04b86"
-REALM = "bench.tern"
 # Listening and peer ports come from PORT_POOL; relay ports from RELAY_PORTS. Both lie below the
 # kernel's ephemeral range (32768-60999 by default), so they never collide with the generator's
 # client sockets. Only one server runs at a time, so ternd and coturn share the relay range.
 PORT_POOL = (10000, 11999)
-RELAY_PORTS = (12000, 31999)
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 # The shared port (ternd's edge): the TURN name in edge.turn_names, and the website's name, whose
 # TLS connections ternd passes to nginx (edge.fallback). web-100m downloads WEB_FILE_BYTES from
 # nginx WEB_DOWNLOADS times per measurement.
@@ -112,19 +113,6 @@ SERVER_LABEL = {
     "nginx": "nginx",
     "haproxy": "HAProxy",
 }
-
-
-class BenchError(Exception):
-    """A measurement failed; the message says why (and may carry a log tail)."""
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def tail(text: str, lines: int = 15) -> str:
-    rows = [r for r in text.splitlines() if r.strip()]
-    return "\n".join("    | " + r for r in rows[-lines:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,9 +320,7 @@ def ternd_config(env: Env, port: int, tls_port: int, threads: int,
         f'auth: {{ secrets: [ "{SECRET}" ] }}\n'
         f"relay: {{ addresses: [ 127.0.0.1 ], ports: {RELAY_PORTS[0]}-{RELAY_PORTS[1]}, "
         f"allow_peers: [ 127.0.0.0/8 ] }}\n"
-        "limits: { max_allocations: 1000000, max_allocations_per_user: 1000000,\n"
-        "          allocation_bandwidth: 0, user_bandwidth: 0, unauthenticated_rate: 0,\n"
-        "          max_connections: 100000, max_connections_per_ip: 100000, shutdown_grace: 0 }\n"
+        + TERND_LIMITS +
         f"threads: {threads}\n"
         "log: { level: warn }\n"
     )
@@ -392,46 +378,6 @@ def tcp_probe(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def launch(cmd: list[str], log_path: pathlib.Path, what: str,
-           env: dict | None = None) -> tuple[subprocess.Popen, object]:
-    """Starts a background process of this run with its output in `log_path`, in a session of
-    its own; `what` names it in the error ("haproxy: apt install haproxy")."""
-    log_file = open(log_path, "wb")
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    except OSError as e:
-        log_file.close()
-        raise BenchError(f"cannot start {what} ({e})") from e
-    return proc, log_file
-
-
-def stop_process(proc: subprocess.Popen, log_file, name: str, timeout: float = 0.0,
-                 quiet: bool = False, also_kill: list[int] | None = None) -> None:
-    """SIGTERM by PID, then SIGKILL (to `also_kill` too) after `timeout` (STOP_TIMEOUT when 0);
-    closes the log."""
-    timeout = timeout or STOP_TIMEOUT
-    try:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                if not quiet:
-                    log(f"  {name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; SIGKILL")
-                for pid in also_kill or []:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-    except ProcessLookupError:
-        pass
-    finally:
-        log_file.close()
 
 
 class Server:
@@ -504,17 +450,7 @@ class Server:
             return ""
 
     def wait_ready(self, transport: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError(f"{self.kind} exited with code {self.proc.returncode} while "
-                                 f"starting:\n{tail(self.output())}")
-            if self._ready(transport):
-                break
-            if time.monotonic() > deadline:
-                raise BenchError(f"{self.kind} not ready after {READY_TIMEOUT:.0f} s:\n"
-                                 f"{tail(self.output())}")
-            time.sleep(0.05)
+        wait_started(self.proc, self.kind, self.output, lambda: self._ready(transport))
         self._check_pid()
 
     def _ready(self, transport: str) -> bool:
@@ -1027,20 +963,12 @@ def measure(env: Env, case: Case, server_kind: str) -> dict:
 # Formatting
 
 
-def f_pps(v: float) -> str:
-    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
-
-
 def f_us(v: float) -> str:
     return f"{v:.2f} µs" if v < 100 else f"{v:.0f} µs"
 
 
 def f_rtt(v: float) -> str:
     return f"{v:.0f} µs"
-
-
-def f_pct(v: float) -> str:
-    return f"{v * 100:.0f} %"
 
 
 def f_loss(v: float) -> str:
@@ -1214,16 +1142,6 @@ class Results:
         if notes:
             text += " [" + ", ".join(notes) + "]"
         return text
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or b == 0:
-        return None
-    return a / b
-
-
-def f_ratio(r: float | None) -> str:
-    return "–" if r is None else f"{r:.2f}×"
 
 
 def judge(res: Results, case: str, key: str) -> tuple[str, str]:
@@ -1627,7 +1545,7 @@ def capacity_report(env: Env) -> tuple[str, dict | None]:
     import capacity  # bench/, beside this script
     try:
         return capacity.run_report(env.ternd, env.ternbench, env.coturn, env.tmp)
-    except capacity.CapacityError as e:
+    except BenchError as e:
         log(f"capacity: FAIL: {e}")
         return f"Capacity report (issue 20): FAIL: {e}\n", None
 

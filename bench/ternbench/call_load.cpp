@@ -27,6 +27,7 @@
 
 #include "forwarder.hpp"
 #include "link.hpp"
+#include "server_probe.hpp"
 #include "setup_load.hpp"
 
 namespace ternbench {
@@ -183,27 +184,6 @@ double ticks() {
     return t;
 }
 
-// utime + stime of a process or thread in seconds; nullopt when it is gone.
-std::optional<double> pid_cpu(const std::string& path) {
-    std::ifstream in(path);
-    std::string line;
-    if (!std::getline(in, line)) return std::nullopt;
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) return std::nullopt;
-    std::istringstream fields(line.substr(close + 2));
-    std::string f;
-    std::uint64_t utime = 0;
-    std::uint64_t stime = 0;
-    for (int i = 3; fields >> f; ++i) {
-        if (i == 14) utime = std::stoull(f);
-        if (i == 15) {
-            stime = std::stoull(f);
-            break;
-        }
-    }
-    return static_cast<double>(utime + stime) / ticks();
-}
-
 CpuSample sample_cpu(const CallPlan& plan) {
     CpuSample s;
     std::ifstream stat("/proc/stat");
@@ -222,14 +202,14 @@ CpuSample sample_cpu(const CallPlan& plan) {
         }
     }
     s.at = static_cast<double>(mono_ns()) / 1e9;
-    s.self = pid_cpu("/proc/self/stat").value_or(0);
+    s.self = stat_cpu_seconds("/proc/self/stat").value_or(0);
     for (const pid_t p : plan.server_pids) {
-        const auto c = pid_cpu("/proc/" + std::to_string(p) + "/stat");
+        const auto c = stat_cpu_seconds("/proc/" + std::to_string(p) + "/stat");
         if (!c) s.server_alive = false;
         s.server += c.value_or(0);
     }
     for (const pid_t p : plan.generator_pids) {
-        s.generator_extra += pid_cpu("/proc/" + std::to_string(p) + "/stat").value_or(0);
+        s.generator_extra += stat_cpu_seconds("/proc/" + std::to_string(p) + "/stat").value_or(0);
     }
     return s;
 }
@@ -546,35 +526,6 @@ private:
     std::array<sockaddr_in, batch> sources_{};
     std::array<std::uint8_t, batch * control_bytes> rcontrol_{};
 };
-
-// The forwarder's stand-in for Allocate and ChannelBind over a call's own Link (as main.cpp's
-// forwarder_exchange): returns the address in the answer.
-TransportAddress forwarder_exchange(Link& link, std::uint8_t type,
-                                    const TransportAddress& address) {
-    std::array<std::uint8_t, fwd_message_size> m{};
-    m[0] = type;
-    std::memcpy(m.data() + 4, address.bytes.data(), 4);
-    const std::uint16_t port = htons(address.port);
-    std::memcpy(m.data() + 8, &port, 2);
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        link.send(m);
-        pollfd p{link.fd(), POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0) continue;
-        std::optional<TransportAddress> answer;
-        link.receive([&](std::span<const std::uint8_t> frame) {
-            if (frame.size() != fwd_message_size || frame[0] != type) return;
-            TransportAddress a{};
-            a.family = tern::protocol::AddressFamily::ipv4;
-            std::memcpy(a.bytes.data(), frame.data() + 4, 4);
-            std::uint16_t p16 = 0;
-            std::memcpy(&p16, frame.data() + 8, 2);
-            a.port = ntohs(p16);
-            answer = a;
-        });
-        if (answer) return *answer;
-    }
-    throw std::runtime_error("the forwarder does not answer its set-up messages");
-}
 
 struct CpuFigures {
     double window_s = 0;

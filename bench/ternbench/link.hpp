@@ -92,4 +92,10 @@ bool Link::receive(F&& on_frame) {
 // A client TLS context that does not verify (benchmark servers use throwaway certificates).
 SSL_CTX* make_client_tls();
 
+// One set-up exchange with the bare forwarder (forwarder.hpp's fwd_allocate or fwd_bind) over a
+// client's own connected UDP Link: sends `type` with `address`, waits for the answer, retries a
+// few times. Returns the address in the answer; throws std::runtime_error when none comes.
+tern::protocol::TransportAddress forwarder_exchange(
+    Link& link, std::uint8_t type, const tern::protocol::TransportAddress& address);
+
 }  // namespace ternbench

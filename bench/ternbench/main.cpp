@@ -189,35 +189,6 @@ TransportAddress peer_address(std::size_t k, std::uint16_t port) {
     return a;
 }
 
-// One set-up exchange with the forwarder over a client's own (connected) socket: send `type`
-// with `address`, wait for the answer, retry a few times. Returns the address in the answer.
-TransportAddress forwarder_exchange(Link& link, std::uint8_t type,
-                                    const TransportAddress& address) {
-    std::array<std::uint8_t, fwd_message_size> m{};
-    m[0] = type;
-    std::memcpy(m.data() + 4, address.bytes.data(), 4);
-    const std::uint16_t port = htons(address.port);
-    std::memcpy(m.data() + 8, &port, 2);
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        link.send(m);
-        pollfd p{link.fd(), POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0) continue;
-        std::optional<TransportAddress> answer;
-        link.receive([&](std::span<const std::uint8_t> frame) {
-            if (frame.size() != fwd_message_size || frame[0] != type) return;
-            TransportAddress a{};
-            a.family = tern::protocol::AddressFamily::ipv4;
-            std::memcpy(a.bytes.data(), frame.data() + 4, 4);
-            std::uint16_t p16 = 0;
-            std::memcpy(&p16, frame.data() + 8, 2);
-            a.port = ntohs(p16);
-            answer = a;
-        });
-        if (answer) return *answer;
-    }
-    throw std::runtime_error("the forwarder does not answer its set-up messages");
-}
-
 int relay(const Options& o, bool fixed_rate) {
     const Transport t = transport_of(o);
     const Topology topology = topology_of(o);

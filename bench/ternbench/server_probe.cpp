@@ -10,15 +10,13 @@
 
 namespace ternbench {
 
-namespace {
-
-double read_cpu_seconds(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+std::optional<double> stat_cpu_seconds(const std::string& stat_path) {
+    std::ifstream in(stat_path);
     std::string line;
-    std::getline(in, line);
+    if (!std::getline(in, line)) return std::nullopt;
     // The command name may hold spaces; the fields we want follow its closing parenthesis.
     const auto close = line.rfind(')');
-    if (close == std::string::npos) return 0;
+    if (close == std::string::npos) return std::nullopt;
     std::istringstream fields(line.substr(close + 2));
     std::string f;
     std::uint64_t utime = 0;
@@ -30,8 +28,11 @@ double read_cpu_seconds(pid_t pid) {
             break;
         }
     }
-    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    static const auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    return static_cast<double>(utime + stime) / ticks;
 }
+
+namespace {
 
 std::uint64_t read_rss_kib(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -87,7 +88,7 @@ ServerSample ServerProbe::sample() const {
     ServerSample s;
     s.udp_drops = read_udp_drops();
     if (pid_ <= 0) return s;
-    s.cpu_seconds = read_cpu_seconds(pid_);
+    s.cpu_seconds = stat_cpu_seconds("/proc/" + std::to_string(pid_) + "/stat").value_or(0);
     s.rss_kib = read_rss_kib(pid_);
     s.fds = count_fds(pid_);
     return s;

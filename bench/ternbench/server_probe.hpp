@@ -5,8 +5,14 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 namespace ternbench {
+
+// utime + stime in seconds from a /proc/PID/stat (or /proc/PID/task/TID/stat) file; nullopt when
+// it cannot be read (the process or thread is gone).
+std::optional<double> stat_cpu_seconds(const std::string& stat_path);
 
 struct ServerSample {
     double cpu_seconds = 0;       // utime + stime of every thread
