@@ -126,9 +126,10 @@ void AllocationManager::sync_kernel(Allocation& a, TimePoint now) noexcept {
         const bool held =
             std::any_of(a.kernel.begin(), a.kernel.end(),
                         [&](const KernelChannel& k) { return k.route.channel == channel; });
-        if (held || !kernel_route(a, channel, peer, now)) return;
-        if (a.kernel.empty() && !open_kernel_budgets(a)) return;
-        const auto route = kernel_route(a, channel, peer, now);  // with the budgets
+        auto route = held ? std::nullopt : kernel_route(a, channel, peer, now);
+        if (!route || (a.kernel.empty() && !open_kernel_budgets(a))) return;
+        route->allocation_budget = a.kernel_budgets[0];  // opened just now for the first route
+        route->user_budget = a.kernel_budgets[1];
         if (kernel_->install(*route)) {
             a.kernel.push_back(KernelChannel{*route, {}});
         } else if (a.kernel.empty()) {
